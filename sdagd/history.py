@@ -1,0 +1,82 @@
+"""The record of a training run: one entry per epoch."""
+from __future__ import annotations
+
+import math
+
+__all__ = ["History", "epoch_record"]
+
+# Columns every history has, in the order they print.
+COLUMNS = (
+    "epoch",           # 1-based, counted over the network's whole life (resumed fits continue)
+    "train_loss",      # mean mini-batch loss during the epoch, before each update
+    "train_error",     # share of training rows misclassified during the epoch (0..1)
+    "val_loss",        # on validation_data after the epoch (NaN without it)
+    "val_error",       # 0..1 (NaN without validation data)
+    "time",            # wall seconds of the epoch, evaluation included
+    "mu_mean",         # SDAGD: mean of mu_k over steps and norm groups (NaN otherwise)
+    "mu_min",
+    "mu_max",
+    "phase1_fraction", # SDAGD: share of parameter updates with mu_k > h (greatest-descent phase)
+)
+
+
+def epoch_record(epoch, stats, val, seconds):
+    """One history row from the C core's epoch statistics and the validation result."""
+    nan = math.nan
+    sdagd = stats["mu_count"] > 0
+    return {
+        "epoch": epoch,
+        "train_loss": stats["loss_sum"] / stats["rows"] if stats["rows"] else nan,
+        "train_error": stats["errors"] / stats["rows"] if stats["rows"] else nan,
+        "val_loss": val[0] if val else nan,
+        "val_error": val[1] if val else nan,
+        "time": seconds,
+        "mu_mean": stats["mu_sum"] / stats["mu_count"] if sdagd else nan,
+        "mu_min": stats["mu_min"] if sdagd else nan,
+        "mu_max": stats["mu_max"] if sdagd else nan,
+        "phase1_fraction": stats["phase1_params"] / stats["params_seen"] if sdagd else nan,
+    }
+
+
+class History:
+    """Per-epoch training record. Each column is a list: ``history.train_error[-1]``,
+    ``history["val_error"]``; :meth:`records` gives one dict per epoch.
+
+    Columns: ``epoch, train_loss, train_error, val_loss, val_error, time`` and, for SDAGD,
+    ``mu_mean, mu_min, mu_max, phase1_fraction`` (NaN for other optimizers). Errors are
+    fractions in [0, 1]; multiply by 100 for the paper's MCR in %.
+    """
+
+    def __init__(self, records=()):
+        self._columns = {name: [] for name in COLUMNS}
+        for record in records:
+            self.append(record)
+
+    def append(self, record: dict) -> None:
+        for name in COLUMNS:
+            self._columns[name].append(record[name])
+
+    def __getitem__(self, name):
+        return self._columns[name]
+
+    def __getattr__(self, name):
+        columns = self.__dict__.get("_columns", {})
+        if name in columns:
+            return columns[name]
+        raise AttributeError(name)
+
+    def __len__(self):
+        return len(self._columns["epoch"])
+
+    def records(self) -> list:
+        return [{name: self._columns[name][i] for name in COLUMNS} for i in range(len(self))]
+
+    def as_dict(self) -> dict:
+        return {name: list(values) for name, values in self._columns.items()}
+
+    def __repr__(self):
+        if not len(self):
+            return "History(no epochs)"
+        last = self.records()[-1]
+        return (f"History({len(self)} epochs; last: train_error={last['train_error']:.4f}, "
+                f"val_error={last['val_error']:.4f})")

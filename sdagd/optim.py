@@ -1,0 +1,266 @@
+"""Optimizers: SGD, SDAGD, SDLM, AdaGrad, AdaDelta and Adam.
+
+Each class holds validated hyperparameters; the update itself runs in the C core
+(``csrc/optim.c``) over the flat parameter slab. The numerical state (momentum, running
+averages, step count) is created when the optimizer is first used with a network and stays
+bound to that network: it lives with the training run, and :meth:`sdagd.MLP.save` stores it so
+that a resumed fit continues bit for bit.
+
+The update rules are those of ``ALGORITHMS.md`` section 5, with ``g`` the mini-batch gradient
+and ``h`` the truncated diagonal Hessian of the same mini-batch (all elementwise).
+
+Example
+-------
+>>> import numpy as np, sdagd
+>>> net = sdagd.MLP([4, 8, 3], seed=0)
+>>> X = np.random.default_rng(0).random((20, 4), dtype=np.float32)
+>>> y = np.arange(20) % 3
+>>> opt = sdagd.optim.SDAGD(radius=0.3)
+>>> loss = net.train_step(X, y, opt)
+>>> opt.step_count
+1
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["Optimizer", "SGD", "SDAGD", "SDLM", "AdaGrad", "AdaDelta", "Adam", "from_config"]
+
+# Codes shared with csrc/sdagd.h (sdagd_optimizer_kind, sdagd_norm).
+_KIND = {"SGD": 0, "SDAGD": 1, "SDLM": 2, "AdaGrad": 3, "AdaDelta": 4, "Adam": 5}
+_NORM = {"layer": 0, "global": 1}
+
+
+def _positive(name, value, cls):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{cls}: {name} must be a number, got {value!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{cls}: invalid {name} {value!r}; it must be a positive finite number")
+    return value
+
+
+def _in_unit_interval(name, value, cls, *, closed_high=False):
+    value = float(value)
+    ok = 0 <= value <= 1 if closed_high else 0 <= value < 1
+    if not ok:
+        interval = "[0, 1]" if closed_high else "[0, 1)"
+        raise ValueError(f"{cls}: invalid {name} {value!r}; it must be in {interval}")
+    return value
+
+
+class Optimizer:
+    """Base class: hyperparameters, the binding to one network, and the state in the C core."""
+
+    needs_hessian = False
+
+    def __init__(self, **hyperparameters):
+        self._hyper = hyperparameters
+        self._core = None      # _core.Optimizer, made on first use
+        self._net_core = None  # the _core.Net that state belongs to
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def hyperparameters(self) -> dict:
+        """The hyperparameters as given (validated), e.g. for records and reports."""
+        return dict(self._hyper)
+
+    def config(self) -> dict:
+        """A JSON-able description from which :func:`from_config` rebuilds the optimizer."""
+        return {"name": self.name, **self._hyper}
+
+    def _core_kwargs(self) -> dict:
+        return dict(self._hyper)
+
+    def _bind(self, net_core):
+        """The C-core optimizer for ``net_core``, made on first use."""
+        if self._core is None:
+            self._core = _core.Optimizer(net_core, _KIND[self.name], **self._core_kwargs())
+            self._net_core = net_core
+        elif self._net_core is not net_core:
+            raise ValueError(
+                f"this {self.name} optimizer already holds state for another network; "
+                f"create a new optimizer for each network (or call reset())"
+            )
+        return self._core
+
+    def reset(self):
+        """Forget all state (step count, averages); the next use starts afresh."""
+        self._core = None
+        self._net_core = None
+
+    @property
+    def step_count(self) -> int:
+        """Updates taken so far (0 before first use)."""
+        return 0 if self._core is None else self._core.step_count
+
+    def state_dict(self) -> dict:
+        """Hyperparameters plus a copy of the numerical state (``state``: float32 array of
+        shape (slabs, P) in the flat parameter layout, ``step``)."""
+        out = {"config": self.config(), "state": None, "step": 0}
+        if self._core is not None:
+            out["state"], out["step"] = self._core.get_state()
+        return out
+
+    def load_state_dict(self, state: dict, net) -> None:
+        """Restore state saved by :meth:`state_dict` for the network ``net`` (an MLP)."""
+        if state["config"] != self.config():
+            raise ValueError(
+                f"saved optimizer state is for {state['config']}, not for {self.config()}"
+            )
+        self.reset()
+        core = self._bind(net._net)
+        if state["state"] is not None:
+            core.set_state(np.ascontiguousarray(state["state"], dtype=np.float32), int(state["step"]))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())
+        return f"{self.name}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent (paper eq. 6), optionally with momentum.
+
+    ``theta <- theta - lr * g``; with momentum ``m <- momentum * m + g; theta <- theta - lr * m``
+    (the convention of torch.optim.SGD without dampening or Nesterov).
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, > 0.
+    momentum : float, default 0
+        In [0, 1).
+    """
+
+    def __init__(self, lr: float, momentum: float = 0.0):
+        super().__init__(lr=_positive("lr", lr, "SGD"), momentum=_in_unit_interval("momentum", momentum, "SGD"))
+
+
+class SDAGD(Optimizer):
+    """Stochastic diagonal approximate greatest descent (Tan & Lim, eq. 7; ALGORITHMS.md 5).
+
+    ``theta <- theta - g / (mu_k + h + eps)`` with ``mu_k = ||g||_2 / R``, where ``h`` is the
+    truncated diagonal Hessian of the same mini-batch. Far from a minimum (``mu_k >> h``) the
+    step is about ``R * g / ||g||``, a step of length R along steepest descent ("greatest
+    descent", phase 1); near one (``mu_k << h``) it is about ``g / h`` (diagonal Newton).
+
+    Parameters
+    ----------
+    radius : float
+        R > 0, the radius of the spherical search region: the step length in phase 1.
+        The papers give no value; choose it on a validation split (0.3 works for the paper's
+        sigmoid and ReLU nets with ``norm="layer"``).
+    eps : float, default 1e-8
+        Guards 0/0 only; it is not a learning rate.
+    norm : {"layer", "global"}, default "layer"
+        Which gradient the norm in ``mu_k`` covers. ``"layer"``: one ``mu_k`` per layer (W and
+        b together), so every layer steps about R in phase 1 and vanishing gradients of early
+        layers are rescaled. ``"global"``: one ``mu_k`` over all parameters, the literal
+        reading of eq. 7. See ALGORITHMS.md for why "layer" is the default.
+    hessian_every : int, default 1
+        Recompute ``h`` every N steps and reuse it in between (cheaper; 1 = the paper).
+    max_step : float or None, default None
+        If given, each norm group's step is scaled down to at most this length.
+    """
+
+    needs_hessian = True
+
+    def __init__(self, radius: float, eps: float = 1e-8, norm: str = "layer", hessian_every: int = 1,
+                 max_step: float | None = None):
+        if norm not in _NORM:
+            raise ValueError(f"SDAGD: invalid norm {norm!r}; choose 'layer' or 'global'")
+        if isinstance(hessian_every, bool) or not isinstance(hessian_every, (int, np.integer)) or hessian_every < 1:
+            raise ValueError(f"SDAGD: invalid hessian_every {hessian_every!r}; it must be an integer >= 1")
+        if max_step is not None:
+            max_step = _positive("max_step", max_step, "SDAGD")
+        super().__init__(radius=_positive("radius", radius, "SDAGD"), eps=_positive("eps", eps, "SDAGD"),
+                         norm=norm, hessian_every=int(hessian_every), max_step=max_step)
+
+    def _core_kwargs(self):
+        h = self._hyper
+        return dict(radius=h["radius"], eps=h["eps"], norm=_NORM[h["norm"]], hessian_every=h["hessian_every"],
+                    max_step=h["max_step"] or 0.0)
+
+
+class SDLM(Optimizer):
+    """Stochastic diagonal Levenberg-Marquardt (LeCun et al., "Efficient BackProp", 1998).
+
+    ``hbar <- (1 - gamma) hbar + gamma h`` (``hbar`` starts at the first mini-batch's ``h``
+    rather than at zero, so early steps are not inflated), then
+    ``theta <- theta - lr * g / (mu + hbar)``.
+
+    Parameters
+    ----------
+    lr : float
+        Global learning rate, > 0.
+    mu : float
+        Damping added to ``hbar``, > 0 (bounds the step where the curvature is tiny).
+    gamma : float, default 0.05
+        Weight of the newest ``h`` in the running average, in (0, 1].
+    """
+
+    needs_hessian = True
+
+    def __init__(self, lr: float, mu: float, gamma: float = 0.05):
+        gamma = float(gamma)
+        if not 0 < gamma <= 1:
+            raise ValueError(f"SDLM: invalid gamma {gamma!r}; it must be in (0, 1]")
+        super().__init__(lr=_positive("lr", lr, "SDLM"), mu=_positive("mu", mu, "SDLM"), gamma=gamma)
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad (Duchi et al. 2011) as torch.optim.Adagrad (no lr decay, zero initial sum):
+    ``s <- s + g^2; theta <- theta - lr * g / (sqrt(s) + eps)``."""
+
+    def __init__(self, lr: float = 1e-2, eps: float = 1e-10):
+        super().__init__(lr=_positive("lr", lr, "AdaGrad"), eps=_positive("eps", eps, "AdaGrad"))
+
+
+class AdaDelta(Optimizer):
+    """AdaDelta (Zeiler 2012) as torch.optim.Adadelta:
+    ``v <- rho v + (1-rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) * g;
+    u <- rho u + (1-rho) d^2; theta <- theta - lr * d``."""
+
+    def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6):
+        super().__init__(lr=_positive("lr", lr, "AdaDelta"), rho=_in_unit_interval("rho", rho, "AdaDelta"),
+                         eps=_positive("eps", eps, "AdaDelta"))
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2014) as torch.optim.Adam (bias-corrected, no weight decay):
+    ``m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2;
+    theta <- theta - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)``."""
+
+    def __init__(self, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8):
+        b1, b2 = (_in_unit_interval(f"beta{i + 1}", b, "Adam") for i, b in enumerate(betas))
+        super().__init__(lr=_positive("lr", lr, "Adam"), betas=(b1, b2), eps=_positive("eps", eps, "Adam"))
+
+    def config(self):
+        return {"name": self.name, "lr": self._hyper["lr"], "betas": list(self._hyper["betas"]),
+                "eps": self._hyper["eps"]}
+
+    def _core_kwargs(self):
+        h = self._hyper
+        return dict(lr=h["lr"], beta1=h["betas"][0], beta2=h["betas"][1], eps=h["eps"])
+
+
+_CLASSES = {cls.__name__: cls for cls in (SGD, SDAGD, SDLM, AdaGrad, AdaDelta, Adam)}
+
+
+def from_config(config: dict) -> Optimizer:
+    """Rebuild an optimizer (without state) from :meth:`Optimizer.config`."""
+    config = dict(config)
+    name = config.pop("name", None)
+    if name not in _CLASSES:
+        raise ValueError(f"unknown optimizer {name!r}; known: {sorted(_CLASSES)}")
+    if name == "Adam" and "betas" in config:
+        config["betas"] = tuple(config["betas"])
+    return _CLASSES[name](**config)
