@@ -47,8 +47,9 @@ class History:
     fractions in [0, 1]; multiply by 100 for the paper's MCR in %.
     """
 
-    def __init__(self, records=()):
+    def __init__(self, records=(), diverged=None):
         self._columns = {name: [] for name in COLUMNS}
+        self.diverged = diverged  #: None, or why training stopped on a NaN/inf
         for record in records:
             self.append(record)
 
@@ -72,7 +73,7 @@ class History:
         return [{name: self._columns[name][i] for name in COLUMNS} for i in range(len(self))]
 
     def as_dict(self) -> dict:
-        return {name: list(values) for name, values in self._columns.items()}
+        return {"diverged": self.diverged, **{name: list(values) for name, values in self._columns.items()}}
 
     def __repr__(self):
         if not len(self):

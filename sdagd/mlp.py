@@ -244,7 +244,7 @@ class MLP:
         return stats["loss_sum"] / stats["rows"]
 
     def fit(self, X, y, optimizer, epochs=1, batch_size=100, validation_data=None, seed=None,
-            progress: bool | Callable[[dict], None] = True) -> History:
+            progress: bool | Callable[[dict], None] = True, on_divergence: str = "raise") -> History:
         """Train with mini-batches for ``epochs`` epochs.
 
         Each epoch visits the rows in a fresh random order drawn from ``(seed, epoch)``, so
@@ -265,12 +265,17 @@ class MLP:
             Shuffling seed; defaults to the network's ``seed``.
         progress : bool or callable, default True
             True prints one line per epoch to stderr; a callable receives each epoch's record.
+        on_divergence : {"raise", "stop"}, default "raise"
+            What a NaN or inf loss or parameter does: raise :class:`DivergenceError`, or stop
+            training and return the history so far with ``history.diverged`` set to the
+            message (for sweeps that record diverged runs instead of failing).
 
         Returns
         -------
         History
             Per-epoch ``train_loss``, ``train_error`` (running figures during the epoch, before
-            each update), ``val_loss``, ``val_error``, ``time`` and the SDAGD diagnostics.
+            each update), ``val_loss``, ``val_error``, ``time`` and the SDAGD diagnostics;
+            ``history.diverged`` is None, or the divergence message with ``on_divergence="stop"``.
 
         Raises
         ------
@@ -294,6 +299,8 @@ class MLP:
         seed = self._config["seed"] if seed is None else seed
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if on_divergence not in ("raise", "stop"):
+            raise ValueError(f"on_divergence must be 'raise' or 'stop', got {on_divergence!r}")
         report = _print_epoch if progress is True else (progress or None)
         if report is not None and not callable(report):
             raise TypeError("progress must be True, False or a callable taking the epoch record")
@@ -305,7 +312,11 @@ class MLP:
             try:
                 stats = _core.train_epoch(self._net, core_opt, X, y, int(batch_size), int(seed), epoch - 1)
             except _core.DivergenceError as exc:
-                raise self._diverged(exc, optimizer, epoch) from None
+                error = self._diverged(exc, optimizer, epoch)
+                if on_divergence == "raise":
+                    raise error from None
+                history.diverged = str(error)
+                break
             val = self.evaluate(X_val, y_val) if validation_data is not None else None
             self.epochs_trained = epoch
             record = epoch_record(epoch, stats, val, time.perf_counter() - start)
