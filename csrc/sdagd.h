@@ -124,7 +124,8 @@ int64_t optim_step_count(const optimizer *opt);
 sdagd_status optim_get_state(const optimizer *opt, float *dst /* (slabs * P) */, int64_t *step);
 sdagd_status optim_set_state(optimizer *opt, const float *src /* (slabs * P) */, int64_t step);
 
-/* Running sums of per-step diagnostics; reset by the caller. */
+/* Running sums of per-step diagnostics; reset by the caller (train_stats_reset keeps the
+ * diagnostic array pointers and zeroes nothing behind them). */
 typedef struct {
     double loss_sum;        /* sum over steps of batch loss * rows */
     int64_t errors;         /* misclassified training rows (before each update) */
@@ -136,6 +137,13 @@ typedef struct {
     int64_t mu_count;
     int64_t phase1_params;  /* summed over steps */
     int64_t params_seen;    /* P summed over steps */
+    /* Vanishing-gradient diagnostics (diagnostics.c), accumulated when the caller points
+     * these at zeroed arrays; NULL skips them. l = 0..n_layers-1 counts weight layers. */
+    double *grad_sq;        /* (n_layers) sum over steps of mean(dW_l^2): RMS = sqrt(sum / steps) */
+    int64_t *saturated;     /* (n_layers) per hidden layer: (row, unit) pairs with f'(a) < 0.01 max f'
+                             * (sigmoid, tanh); rows * units seen go to unit_rows */
+    int64_t *unit_rows;     /* (n_layers) per hidden layer: (row, unit) pairs seen */
+    uint8_t *ever_active;   /* (sum of hidden widths) unit output > 0 in some row (relu, leaky_relu) */
 } train_stats;
 
 void train_stats_reset(train_stats *stats);

@@ -6,7 +6,16 @@
 #include "internal.h"
 #include "optim.h"
 
-void train_stats_reset(train_stats *stats) { memset(stats, 0, sizeof *stats); }
+void train_stats_reset(train_stats *stats) {
+    double *grad_sq = stats->grad_sq;
+    int64_t *saturated = stats->saturated, *unit_rows = stats->unit_rows;
+    uint8_t *ever_active = stats->ever_active;
+    memset(stats, 0, sizeof *stats);
+    stats->grad_sq = grad_sq;
+    stats->saturated = saturated;
+    stats->unit_rows = unit_rows;
+    stats->ever_active = ever_active;
+}
 
 static const char *optimizer_name(int kind) {
     static const char *names[] = {"SGD", "SDAGD", "SDLM", "AdaGrad", "AdaDelta", "Adam"};
@@ -34,6 +43,7 @@ static sdagd_status step_batch(mlp *net, optimizer *opt, const float *X, const i
     stats->loss_sum += loss_sum;
     stats->errors += errors;
     stats->rows += B;
+    diagnostics_accumulate(net, B, net->grad_work, stats);
     return optim_step(opt, net->params, net->grad_work, stats);
 }
 

@@ -12,6 +12,7 @@
 #include <numpy/arrayobject.h>
 
 #include <math.h>
+#include <string.h>
 
 #include "../csrc/sdagd.h"
 
@@ -106,6 +107,8 @@ typedef struct {
     mlp *net;
     int n_layers;
     int n_in, n_out;
+    int hidden;   /* sdagd_activation of the hidden layers */
+    int *widths;  /* (n_layers + 1) layer sizes */
     int busy; /* set while a call runs without the GIL: refuses concurrent use of one network */
 } NetObject;
 
@@ -123,6 +126,7 @@ static int acquire(NetObject *self) {
 
 static void Net_dealloc(NetObject *self) {
     mlp_free(self->net);
+    PyMem_Free(self->widths);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -165,6 +169,13 @@ static int Net_init(NetObject *self, PyObject *args, PyObject *kwds) {
         raise_status(st);
         return -1;
     }
+    PyMem_Free(self->widths);
+    if (!(self->widths = PyMem_Malloc((size_t)n * sizeof(int)))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(self->widths, sizes, (size_t)n * sizeof(int));
+    self->hidden = c.hidden;
     self->n_layers = c.n_layers;
     self->n_in = sizes[0];
     self->n_out = sizes[n - 1];
@@ -442,8 +453,7 @@ static PyObject *py_train_step(PyObject *module, PyObject *args) {
     if (check_pair(opt, net) < 0) return NULL;
     if (check_inputs(xo, net->n_in, &X) < 0 || check_labels(yo, PyArray_DIM(X, 0), &y) < 0) return NULL;
     if (acquire(net) < 0) return NULL;
-    train_stats stats;
-    train_stats_reset(&stats);
+    train_stats stats = {0};
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
     st = train_step(net->net, opt->opt, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
@@ -464,6 +474,48 @@ static int poll_signals(void *ctx) {
     return stop;
 }
 
+/* Adds the epoch's vanishing-gradient diagnostics to the stats dict: per weight layer the RMS
+ * of dW over the epoch's steps; per hidden layer the saturated share of (row, unit) pairs
+ * (sigmoid, tanh; else None) and the share of units never active (relu, leaky_relu; else None). */
+static int add_diagnostics(PyObject *dict, const NetObject *net, const train_stats *s) {
+    int layers = net->n_layers, saturating = net->hidden == ACT_SIGMOID || net->hidden == ACT_TANH;
+    int rectifying = net->hidden == ACT_RELU || net->hidden == ACT_LEAKY_RELU;
+    PyObject *rms = PyList_New(layers), *sat = PyList_New(layers - 1), *dead = PyList_New(layers - 1);
+    int rc = -1;
+    if (!rms || !sat || !dead) goto out;
+    for (int l = 0; l < layers; l++) {
+        PyObject *v = PyFloat_FromDouble(s->steps ? sqrt(s->grad_sq[l] / (double)s->steps) : NAN);
+        if (!v) goto out;
+        PyList_SET_ITEM(rms, l, v);
+    }
+    size_t base = 0;
+    for (int l = 0; l + 1 < layers; l++) {
+        int width = net->widths[l + 1];
+        int64_t never = 0;
+        for (int j = 0; j < width; j++) never += !s->ever_active[base + (size_t)j];
+        base += (size_t)width;
+        PyObject *a = saturating && s->unit_rows[l] ? PyFloat_FromDouble((double)s->saturated[l] / (double)s->unit_rows[l])
+                                                    : Py_NewRef(Py_None);
+        PyObject *b = rectifying && s->steps ? PyFloat_FromDouble((double)never / width) : Py_NewRef(Py_None);
+        if (!a || !b) {
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            goto out;
+        }
+        PyList_SET_ITEM(sat, l, a);
+        PyList_SET_ITEM(dead, l, b);
+    }
+    rc = PyDict_SetItemString(dict, "grad_rms", rms) < 0 || PyDict_SetItemString(dict, "saturated", sat) < 0 ||
+                 PyDict_SetItemString(dict, "dead", dead) < 0
+             ? -1
+             : 0;
+out:
+    Py_XDECREF(rms);
+    Py_XDECREF(sat);
+    Py_XDECREF(dead);
+    return rc;
+}
+
 static PyObject *py_train_epoch(PyObject *module, PyObject *args, PyObject *kwds) {
     (void)module;
     static char *kwlist[] = {"net", "opt", "X", "y", "batch_size", "seed", "epoch", NULL};
@@ -477,12 +529,22 @@ static PyObject *py_train_epoch(PyObject *module, PyObject *args, PyObject *kwds
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOiKL", kwlist, &NetType, &net, &OptimizerType, &opt, &xo,
                                      &yo, &batch_size, &seed, &epoch))
         return NULL;
+    PyObject *result = NULL;
     if (check_pair(opt, net) < 0) return NULL;
     if (check_inputs(xo, net->n_in, &X) < 0 || check_labels(yo, PyArray_DIM(X, 0), &y) < 0) return NULL;
     if (batch_size < 1) return PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %d", batch_size);
-    if (acquire(net) < 0) return NULL;
-    train_stats stats;
-    train_stats_reset(&stats);
+    int layers = net->n_layers, hidden_units = 0;
+    for (int l = 0; l + 1 < layers; l++) hidden_units += net->widths[l + 1];
+    double *grad_sq = PyMem_Calloc((size_t)layers, sizeof(double));
+    int64_t *saturated = PyMem_Calloc((size_t)layers, sizeof(int64_t));
+    int64_t *unit_rows = PyMem_Calloc((size_t)layers, sizeof(int64_t));
+    uint8_t *ever_active = PyMem_Calloc((size_t)hidden_units + 1, 1);
+    if (!grad_sq || !saturated || !unit_rows || !ever_active) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (acquire(net) < 0) goto done;
+    train_stats stats = {.grad_sq = grad_sq, .saturated = saturated, .unit_rows = unit_rows, .ever_active = ever_active};
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
     st = train_epoch(net->net, opt->opt, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
@@ -490,8 +552,18 @@ static PyObject *py_train_epoch(PyObject *module, PyObject *args, PyObject *kwds
                      poll_signals, NULL);
     Py_END_ALLOW_THREADS
     net->busy = 0;
-    if (st != SDAGD_OK) return raise_status(st);
-    return stats_dict(&stats);
+    if (st != SDAGD_OK) {
+        raise_status(st);
+        goto done;
+    }
+    result = stats_dict(&stats);
+    if (result && add_diagnostics(result, net, &stats) < 0) Py_CLEAR(result);
+done:
+    PyMem_Free(grad_sq);
+    PyMem_Free(saturated);
+    PyMem_Free(unit_rows);
+    PyMem_Free(ever_active);
+    return result;
 }
 
 static PyObject *py_shuffle_order(PyObject *module, PyObject *args) {

@@ -17,6 +17,11 @@ COLUMNS = (
     "mu_min",
     "mu_max",
     "phase1_fraction", # SDAGD: share of parameter updates with mu_k > h (greatest-descent phase)
+    "grad_rms",        # per weight layer (input first): RMS of dE/dW over the epoch's steps
+    "saturated",       # per hidden layer: share of (row, unit) with f'(a) < 0.01 max f' (sigmoid,
+                       # tanh; None for other activations)
+    "dead",            # per hidden layer: share of units zero for every row of the epoch (relu,
+                       # leaky_relu; None for other activations)
 )
 
 
@@ -35,6 +40,9 @@ def epoch_record(epoch, stats, val, seconds):
         "mu_min": stats["mu_min"] if sdagd else nan,
         "mu_max": stats["mu_max"] if sdagd else nan,
         "phase1_fraction": stats["phase1_params"] / stats["params_seen"] if sdagd else nan,
+        "grad_rms": stats.get("grad_rms"),
+        "saturated": stats.get("saturated"),
+        "dead": stats.get("dead"),
     }
 
 
@@ -42,9 +50,12 @@ class History:
     """Per-epoch training record. Each column is a list: ``history.train_error[-1]``,
     ``history["val_error"]``; :meth:`records` gives one dict per epoch.
 
-    Columns: ``epoch, train_loss, train_error, val_loss, val_error, time`` and, for SDAGD,
-    ``mu_mean, mu_min, mu_max, phase1_fraction`` (NaN for other optimizers). Errors are
-    fractions in [0, 1]; multiply by 100 for the paper's MCR in %.
+    Columns: ``epoch, train_loss, train_error, val_loss, val_error, time``; for SDAGD
+    ``mu_mean, mu_min, mu_max, phase1_fraction`` (NaN for other optimizers); and the
+    vanishing-gradient diagnostics, lists per layer: ``grad_rms`` (RMS of the weight gradient
+    of each layer, input layer first: the first against the last shows a vanishing gradient),
+    ``saturated`` (sigmoid/tanh) and ``dead`` (ReLU) per hidden layer. Errors are fractions in
+    [0, 1]; multiply by 100 for the paper's MCR in %.
     """
 
     def __init__(self, records=(), diverged=None):

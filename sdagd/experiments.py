@@ -1,0 +1,377 @@
+"""The paper's experiment as independent jobs: sweeps over depth, activation, optimizer and
+seed, hyperparameter tuning on a validation split, and resumable result files.
+
+Every run is a job: a JSON-able configuration in, a JSON-able record out. By default the
+jobs run in local worker processes, one per core, each with one BLAS thread; any
+:class:`concurrent.futures.Executor` can run them instead (e.g. a Dask cluster's
+``distributed.Client(...).get_executor()``), or pass ``workers=0`` to run them one after
+another in this process. With ``out="runs.jsonl"`` each record is appended as its run
+finishes, and a sweep started again with the same file skips the runs already recorded.
+
+Example (a small sweep on the first 2,000 MNIST images, in this process)::
+
+    >>> from sdagd import experiments, optim
+    >>> records = experiments.sweep(depths=(1, 2), activations=("relu",),
+    ...     optimizers={"SGD": optim.SGD(lr=0.5), "SDAGD": optim.SDAGD(radius=0.3)},
+    ...     seeds=(0,), epochs=1, train_limit=2000, workers=0, progress=False)  # doctest: +SKIP
+    >>> [(r["config"]["depth"], r["config"]["optimizer"], r["status"]) for r in records]  # doctest: +SKIP
+    [(1, 'SGD', 'ok'), (1, 'SDAGD', 'ok'), (2, 'SGD', 'ok'), (2, 'SDAGD', 'ok')]
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import math
+import multiprocessing
+import os
+import socket
+import sys
+import time
+import traceback
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from . import optim as _optim
+
+__all__ = ["sweep", "tune", "run_job", "load_records", "paper_sizes", "TuneResult", "DEFAULT_OPTIMIZERS"]
+
+#: The paper's two optimizers with the defaults ALGORITHMS.md reports as working (untuned).
+DEFAULT_OPTIMIZERS = {"SGD": _optim.SGD(lr=0.5), "SDAGD": _optim.SDAGD(radius=0.3)}
+
+
+def paper_sizes(depth: int, width: int = 700) -> list:
+    """784-700xL-10: the paper's hl-L network."""
+    return [784] + [width] * depth + [10]
+
+
+# -- data ------------------------------------------------------------------------------------
+
+_DATA_CACHE: dict = {}  # per process: MNIST loaded once per worker, not once per job
+
+
+def _load_data(data):
+    """``data`` is a directory (or None: the loader's search) of the MNIST IDX files, or the
+    arrays themselves ``((X_train, y_train), (X_test, y_test))``."""
+    if data is None or isinstance(data, (str, os.PathLike)):
+        key = None if data is None else os.fspath(data)
+        if key not in _DATA_CACHE:
+            from .datasets import load_mnist
+
+            _DATA_CACHE[key] = load_mnist(key)
+        return _DATA_CACHE[key]
+    (X_train, y_train), (X_test, y_test) = data
+    return (X_train, y_train), (X_test, y_test)
+
+
+def _split(data, config):
+    """Training and evaluation arrays for one run: the test set, or the last ``n_val`` rows
+    of the training set held out (tuning never sees the test set)."""
+    (X_train, y_train), (X_test, y_test) = _load_data(data)
+    if config["evaluate_on"] == "validation":
+        n_val = config["n_val"]
+        if not 0 < n_val < len(X_train):
+            raise ValueError(f"n_val must be in (0, {len(X_train)}), got {n_val}")
+        X_eval, y_eval = X_train[-n_val:], y_train[-n_val:]
+        X_train, y_train = X_train[:-n_val], y_train[:-n_val]
+    else:
+        X_eval, y_eval = X_test, y_test
+    limit = config.get("train_limit")
+    if limit:
+        X_train, y_train = X_train[:limit], y_train[:limit]
+    return X_train, y_train, X_eval, y_eval
+
+
+# -- one job ---------------------------------------------------------------------------------
+
+def run_key(config: Mapping) -> str:
+    """Identity of a run in a results file: its whole configuration, canonically."""
+    return json.dumps(config, sort_keys=True)
+
+
+def run_job(config: dict, data=None) -> dict:
+    """Train and evaluate one network; never raises: failures come back as records.
+
+    ``config`` keys: depth, width, activation, output, loss, optimizer (a label),
+    optimizer_config (:meth:`sdagd.optim.Optimizer.config`), seed, epochs, batch_size,
+    train_limit, evaluate_on ("test" or "validation"), n_val.
+    """
+    from .mlp import MLP
+
+    record = {"key": run_key(config), "config": config, "status": "failed", "history": None,
+              "final_error": math.nan, "final_loss": math.nan, "wall_time": 0.0, "error": None,
+              "host": socket.gethostname(), "pid": os.getpid()}
+    start = time.perf_counter()
+    try:
+        X_train, y_train, X_eval, y_eval = _split(data, config)
+        net = MLP(paper_sizes(config["depth"], config["width"]), activation=config["activation"],
+                  output=config["output"], loss=config["loss"], init="xavier", seed=config["seed"])
+        optimizer = _optim.from_config(config["optimizer_config"])
+        history = net.fit(X_train, y_train, optimizer, epochs=config["epochs"], batch_size=config["batch_size"],
+                          validation_data=(X_eval, y_eval), progress=False, on_divergence="stop")
+        record["history"] = history.as_dict()
+        if history.diverged:
+            record["status"], record["error"] = "diverged", history.diverged
+        else:
+            result = net.evaluate(X_eval, y_eval)
+            record["status"] = "ok"
+            record["final_error"], record["final_loss"] = result.error, result.loss
+    except Exception as exc:  # recorded, not lost: one bad run must not end a sweep
+        record["error"] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
+    record["wall_time"] = time.perf_counter() - start
+    return record
+
+
+def _worker_init():
+    """Worker processes share the cores: one BLAS thread each, no oversubscription."""
+    import sdagd
+
+    sdagd.set_num_threads(1)
+
+
+# -- results files ---------------------------------------------------------------------------
+
+def load_records(path) -> list:
+    """Records from a JSON-lines results file (a torn last line from a killed run is skipped)."""
+    records = []
+    if not path or not os.path.exists(path):
+        return records
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+def _append_record(path, record):
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, allow_nan=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# -- sweeps ----------------------------------------------------------------------------------
+
+def _resolve_optimizer(spec, depth, activation):
+    optimizer = spec(depth, activation) if callable(spec) and not isinstance(spec, _optim.Optimizer) else spec
+    if not isinstance(optimizer, _optim.Optimizer):
+        raise TypeError(f"optimizers must map names to sdagd.optim optimizers (or callables "
+                        f"(depth, activation) -> optimizer), got {type(optimizer).__name__}")
+    return optimizer
+
+
+def _configs(depths, activations, optimizers, seeds, epochs, batch_size, width, output, loss, train_limit,
+             evaluate_on, n_val):
+    for depth in depths:
+        for activation in activations:
+            for label, spec in optimizers.items():
+                optimizer = _resolve_optimizer(spec, depth, activation)
+                for seed in seeds:
+                    yield {"depth": int(depth), "width": int(width), "activation": activation, "output": output,
+                           "loss": loss, "optimizer": label, "optimizer_config": optimizer.config(),
+                           "seed": int(seed), "epochs": int(epochs), "batch_size": int(batch_size),
+                           "train_limit": int(train_limit) if train_limit else None,
+                           "evaluate_on": evaluate_on, "n_val": int(n_val)}
+
+
+def _describe(record):
+    c = record["config"]
+    what = f"hl-{c['depth']} {c['activation']:<7} {c['optimizer']:<14} seed {c['seed']}"
+    if record["status"] == "ok":
+        return f"{what}: {c['evaluate_on']} MCR {100 * record['final_error']:6.2f} %  ({record['wall_time']:.0f} s)"
+    return f"{what}: {record['status'].upper()} {str(record['error']).splitlines()[0]}"
+
+
+class _Progress:
+    """tqdm bar when tqdm is installed and progress is on; plain lines otherwise."""
+
+    def __init__(self, total, enabled, desc):
+        self.enabled, self.bar, self.done, self.total = enabled, None, 0, total
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=total, desc=desc, unit="run", file=sys.stderr)
+            except ImportError:
+                print(f"{desc}: {total} runs", file=sys.stderr, flush=True)
+
+    def update(self, record):
+        self.done += 1
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.write(_describe(record), file=sys.stderr)
+        else:
+            print(f"[{self.done}/{self.total}] {_describe(record)}", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = ("sigmoid", "relu"),
+          optimizers: Mapping | None = None, seeds: Iterable[int] = (0, 1, 2), epochs: int = 5, *,
+          batch_size: int = 100, width: int = 700, output: str = "sigmoid", loss: str = "mse",
+          data=None, train_limit: int | None = None, evaluate_on: str = "test", n_val: int = 10000,
+          executor: cf.Executor | None = None, workers: int | None = None, out=None,
+          retry_failed: bool = False, progress: bool = True) -> list:
+    """Run every combination of depth x activation x optimizer x seed; one record per run.
+
+    Parameters
+    ----------
+    depths, activations, seeds
+        The grid (the paper: 1..5, sigmoid and ReLU, three seeds of Xavier initialisation).
+    optimizers : mapping of label -> optimizer, optional
+        Each value is an :mod:`sdagd.optim` optimizer (used as a template: every run starts
+        from fresh state) or a callable ``(depth, activation) -> optimizer`` for
+        per-configuration (e.g. tuned) hyperparameters. Default :data:`DEFAULT_OPTIMIZERS`.
+    epochs, batch_size, width, output, loss
+        Training protocol (the paper: batch 100, width 700, MSE; epochs are not given).
+    data : path, arrays or None
+        MNIST directory (None: the loader's search) or ``((X_train, y_train), (X_test, y_test))``.
+    train_limit : int, optional
+        Train on the first N training images only (quick runs).
+    evaluate_on : {"test", "validation"}
+        Final figure on the test set, or on the last ``n_val`` training images (held out from
+        training; what :func:`tune` uses).
+    executor : concurrent.futures.Executor, optional
+        Runs the jobs; default: a process pool of ``workers`` (default: one per core).
+    workers : int, optional
+        Size of the default pool; 0 runs the jobs in this process.
+    out : path, optional
+        JSON-lines file: records are appended as runs finish; runs already in it are skipped
+        (failed ones too, unless ``retry_failed``), so an interrupted sweep resumes.
+    progress : bool
+        A progress bar (tqdm if installed) or one line per finished run, on stderr.
+
+    Returns
+    -------
+    list of dict
+        One record per configuration, in grid order (earlier records from ``out`` included):
+        ``config``, ``status`` ("ok", "diverged" or "failed"), ``history`` (per-epoch columns,
+        see :class:`sdagd.History`), ``final_error`` (MCR as a fraction), ``final_loss``,
+        ``wall_time`` (s), ``error`` (message or None).
+    """
+    optimizers = dict(DEFAULT_OPTIMIZERS if optimizers is None else optimizers)
+    if not optimizers:
+        raise ValueError("optimizers is empty")
+    if evaluate_on not in ("test", "validation"):
+        raise ValueError(f"evaluate_on must be 'test' or 'validation', got {evaluate_on!r}")
+    if workers is not None and workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    configs = list(_configs(depths, activations, optimizers, seeds, epochs, batch_size, width, output, loss,
+                            train_limit, evaluate_on, n_val))
+    if not configs:
+        raise ValueError("the sweep is empty: depths, activations, optimizers and seeds must all be non-empty")
+
+    done = {}
+    for record in load_records(out):
+        if record.get("status") in ("ok", "diverged") or (record.get("status") == "failed" and not retry_failed):
+            done[record["key"]] = record
+    todo = [c for c in configs if run_key(c) not in done]
+    bar = _Progress(len(todo), progress, "sweep")
+    if progress and done:
+        print(f"sweep: {len(configs) - len(todo)} of {len(configs)} runs already in {out}; resuming",
+              file=sys.stderr, flush=True)
+
+    def finish(record):
+        done[record["key"]] = record
+        if out:
+            _append_record(out, record)
+        bar.update(record)
+
+    try:
+        if executor is None and workers == 0:
+            for config in todo:
+                finish(run_job(config, data))
+        else:
+            own = executor is None
+            if own:
+                executor = cf.ProcessPoolExecutor(
+                    max_workers=workers or os.cpu_count() or 1, initializer=_worker_init,
+                    mp_context=multiprocessing.get_context("spawn"))  # fork would copy BLAS threads
+            try:
+                futures = {executor.submit(run_job, config, data): config for config in todo}
+                for future in cf.as_completed(futures):
+                    config = futures[future]
+                    try:
+                        record = future.result()
+                    except Exception as exc:  # the worker itself died: still a record
+                        record = {"key": run_key(config), "config": config, "status": "failed", "history": None,
+                                  "final_error": math.nan, "final_loss": math.nan, "wall_time": 0.0,
+                                  "error": f"{type(exc).__name__}: {exc}"}
+                    finish(record)
+            finally:
+                if own:
+                    executor.shutdown(wait=True, cancel_futures=True)
+    finally:
+        bar.close()
+    return [done[run_key(c)] for c in configs]
+
+
+# -- tuning ----------------------------------------------------------------------------------
+
+class TuneResult(dict):
+    """``{(label, depth, activation): best optimizer}`` plus ``records`` and ``scores``
+    (mean validation error per candidate). Call it as ``result(label)`` to get the callable
+    ``(depth, activation) -> optimizer`` that :func:`sweep` accepts."""
+
+    def __init__(self, best, records, scores):
+        super().__init__(best)
+        self.records, self.scores = records, scores
+
+    def __call__(self, label):
+        def choose(depth, activation):
+            return self[(label, depth, activation)]
+
+        return choose
+
+    def table(self) -> str:
+        """Markdown: the chosen hyperparameters and their validation MCR."""
+        lines = ["| optimizer | depth | activation | chosen | validation MCR % |", "| --- | --- | --- | --- | --- |"]
+        for (label, depth, activation), opt in sorted(self.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+            score = self.scores[(label, depth, activation, json.dumps(opt.config(), sort_keys=True))]
+            lines.append(f"| {label} | hl-{depth} | {activation} | {opt!r} | {100 * score:.2f} |")
+        return "\n".join(lines)
+
+
+def tune(candidates: Mapping[str, Iterable], depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"),
+         seeds=(0,), epochs: int = 2, n_val: int = 10000, **sweep_kwargs) -> TuneResult:
+    """Pick each optimizer's hyperparameters per (depth, activation) on a validation split.
+
+    ``candidates`` maps a label to the optimizers to try, e.g.
+    ``{"SGD": [SGD(lr=0.1), SGD(lr=0.5)], "SDAGD": [SDAGD(radius=0.1), SDAGD(radius=0.3)]}``.
+    Every candidate trains on the training set minus its last ``n_val`` images and is scored
+    by the mean misclassification rate on those held-out images (never on the test set, as
+    the paper's "fine-tuned" parameters require). Diverged or failed runs score 1.0. Other
+    keyword arguments go to :func:`sweep` (``data``, ``executor``, ``workers``, ``out``...).
+    """
+    flat = {}
+    for label, options in candidates.items():
+        options = list(options)
+        if not options:
+            raise ValueError(f"no candidates for {label!r}")
+        for i, optimizer in enumerate(options):
+            flat[f"{label}#{i}"] = optimizer
+    records = sweep(depths=depths, activations=activations, optimizers=flat, seeds=seeds, epochs=epochs,
+                    evaluate_on="validation", n_val=n_val, **sweep_kwargs)
+    errors = {}
+    for r in records:
+        c = r["config"]
+        label = c["optimizer"].rsplit("#", 1)[0]
+        key = (label, c["depth"], c["activation"], json.dumps(c["optimizer_config"], sort_keys=True))
+        errors.setdefault(key, []).append(r["final_error"] if r["status"] == "ok" else 1.0)
+    scores = {k: float(np.mean(v)) for k, v in errors.items()}
+    best = {}
+    for (label, depth, activation, cfg), score in scores.items():
+        slot = (label, depth, activation)
+        if slot not in best or score < best[slot][0]:
+            best[slot] = (score, cfg)
+    chosen = {slot: _optim.from_config(json.loads(cfg)) for slot, (score, cfg) in best.items()}
+    return TuneResult(chosen, records, scores)

@@ -1,0 +1,95 @@
+"""Tables from sweep records: the paper's Table I (test MCR, mean +/- std over seeds) side by
+side with the paper's own numbers, as markdown and CSV. Needs only NumPy."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import numpy as np
+
+__all__ = ["PAPER_TABLE1", "table1_rows", "table1_markdown", "table1_csv"]
+
+#: Tan & Lim, Table I: test MCR (%), mean of 3 runs: (depth, optimizer, activation) -> value.
+PAPER_TABLE1 = {
+    (1, "SGD", "sigmoid"): 10.73, (1, "SGD", "relu"): 10.95, (1, "SDAGD", "sigmoid"): 3.34, (1, "SDAGD", "relu"): 1.77,
+    (2, "SGD", "sigmoid"): 12.98, (2, "SGD", "relu"): 10.07, (2, "SDAGD", "sigmoid"): 3.66, (2, "SDAGD", "relu"): 1.96,
+    (3, "SGD", "sigmoid"): 33.71, (3, "SGD", "relu"): 9.32, (3, "SDAGD", "sigmoid"): 4.00, (3, "SDAGD", "relu"): 2.09,
+    (4, "SGD", "sigmoid"): 88.65, (4, "SGD", "relu"): 9.24, (4, "SDAGD", "sigmoid"): 4.11, (4, "SDAGD", "relu"): 2.09,
+    (5, "SGD", "sigmoid"): 89.91, (5, "SGD", "relu"): 9.22, (5, "SDAGD", "sigmoid"): 5.07, (5, "SDAGD", "relu"): 2.34,
+}
+
+
+def _paper_optimizer(label):
+    """Which of the paper's columns an optimizer label compares with ("SDAGD-layer" -> SDAGD)."""
+    for name in ("SDAGD", "SGD"):
+        if label == name or label.startswith(name + "-") or label.startswith(name + " "):
+            return name
+    return None
+
+
+def _cell(values):
+    if not values:
+        return ""
+    mean = float(np.mean(values))
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def table1_rows(records):
+    """One row per depth: {"depth", (optimizer, activation): [MCR % per seed], ...} plus the
+    count of diverged/failed runs per column (they enter no mean and are reported)."""
+    columns, by_cell, failed = [], {}, {}
+    for r in records:
+        c = r["config"]
+        col = (c["optimizer"], c["activation"])
+        if col not in columns:
+            columns.append(col)
+        cell = (c["depth"], col)
+        if r["status"] == "ok":
+            by_cell.setdefault(cell, []).append(100.0 * r["final_error"])
+        else:
+            failed[cell] = failed.get(cell, 0) + 1
+    depths = sorted({r["config"]["depth"] for r in records})
+    return depths, columns, by_cell, failed
+
+
+def table1_markdown(records, paper: bool = True) -> str:
+    """Markdown Table I: test MCR % as mean ± std over seeds, with the paper's values."""
+    depths, columns, by_cell, failed = table1_rows(records)
+    header = ["depth"]
+    for opt, act in columns:
+        header.append(f"{opt} {act}")
+        if paper and _paper_optimizer(opt):
+            header.append(f"paper {_paper_optimizer(opt)} {act}")
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for depth in depths:
+        row = [f"hl-{depth}"]
+        for opt, act in columns:
+            text = _cell(by_cell.get((depth, (opt, act)), []))
+            n_bad = failed.get((depth, (opt, act)), 0)
+            if n_bad:
+                text = f"{text} ({n_bad} diverged/failed)".strip()
+            row.append(text)
+            if paper and _paper_optimizer(opt):
+                value = PAPER_TABLE1.get((depth, _paper_optimizer(opt), act))
+                row.append("" if value is None else f"{value:.2f}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def table1_csv(records) -> str:
+    """CSV, one line per (depth, optimizer, activation): mean, std, runs, failed, paper."""
+    depths, columns, by_cell, failed = table1_rows(records)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["depth", "optimizer", "activation", "mcr_mean", "mcr_std", "runs", "failed", "paper_mcr"])
+    for depth in depths:
+        for opt, act in columns:
+            values = by_cell.get((depth, (opt, act)), [])
+            mean = float(np.mean(values)) if values else math.nan
+            std = float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else math.nan)
+            paper = PAPER_TABLE1.get((depth, _paper_optimizer(opt), act)) if _paper_optimizer(opt) else None
+            w.writerow([depth, opt, act, f"{mean:.4f}", f"{std:.4f}", len(values), failed.get((depth, (opt, act)), 0),
+                        "" if paper is None else f"{paper:.2f}"])
+    return buf.getvalue()
