@@ -62,8 +62,4 @@ sdagd_status mlp_batch_loss_grad(mlp *net, const float *X, const int32_t *labels
  * layer outputs the forward pass left in net->h; no-op when the arrays are NULL. */
 void diagnostics_accumulate(const mlp *net, int B, const float *grad, train_stats *stats);
 
-/* Adds this step's vanishing-gradient diagnostics (see train_stats) from the gradient and the
- * layer outputs the forward pass left in net->h; no-op when the arrays are NULL. */
-void diagnostics_accumulate(const mlp *net, int B, const float *grad, train_stats *stats);
-
 #endif

@@ -359,7 +359,7 @@ static int Optimizer_init(OptimizerObject *self, PyObject *args, PyObject *kwds)
     NetObject *net;
     optim_config c = {0};
     c.hessian_every = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!i|dddddiddddddd", kwlist, &NetType, &net, &c.kind, &c.lr,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!i|ddddiidddddd", kwlist, &NetType, &net, &c.kind, &c.lr,
                                      &c.momentum, &c.radius, &c.eps, &c.norm, &c.hessian_every, &c.max_step,
                                      &c.mu, &c.gamma, &c.beta1, &c.beta2, &c.rho))
         return -1;

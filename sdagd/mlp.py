@@ -9,6 +9,7 @@ import json
 import math
 import sys
 import time
+import zipfile
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -111,10 +112,10 @@ class MLP:
 
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse", init="xavier", seed=0,
                  leaky_slope=0.01, device="cpu"):
-        try:
-            sizes = [int(s) for s in sizes]
-        except (TypeError, ValueError):
-            raise TypeError(f"sizes must be a sequence of integers, got {sizes!r}") from None
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__") or not all(
+                isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in sizes):
+            raise TypeError(f"sizes must be a sequence of integers, got {sizes!r}")
+        sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"sizes must list at least two positive layer widths (input and output), got {sizes}")
         hidden = _choice("activation", activation, _HIDDEN)
@@ -127,6 +128,8 @@ class MLP:
         device_code = _choice("device", device, _DEVICE)
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if isinstance(leaky_slope, bool) or not isinstance(leaky_slope, (int, float, np.integer, np.floating)):
+            raise TypeError(f"leaky_slope must be a number in [0, 1), got {leaky_slope!r}")
         leaky_slope = float(leaky_slope)
         if not 0 <= leaky_slope < 1:
             raise ValueError(f"leaky_slope must be in [0, 1), got {leaky_slope}")
@@ -296,6 +299,9 @@ class MLP:
                 raise ValueError("validation_data must be a pair (X_val, y_val)")
             X_val = _as_inputs(validation_data[0], self.sizes[0], "X_val")
             y_val = _as_labels(validation_data[1], X_val.shape[0], self.sizes[-1], "y_val")
+            bad = ~np.isfinite(X_val)  # checked now, not after an epoch of training
+            if bad.any():
+                raise ValueError(f"X_val contains NaN or inf (first at flat index {np.flatnonzero(bad)[0]})")
         seed = self._config["seed"] if seed is None else seed
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -351,8 +357,12 @@ class MLP:
                 meta = json.loads(bytes(data["meta"]).decode())
                 params = np.array(data["params"], dtype=np.float32)
                 opt_state = np.array(data["optimizer_state"]) if "optimizer_state" in data else None
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
             raise ValueError(f"{path}: not a network saved by sdagd.MLP.save ({exc})") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+            raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (no configuration)")
         if meta.get("format") != _FORMAT_VERSION:
             raise ValueError(f"{path}: unsupported file format {meta.get('format')!r}")
         net = cls(**meta["config"])

@@ -35,18 +35,21 @@ _KIND = {"SGD": 0, "SDAGD": 1, "SDLM": 2, "AdaGrad": 3, "AdaDelta": 4, "Adam": 5
 _NORM = {"layer": 0, "global": 1}
 
 
+def _number(name, value, cls):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{cls}: {name} must be a number, got {value!r}")
+    return float(value)
+
+
 def _positive(name, value, cls):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{cls}: {name} must be a number, got {value!r}") from None
+    value = _number(name, value, cls)
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{cls}: invalid {name} {value!r}; it must be a positive finite number")
     return value
 
 
 def _in_unit_interval(name, value, cls, *, closed_high=False):
-    value = float(value)
+    value = _number(name, value, cls)
     ok = 0 <= value <= 1 if closed_high else 0 <= value < 1
     if not ok:
         interval = "[0, 1]" if closed_high else "[0, 1)"
@@ -210,7 +213,7 @@ class SDLM(Optimizer):
     needs_hessian = True
 
     def __init__(self, lr: float, mu: float, gamma: float = 0.05):
-        gamma = float(gamma)
+        gamma = _number("gamma", gamma, "SDLM")
         if not 0 < gamma <= 1:
             raise ValueError(f"SDLM: invalid gamma {gamma!r}; it must be in (0, 1]")
         super().__init__(lr=_positive("lr", lr, "SDLM"), mu=_positive("mu", mu, "SDLM"), gamma=gamma)
@@ -240,6 +243,8 @@ class Adam(Optimizer):
     theta <- theta - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)``."""
 
     def __init__(self, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8):
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
         b1, b2 = (_in_unit_interval(f"beta{i + 1}", b, "Adam") for i, b in enumerate(betas))
         super().__init__(lr=_positive("lr", lr, "Adam"), betas=(b1, b2), eps=_positive("eps", eps, "Adam"))
 

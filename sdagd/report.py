@@ -57,22 +57,29 @@ def table1_rows(records):
 def table1_markdown(records, paper: bool = True) -> str:
     """Markdown Table I: test MCR % as mean ± std over seeds, with the paper's values."""
     depths, columns, by_cell, failed = table1_rows(records)
-    header = ["depth"]
-    for opt, act in columns:
-        header.append(f"{opt} {act}")
+    # The paper's value goes after the last of our columns that compares with it (both SDAGD
+    # norm variants compare with the paper's single SDAGD column).
+    paper_after = {}
+    for i, (opt, act) in enumerate(columns):
         if paper and _paper_optimizer(opt):
-            header.append(f"paper {_paper_optimizer(opt)} {act}")
+            paper_after[(_paper_optimizer(opt), act)] = i
+    paper_at = {i: key for key, i in paper_after.items()}
+    header = ["depth"]
+    for i, (opt, act) in enumerate(columns):
+        header.append(f"{opt} {act}")
+        if i in paper_at:
+            header.append(f"paper {paper_at[i][0]} {act}")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for depth in depths:
         row = [f"hl-{depth}"]
-        for opt, act in columns:
+        for i, (opt, act) in enumerate(columns):
             text = _cell(by_cell.get((depth, (opt, act)), []))
             n_bad = failed.get((depth, (opt, act)), 0)
             if n_bad:
                 text = f"{text} ({n_bad} diverged/failed)".strip()
             row.append(text)
-            if paper and _paper_optimizer(opt):
-                value = PAPER_TABLE1.get((depth, _paper_optimizer(opt), act))
+            if i in paper_at:
+                value = PAPER_TABLE1.get((depth, *paper_at[i]))
                 row.append("" if value is None else f"{value:.2f}")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)

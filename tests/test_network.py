@@ -265,6 +265,18 @@ def test_gradient_and_hessian_of_a_batch_larger_than_capacity(hidden, output, lo
     assert_layers_close(g_small, ref.gradients(params, X[:7], y[:7], **kw), 1e-4, 1e-5, "gradient (7 rows)")
 
 
+def test_forward_on_a_fresh_network_in_chunks():
+    """forward() of 250 rows on a fresh network runs in chunks of the 100-row initial capacity
+    (100, 100, 50): every chunk must match the oracle, the last partial one included."""
+    sizes = [8, 7, 6, 5, 4]
+    net, params = make_net(sizes, "tanh", "softmax", "ce", seed=18)
+    X, _ = make_batch(sizes, 250, seed=19)
+    Y_ref = ref.forward(params, X.astype(np.float64), "tanh", "softmax", SLOPE)[-1][1]
+    # same float32 reasoning as test_forward_loss_errors_match_oracle
+    np.testing.assert_allclose(net.forward(X), Y_ref, rtol=1e-5, atol=1e-6 * np.max(np.abs(Y_ref)))
+    np.testing.assert_array_equal(net.forward(X)[200:], net.forward(X[200:]))
+
+
 def test_single_row_input_is_accepted_as_a_batch_of_one():
     sizes = [6, 5, 4, 3]
     net, params = make_net(sizes, "sigmoid", "sigmoid", "mse", seed=16)

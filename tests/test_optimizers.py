@@ -29,19 +29,6 @@ NETS = {
     "relu-ce": dict(hidden="relu", output="softmax", loss="ce"),
 }
 
-# Known bugs in sdagd/_core.c (Optimizer_init): its PyArg_ParseTupleAndKeywords format
-# "O!i|dddddiddddddd" has one 'd' too many for its 14 keywords. The 5th 'd' lands on the int
-# field `norm`: SDAGD's norm code is parsed as a double and written over `norm` and
-# `hessian_every`; the low 32 bits of 0.0 and 1.0 are both 0, so norm="global" silently runs
-# as norm="layer". And the trailing 'd' makes any call that passes the last keyword, rho,
-# raise SystemError: AdaDelta cannot be used at all.
-GLOBAL_NORM_BUG = ("sdagd/_core.c Optimizer_init format 'O!i|dddddiddddddd' parses `norm` with 'd' into an "
-                   "int field: norm='global' silently behaves as norm='layer'")
-ADADELTA_BUG = ("sdagd/_core.c Optimizer_init format has one 'd' more than its keyword list: passing rho "
-                "raises SystemError('more argument specifiers than keyword list entries'), so AdaDelta "
-                "can never be bound to a network")
-XFAIL_GLOBAL = pytest.mark.xfail(strict=True, raises=AssertionError, reason=GLOBAL_NORM_BUG)
-XFAIL_ADADELTA = pytest.mark.xfail(strict=True, raises=SystemError, reason=ADADELTA_BUG)
 
 def case(case_id, make_core, make_ref, needs_hess, slabs, marks=()):
     """One optimizer configuration: the core's, the oracle's, whether it needs h, and the
@@ -54,19 +41,19 @@ OPTIMIZERS = [
     case("SGD-momentum", lambda: optim.SGD(lr=0.3, momentum=0.9), lambda: ref.SGD(0.3, 0.9), False, ["m"]),
     case("SDAGD-layer", lambda: optim.SDAGD(radius=0.3), lambda: ref.SDAGD(0.3), True, ["h"]),
     case("SDAGD-global", lambda: optim.SDAGD(radius=0.3, norm="global"),
-         lambda: ref.SDAGD(0.3, norm="global"), True, ["h"], marks=XFAIL_GLOBAL),
+         lambda: ref.SDAGD(0.3, norm="global"), True, ["h"]),
     case("SDAGD-hessian_every3", lambda: optim.SDAGD(radius=0.5, hessian_every=3),
          lambda: ref.SDAGD(0.5, hessian_every=3), True, ["h"]),
     case("SDAGD-max_step", lambda: optim.SDAGD(radius=1.0, max_step=0.05),
          lambda: ref.SDAGD(1.0, max_step=0.05), True, ["h"]),
     case("SDAGD-global-max_step-eps", lambda: optim.SDAGD(radius=2.0, eps=1e-3, norm="global", max_step=0.1),
-         lambda: ref.SDAGD(2.0, eps=1e-3, norm="global", max_step=0.1), True, ["h"], marks=XFAIL_GLOBAL),
+         lambda: ref.SDAGD(2.0, eps=1e-3, norm="global", max_step=0.1), True, ["h"]),
     case("SDLM", lambda: optim.SDLM(lr=0.1, mu=0.01, gamma=0.2), lambda: ref.SDLM(0.1, 0.01, 0.2), True, ["hbar"]),
     case("AdaGrad", lambda: optim.AdaGrad(), lambda: ref.AdaGrad(), False, ["s"]),
     case("AdaGrad-custom", lambda: optim.AdaGrad(lr=0.1, eps=1e-4), lambda: ref.AdaGrad(0.1, 1e-4), False, ["s"]),
-    case("AdaDelta", lambda: optim.AdaDelta(), lambda: ref.AdaDelta(), False, ["v", "u"], marks=XFAIL_ADADELTA),
+    case("AdaDelta", lambda: optim.AdaDelta(), lambda: ref.AdaDelta(), False, ["v", "u"]),
     case("AdaDelta-custom", lambda: optim.AdaDelta(lr=0.5, rho=0.7, eps=1e-4),
-         lambda: ref.AdaDelta(0.5, 0.7, 1e-4), False, ["v", "u"], marks=XFAIL_ADADELTA),
+         lambda: ref.AdaDelta(0.5, 0.7, 1e-4), False, ["v", "u"]),
     case("Adam", lambda: optim.Adam(), lambda: ref.Adam(), False, ["m", "v"]),
     case("Adam-custom", lambda: optim.Adam(lr=0.02, betas=(0.8, 0.95), eps=1e-5),
          lambda: ref.Adam(0.02, (0.8, 0.95), 1e-5), False, ["m", "v"]),
@@ -147,8 +134,9 @@ def test_lockstep_with_oracle(net_kind, name, make_core, make_ref, needs_hess, s
 
 
 def test_sdagd_hessian_every_reuses_the_stored_h():
-    """hessian_every=3: steps 1 and 2 use the h of step 0, so the state slab after steps 1..3
-    equals the Hessian at the step-0 parameters on the step-0 batch."""
+    """hessian_every=3: steps 1 and 2 reuse the h of step 0, so after each of the first three
+    steps the state slab is the Hessian of the step-0 batch at the step-0 parameters; the
+    fourth step (index 3) recomputes it on its own batch."""
     net = make_net("sigmoid-mse")
     X0, y0 = batch(0)
     h0 = flat(net.hessian_diagonal(X0, y0))
@@ -187,7 +175,6 @@ def test_sdagd_tiny_radius_steps_R_along_minus_gradient(net_kind):
         assert cos > 0.999, f"layer {l}: cosine {cos}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=GLOBAL_NORM_BUG)
 @pytest.mark.parametrize("net_kind", list(NETS))
 def test_sdagd_global_tiny_radius_steps_R_in_total(net_kind):
     """norm="global": one mu over all parameters, so the whole step (not each layer's) has
@@ -205,9 +192,8 @@ def test_sdagd_global_tiny_radius_steps_R_in_total(net_kind):
 
 
 def test_adadelta_update_rule_in_the_core_without_rho():
-    """Diagnostic for ADADELTA_BUG: the core's AdaDelta loop itself, reached through the private
-    binding without the rho keyword (the one the buggy format cannot take), so rho is the C
-    default 0. Checks that only the binding, not the update, is broken."""
+    """The core's AdaDelta loop through the private binding with rho left at its C default 0
+    (an edge of the rule: v and u hold only the newest values)."""
     net = make_net("sigmoid-mse", seed=9)
     core_opt = sdagd._core.Optimizer(net._net, 4, lr=0.5, eps=1e-4)  # 4 = OPT_ADADELTA
     oracle = ref.AdaDelta(lr=0.5, rho=0.0, eps=1e-4)
@@ -367,17 +353,30 @@ def test_adam_rule_from_core_gradients(net_kind):
     assert opt.state_dict()["step"] == 3
 
 
-def test_full_batch_fit_is_one_sgd_step():
-    X, y = training_data(rows=60)
+@pytest.mark.parametrize("rows", [60, 250])  # 250: beyond the 100-row initial work buffers
+def test_full_batch_fit_is_one_sgd_step(rows):
+    X, y = training_data(rows=rows)
     net = sdagd.MLP(SIZES, activation="tanh", output="linear", seed=7)
     E0 = net.evaluate(X, y).loss
     _, g = net.gradients(X, y)
     want = [(W - np.float32(0.3) * gW, b - np.float32(0.3) * gb) for (W, b), (gW, gb) in zip(net.params, g)]
-    hist = net.fit(X, y, optim.SGD(lr=0.3), epochs=1, batch_size=60, progress=False)
+    hist = net.fit(X, y, optim.SGD(lr=0.3), epochs=1, batch_size=rows, progress=False)
     # fit shuffles the rows: the batch sums run in another order, ~1e-6 relative of the step
     np.testing.assert_allclose(flat(net.params), flat(want), rtol=1e-5, atol=1e-7)
     # the epoch's train_loss is the loss before the (only) update; row order: 1e-6 relative
     assert hist.train_loss[0] == pytest.approx(E0, rel=1e-6)
+
+
+def test_train_step_on_a_batch_beyond_capacity():
+    """train_step on 250 rows (the core starts with 100-row buffers) is the SGD rule applied to
+    the gradient of all 250 rows, checked against the oracle."""
+    net = make_net("relu-ce", seed=10)
+    X, y = batch(70, rows=250)
+    theta = f64_params(net)
+    net.train_step(X, y, optim.SGD(lr=0.5))
+    want = ref.SGD(0.5).step(theta, ref.gradients(theta, X, y, "relu", "softmax", "ce"))
+    # one float32 step from a 250-row float32 gradient: ~1e-6 relative of the parameters
+    np.testing.assert_allclose(flat(net.params), flat(want), rtol=1e-5, atol=1e-6)
 
 
 def test_train_step_returns_the_loss_before_the_update():
