@@ -26,7 +26,7 @@ FULL = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0, 1
 
 #: Candidates tried on the validation split in the full protocol.
 TUNE_GRID = {
-    "SGD": [optim.SGD(lr=lr) for lr in (0.1, 0.5, 2.0)],
+    "SGD": [optim.SGD(lr=lr) for lr in (0.1, 0.5, 2.0, 8.0)],
     "SDAGD-layer": [optim.SDAGD(radius=r, norm="layer") for r in (0.1, 0.3, 1.0)],
     "SDAGD-global": [optim.SDAGD(radius=r, norm="global") for r in (0.3, 3.0, 30.0)],
 }
