@@ -13,15 +13,19 @@ __all__ = ["training_curves", "gradient_flow"]
 
 
 def _figure(n_panels, width=5.0, height=3.8):
-    global MaxNLocator
     try:
         from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise ImportError("plots need matplotlib: pip install 'sdagd[plot]' (the tables work without it)") from None
     fig = Figure(figsize=(width * n_panels, height), layout="constrained")
     axes = fig.subplots(1, n_panels, squeeze=False)[0]
     return fig, axes
+
+
+def _integer_epochs(ax):
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _mean_curve(records, column):
@@ -59,7 +63,7 @@ def training_curves(records, activation="sigmoid", column="train_error", path=No
             if curve.size:
                 ax.plot(np.arange(1, curve.size + 1), scale * curve, marker="o", ms=3, label=f"hl-{depth}")
         ax.set_title(f"{label}, {activation}")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _integer_epochs(ax)
         ax.set_xlabel("epoch")
         ax.set_ylabel(column.replace("_", " ") + (" (%)" if scale != 1.0 else ""))
         ax.grid(alpha=0.3)
@@ -91,7 +95,7 @@ def gradient_flow(records, depth=5, activation="sigmoid", path=None):
             values = np.where(mean[:, layer] > 0, mean[:, layer], math.nan)
             ax.semilogy(epochs, values, marker="o", ms=3, label=name)
         ax.set_title(f"{label}, hl-{depth} {activation}")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _integer_epochs(ax)
         ax.set_xlabel("epoch")
         ax.set_ylabel("RMS of dE/dW")
         ax.grid(alpha=0.3, which="both")
