@@ -17,6 +17,15 @@ static int is_output_activation(int a) {
     return a == ACT_SIGMOID || a == ACT_LINEAR || a == ACT_SOFTMAX;
 }
 
+/* Drops the per-batch buffer pointers without freeing them. */
+static void forget_buffers(mlp *net) {
+    net->h = NULL;
+    net->out_pre = net->delta = net->delta_next = net->s = net->s_next = NULL;
+    net->squared_input = net->batch_x = NULL;
+    net->batch_y = NULL;
+    net->capacity = 0;
+}
+
 static void free_buffers(mlp *net) {
     if (net->h)
         for (int l = 0; l < net->n_layers; l++) free(net->h[l]);
@@ -29,11 +38,7 @@ static void free_buffers(mlp *net) {
     free(net->squared_input);
     free(net->batch_x);
     free(net->batch_y);
-    net->h = NULL;
-    net->out_pre = net->delta = net->delta_next = net->s = net->s_next = NULL;
-    net->squared_input = net->batch_x = NULL;
-    net->batch_y = NULL;
-    net->capacity = 0;
+    forget_buffers(net);
 }
 
 void mlp_free(mlp *net) {
@@ -48,17 +53,15 @@ void mlp_free(mlp *net) {
     free(net);
 }
 
-/* Makes the per-batch buffers hold at least `rows` rows. Called with the batch size before
- * training, so the training loop itself never allocates. */
-sdagd_status mlp_reserve(mlp *net, int rows) {
-    if (rows <= net->capacity) return SDAGD_OK;
-    free_buffers(net);
+/* Per-batch buffers for `rows` rows, all or none: on failure nothing is left allocated. */
+static int alloc_buffers(mlp *net, int rows) {
     size_t r = (size_t)rows, w = (size_t)net->max_width, n0 = (size_t)net->sizes[0];
     size_t wide = n0 > w ? n0 : w;
+    net->capacity = rows;
     net->h = calloc((size_t)net->n_layers, sizeof *net->h);
-    if (!net->h) goto nomem;
+    if (!net->h) return -1;
     for (int l = 0; l < net->n_layers; l++)
-        if (!(net->h[l] = malloc(r * (size_t)net->sizes[l + 1] * sizeof(float)))) goto nomem;
+        if (!(net->h[l] = malloc(r * (size_t)net->sizes[l + 1] * sizeof(float)))) return -1;
     net->out_pre = malloc(r * (size_t)net->sizes[net->n_layers] * sizeof(float));
     net->delta = malloc(r * w * sizeof(float));
     net->delta_next = malloc(r * w * sizeof(float));
@@ -67,13 +70,28 @@ sdagd_status mlp_reserve(mlp *net, int rows) {
     net->squared_input = malloc(r * wide * sizeof(float));
     net->batch_x = malloc(r * n0 * sizeof(float));
     net->batch_y = malloc(r * sizeof(int32_t));
-    if (!net->out_pre || !net->delta || !net->delta_next || !net->s || !net->s_next ||
-        !net->squared_input || !net->batch_x || !net->batch_y)
-        goto nomem;
-    net->capacity = rows;
-    return SDAGD_OK;
-nomem:
-    free_buffers(net);
+    return net->out_pre && net->delta && net->delta_next && net->s && net->s_next && net->squared_input &&
+                   net->batch_x && net->batch_y
+               ? 0
+               : -1;
+}
+
+/* Makes the per-batch buffers hold at least `rows` rows. Called with the batch size before
+ * training, so the training loop itself never allocates. If the larger buffers cannot be
+ * had, the old ones stay in place: the network remains usable after the error. */
+sdagd_status mlp_reserve(mlp *net, int rows) {
+    if (rows <= net->capacity) return SDAGD_OK;
+    mlp old = *net; /* only the buffer fields matter: kept to restore on failure */
+    forget_buffers(net);
+    if (alloc_buffers(net, rows) == 0) {
+        mlp fresh = *net;
+        *net = old;
+        free_buffers(net); /* the old ones */
+        *net = fresh;
+        return SDAGD_OK;
+    }
+    free_buffers(net); /* the partial new ones */
+    *net = old;
     return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory allocating work buffers for %d rows", rows);
 }
 
@@ -200,8 +218,8 @@ static void forward_batch(mlp *net, const float *X, int B) {
 
 sdagd_status mlp_forward(mlp *net, const float *X, int B, float *Y) {
     int n0 = net->sizes[0], n_out = net->sizes[net->n_layers];
-    for (int start = 0; start < B; start += net->capacity) {
-        int rows = B - start < net->capacity ? B - start : net->capacity;
+    for (int64_t start = 0; start < B; start += net->capacity) {
+        int rows = (int)(B - start < net->capacity ? B - start : net->capacity);
         forward_batch(net, X + (size_t)start * n0, rows);
         memcpy(Y + (size_t)start * n_out, net->h[net->n_layers - 1], (size_t)rows * n_out * sizeof(float));
     }
@@ -337,7 +355,7 @@ sdagd_status mlp_loss_grad(mlp *net, const float *X, const int32_t *labels, int 
     if (st != SDAGD_OK) return st;
     double sum;
     st = mlp_batch_loss_grad(net, X, labels, B, &sum, errors, grad, hess);
-    *loss = sum / B;
+    if (st == SDAGD_OK) *loss = sum / B;
     return st;
 }
 

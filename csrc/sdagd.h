@@ -156,8 +156,9 @@ sdagd_status train_step(mlp *net, optimizer *opt, const float *X, const int32_t 
 typedef int (*sdagd_poll_fn)(void *ctx);
 
 /* One epoch over N rows in the order of a permutation drawn from (seed, epoch): mini-batches
- * of batch_size (the last one may be smaller). Stops at the first non-finite loss or
- * parameter with SDAGD_ERR_NONFINITE; *steps_done tells how far it got. */
+ * of batch_size (the last one may be smaller). Returns SDAGD_ERR_NONFINITE at the first step
+ * whose loss is NaN or inf (a non-finite parameter makes the next loss so), and when a
+ * parameter is non-finite at the end of the epoch; stats->steps tells how far it got. */
 sdagd_status train_epoch(mlp *net, optimizer *opt, const float *X, const int32_t *labels,
                          int64_t N, int batch_size, uint64_t seed, int64_t epoch,
                          train_stats *stats, sdagd_poll_fn poll, void *poll_ctx);

@@ -83,7 +83,7 @@ sdagd_status train_epoch(mlp *net, optimizer *opt, const float *X, const int32_t
         if (labels[i] < 0 || labels[i] >= n_out)
             return sdagd_fail(SDAGD_ERR_ARG, "label %d at row %lld is outside [0, %d)", labels[i],
                               (long long)i, n_out);
-    if ((st = mlp_reserve(net, batch_size)) != SDAGD_OK) return st;
+    if ((st = mlp_reserve(net, (int)(N < batch_size ? N : batch_size))) != SDAGD_OK) return st;
     int64_t *perm = malloc((size_t)N * sizeof *perm);
     if (!perm) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory for the epoch's permutation");
     sdagd_shuffle_order(perm, N, seed, epoch);

@@ -115,6 +115,10 @@ typedef struct {
 static PyTypeObject NetType;
 
 static int acquire(NetObject *self) {
+    if (!self->net) {
+        PyErr_SetString(PyExc_RuntimeError, "this network was not initialised (its __init__ failed or never ran)");
+        return -1;
+    }
     if (self->busy) {
         PyErr_SetString(PyExc_RuntimeError,
                         "this network is being used by another thread; use one network per thread");
@@ -162,18 +166,27 @@ static int Net_init(NetObject *self, PyObject *args, PyObject *kwds) {
     Py_DECREF(seq);
     c.n_layers = (int)n - 1;
     c.sizes = sizes;
-    mlp_free(self->net);
-    self->net = NULL;
-    sdagd_status st = mlp_create(&self->net, &c);
-    if (st != SDAGD_OK) {
-        raise_status(st);
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise a network while another thread uses it");
         return -1;
     }
-    PyMem_Free(self->widths);
-    if (!(self->widths = PyMem_Malloc((size_t)n * sizeof(int)))) {
+    mlp *fresh = NULL;
+    int *widths = PyMem_Malloc((size_t)n * sizeof(int));
+    if (!widths) {
         PyErr_NoMemory();
         return -1;
     }
+    sdagd_status st = mlp_create(&fresh, &c);
+    if (st != SDAGD_OK) {
+        PyMem_Free(widths);
+        raise_status(st);
+        return -1;
+    }
+    /* Swap only on success, so a failed re-initialisation leaves the old network intact. */
+    mlp_free(self->net);
+    PyMem_Free(self->widths);
+    self->net = fresh;
+    self->widths = widths;
     memcpy(self->widths, sizes, (size_t)n * sizeof(int));
     self->hidden = c.hidden;
     self->n_layers = c.n_layers;
@@ -182,13 +195,22 @@ static int Net_init(NetObject *self, PyObject *args, PyObject *kwds) {
     return 0;
 }
 
+/* For calls that only read: the network must exist. */
+static int ready(NetObject *self) {
+    if (self->net) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "this network was not initialised (its __init__ failed or never ran)");
+    return -1;
+}
+
 static PyObject *Net_num_params(NetObject *self, void *closure) {
     (void)closure;
+    if (ready(self) < 0) return NULL;
     return PyLong_FromSize_t(mlp_num_params(self->net));
 }
 
 static PyObject *Net_layer_offsets(NetObject *self, PyObject *unused) {
     (void)unused;
+    if (ready(self) < 0) return NULL;
     PyObject *list = PyList_New(self->n_layers);
     if (!list) return NULL;
     for (int l = 0; l < self->n_layers; l++) {
@@ -221,14 +243,16 @@ static PyObject *new_float_vector(size_t n) {
 
 static PyObject *Net_get_params(NetObject *self, PyObject *unused) {
     (void)unused;
+    if (acquire(self) < 0) return NULL; /* no torn copy while another thread trains */
     PyObject *out = new_float_vector(mlp_num_params(self->net));
-    if (!out) return NULL;
-    mlp_get_params(self->net, (float *)PyArray_DATA((PyArrayObject *)out));
+    if (out) mlp_get_params(self->net, (float *)PyArray_DATA((PyArrayObject *)out));
+    self->busy = 0;
     return out;
 }
 
 static PyObject *Net_set_params(NetObject *self, PyObject *arg) {
     PyArrayObject *a;
+    if (ready(self) < 0) return NULL;
     if (check_array(arg, "params", NPY_FLOAT32, "float32", 1, &a) < 0) return NULL;
     if ((size_t)PyArray_DIM(a, 0) != mlp_num_params(self->net))
         return PyErr_Format(PyExc_ValueError, "params must hold %zu values, got %zd",
@@ -242,6 +266,7 @@ static PyObject *Net_set_params(NetObject *self, PyObject *arg) {
 
 static PyObject *Net_forward(NetObject *self, PyObject *arg) {
     PyArrayObject *X;
+    if (ready(self) < 0) return NULL;
     if (check_inputs(arg, self->n_in, &X) < 0) return NULL;
     npy_intp dims[2] = {PyArray_DIM(X, 0), self->n_out};
     PyObject *Y = PyArray_SimpleNew(2, dims, NPY_FLOAT32);
@@ -270,6 +295,7 @@ static PyObject *Net_loss_grad(NetObject *self, PyObject *args, PyObject *kwds) 
     int want_hess = 0;
     PyArrayObject *X, *y;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|p", kwlist, &xo, &yo, &want_hess)) return NULL;
+    if (ready(self) < 0) return NULL;
     if (check_inputs(xo, self->n_in, &X) < 0 || check_labels(yo, PyArray_DIM(X, 0), &y) < 0) return NULL;
     size_t P = mlp_num_params(self->net);
     PyObject *grad = new_float_vector(P), *hess = want_hess ? new_float_vector(P) : Py_None;
@@ -301,6 +327,7 @@ static PyObject *Net_evaluate(NetObject *self, PyObject *args) {
     PyObject *xo, *yo;
     PyArrayObject *X, *y;
     if (!PyArg_ParseTuple(args, "OO", &xo, &yo)) return NULL;
+    if (ready(self) < 0) return NULL;
     if (check_inputs(xo, self->n_in, &X) < 0 || check_labels(yo, PyArray_DIM(X, 0), &y) < 0) return NULL;
     if (acquire(self) < 0) return NULL;
     double loss;
@@ -346,7 +373,20 @@ typedef struct {
     PyObject_HEAD
     optimizer *opt;
     size_t n_params;
+    int busy; /* set while a training call uses it without the GIL */
 } OptimizerObject;
+
+static int opt_ready(OptimizerObject *self) {
+    if (!self->opt) {
+        PyErr_SetString(PyExc_RuntimeError, "this optimizer was not initialised (its __init__ failed or never ran)");
+        return -1;
+    }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this optimizer is being used by another thread");
+        return -1;
+    }
+    return 0;
+}
 
 static void Optimizer_dealloc(OptimizerObject *self) {
     optim_free(self->opt);
@@ -363,13 +403,19 @@ static int Optimizer_init(OptimizerObject *self, PyObject *args, PyObject *kwds)
                                      &c.momentum, &c.radius, &c.eps, &c.norm, &c.hessian_every, &c.max_step,
                                      &c.mu, &c.gamma, &c.beta1, &c.beta2, &c.rho))
         return -1;
-    optim_free(self->opt);
-    self->opt = NULL;
-    sdagd_status st = optim_create(&self->opt, &c, net->net);
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise an optimizer while another thread uses it");
+        return -1;
+    }
+    if (ready(net) < 0) return -1;
+    optimizer *fresh = NULL;
+    sdagd_status st = optim_create(&fresh, &c, net->net);
     if (st != SDAGD_OK) {
         raise_status(st);
         return -1;
     }
+    optim_free(self->opt); /* only now: a failed re-initialisation keeps the old state */
+    self->opt = fresh;
     self->n_params = mlp_num_params(net->net);
     return 0;
 }
@@ -377,6 +423,7 @@ static int Optimizer_init(OptimizerObject *self, PyObject *args, PyObject *kwds)
 /* get_state() -> (float32 (slabs, P), step) */
 static PyObject *Optimizer_get_state(OptimizerObject *self, PyObject *unused) {
     (void)unused;
+    if (opt_ready(self) < 0) return NULL;
     npy_intp dims[2] = {optim_num_state_slabs(self->opt), (npy_intp)self->n_params};
     PyObject *a = PyArray_SimpleNew(2, dims, NPY_FLOAT32);
     if (!a) return NULL;
@@ -390,6 +437,7 @@ static PyObject *Optimizer_set_state(OptimizerObject *self, PyObject *args) {
     long long step;
     PyArrayObject *a;
     if (!PyArg_ParseTuple(args, "OL", &ao, &step)) return NULL;
+    if (opt_ready(self) < 0) return NULL;
     if (check_array(ao, "state", NPY_FLOAT32, "float32", 2, &a) < 0) return NULL;
     if (PyArray_DIM(a, 0) != optim_num_state_slabs(self->opt) || (size_t)PyArray_DIM(a, 1) != self->n_params)
         return PyErr_Format(PyExc_ValueError, "state must have shape (%d, %zu), got (%zd, %zd)",
@@ -402,6 +450,7 @@ static PyObject *Optimizer_set_state(OptimizerObject *self, PyObject *args) {
 
 static PyObject *Optimizer_step_count(OptimizerObject *self, void *closure) {
     (void)closure;
+    if (!self->opt) return PyLong_FromLong(0);
     return PyLong_FromLongLong(optim_step_count(self->opt));
 }
 
@@ -435,6 +484,7 @@ static PyObject *stats_dict(const train_stats *s) {
 }
 
 static int check_pair(OptimizerObject *opt, NetObject *net) {
+    if (ready(net) < 0 || opt_ready(opt) < 0) return -1;
     if (opt->n_params != mlp_num_params(net->net)) {
         PyErr_Format(PyExc_ValueError, "the optimizer was made for a network with %zu parameters, this one has %zu",
                      opt->n_params, mlp_num_params(net->net));
@@ -453,6 +503,7 @@ static PyObject *py_train_step(PyObject *module, PyObject *args) {
     if (check_pair(opt, net) < 0) return NULL;
     if (check_inputs(xo, net->n_in, &X) < 0 || check_labels(yo, PyArray_DIM(X, 0), &y) < 0) return NULL;
     if (acquire(net) < 0) return NULL;
+    opt->busy = 1;
     train_stats stats = {0};
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
@@ -460,14 +511,20 @@ static PyObject *py_train_step(PyObject *module, PyObject *args) {
                     (int)PyArray_DIM(X, 0), &stats);
     Py_END_ALLOW_THREADS
     net->busy = 0;
+    opt->busy = 0;
     if (st != SDAGD_OK) return raise_status(st);
     return stats_dict(&stats);
 }
 
 /* Runs between mini-batches on the training thread: lets Python's signal handlers run, so
  * Ctrl-C stops an epoch after the current step with the network intact. */
+static unsigned long main_thread_id; /* the thread that imported the module */
+
 static int poll_signals(void *ctx) {
     (void)ctx;
+    /* Python runs signal handlers in the main thread only: elsewhere there is nothing to poll,
+     * and taking the GIL would only slow other threads down. */
+    if (PyThread_get_thread_ident() != main_thread_id) return 0;
     PyGILState_STATE g = PyGILState_Ensure();
     int stop = PyErr_CheckSignals() < 0;
     PyGILState_Release(g);
@@ -544,6 +601,7 @@ static PyObject *py_train_epoch(PyObject *module, PyObject *args, PyObject *kwds
         goto done;
     }
     if (acquire(net) < 0) goto done;
+    opt->busy = 1;
     train_stats stats = {.grad_sq = grad_sq, .saturated = saturated, .unit_rows = unit_rows, .ever_active = ever_active};
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
@@ -552,6 +610,7 @@ static PyObject *py_train_epoch(PyObject *module, PyObject *args, PyObject *kwds
                      poll_signals, NULL);
     Py_END_ALLOW_THREADS
     net->busy = 0;
+    opt->busy = 0;
     if (st != SDAGD_OK) {
         raise_status(st);
         goto done;
@@ -584,7 +643,7 @@ static PyObject *py_set_num_threads(PyObject *module, PyObject *arg) {
     (void)module;
     long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred()) return NULL;
-    if (n < 1) return PyErr_Format(PyExc_ValueError, "the number of threads must be >= 1, got %ld", n);
+    if (n < 1 || n > 4096) return PyErr_Format(PyExc_ValueError, "the number of threads must be in [1, 4096], got %ld", n);
     return PyLong_FromLong(sdagd_blas_set_threads((int)n));
 }
 
@@ -609,6 +668,7 @@ static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "sdagd._core",
 
 PyMODINIT_FUNC PyInit__core(void) {
     import_array();
+    main_thread_id = PyThread_get_thread_ident();
     if (PyType_Ready(&NetType) < 0 || PyType_Ready(&OptimizerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;

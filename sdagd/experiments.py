@@ -149,7 +149,11 @@ def load_records(path) -> list:
 
 
 def _append_record(path, record):
-    with open(path, "a", encoding="utf-8") as f:
+    with open(path, "a+", encoding="utf-8") as f:
+        if f.tell() > 0:  # a run killed mid-write leaves a torn line: start on a fresh one
+            f.seek(f.tell() - 1)
+            if f.read(1) != "\n":
+                f.write("\n")
         f.write(json.dumps(record, allow_nan=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
@@ -276,7 +280,7 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
             done[record["key"]] = record
     todo = [c for c in configs if run_key(c) not in done]
     bar = _Progress(len(todo), progress, "sweep")
-    if progress and done:
+    if done:
         print(f"sweep: {len(configs) - len(todo)} of {len(configs)} runs already in {out}; resuming",
               file=sys.stderr, flush=True)
 

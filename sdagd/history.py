@@ -20,8 +20,8 @@ COLUMNS = (
     "grad_rms",        # per weight layer (input first): RMS of dE/dW over the epoch's steps
     "saturated",       # per hidden layer: share of (row, unit) with f'(a) < 0.01 max f' (sigmoid,
                        # tanh; None for other activations)
-    "dead",            # per hidden layer: share of units zero for every row of the epoch (relu,
-                       # leaky_relu; None for other activations)
+    "dead",            # per hidden layer: share of units never positive in any row of the epoch
+                       # (relu: zero throughout; leaky_relu: never above 0; None otherwise)
 )
 
 

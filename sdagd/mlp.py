@@ -58,7 +58,8 @@ def _as_inputs(X, n_in, name="X"):
         raise ValueError(f"{name} must have shape (n_samples, {n_in}), got {X.shape}")
     if X.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
-    return np.ascontiguousarray(X, dtype=np.float32)
+    # "A": aligned too; arrays unpickled from a buffer (e.g. on Dask workers) may not be.
+    return np.require(X, dtype=np.float32, requirements=["C", "A"])
 
 
 def _as_labels(y, n_rows, n_out, name="y"):
@@ -73,7 +74,7 @@ def _as_labels(y, n_rows, n_out, name="y"):
     if y.size and (y.min() < 0 or y.max() >= n_out):
         bad = y[(y < 0) | (y >= n_out)][0]
         raise ValueError(f"{name} contains label {bad}; labels must be in [0, {n_out}) for {n_out} outputs")
-    return np.ascontiguousarray(y, dtype=np.int32)
+    return np.require(y, dtype=np.int32, requirements=["C", "A"])
 
 
 class MLP:
@@ -126,8 +127,8 @@ class MLP:
                              f"and 'sigmoid' or 'linear' output with loss='mse'")
         init_code = _choice("init", init, _INIT)
         device_code = _choice("device", device, _DEVICE)
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
         if isinstance(leaky_slope, bool) or not isinstance(leaky_slope, (int, float, np.integer, np.floating)):
             raise TypeError(f"leaky_slope must be a number in [0, 1), got {leaky_slope!r}")
         leaky_slope = float(leaky_slope)
@@ -303,8 +304,8 @@ class MLP:
             if bad.any():
                 raise ValueError(f"X_val contains NaN or inf (first at flat index {np.flatnonzero(bad)[0]})")
         seed = self._config["seed"] if seed is None else seed
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
         if on_divergence not in ("raise", "stop"):
             raise ValueError(f"on_divergence must be 'raise' or 'stop', got {on_divergence!r}")
         report = _print_epoch if progress is True else (progress or None)

@@ -22,10 +22,14 @@ def _figure(n_panels, width=5.0, height=3.8):
     return fig, axes
 
 
-def _integer_epochs(ax):
+def _integer_epochs(ax, n_epochs):
+    """Whole-number epoch ticks (MaxNLocator alone falls back to fractions for one epoch)."""
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if n_epochs <= 12:
+        ax.set_xticks(range(1, n_epochs + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _mean_curve(records, column):
@@ -58,12 +62,14 @@ def training_curves(records, activation="sigmoid", column="train_error", path=No
     scale = 100.0 if column.endswith("error") else 1.0
     for ax, label in zip(axes, labels):
         runs = [r for r in chosen if r["config"]["optimizer"] == label]
+        longest = 1
         for depth in sorted({r["config"]["depth"] for r in runs}):
             curve = _mean_curve([r for r in runs if r["config"]["depth"] == depth], column)
             if curve.size:
                 ax.plot(np.arange(1, curve.size + 1), scale * curve, marker="o", ms=3, label=f"hl-{depth}")
+                longest = max(longest, curve.size)
         ax.set_title(f"{label}, {activation}")
-        _integer_epochs(ax)
+        _integer_epochs(ax, longest)
         ax.set_xlabel("epoch")
         ax.set_ylabel(column.replace("_", " ") + (" (%)" if scale != 1.0 else ""))
         ax.grid(alpha=0.3)
@@ -95,7 +101,7 @@ def gradient_flow(records, depth=5, activation="sigmoid", path=None):
             values = np.where(mean[:, layer] > 0, mean[:, layer], math.nan)
             ax.semilogy(epochs, values, marker="o", ms=3, label=name)
         ax.set_title(f"{label}, hl-{depth} {activation}")
-        _integer_epochs(ax)
+        _integer_epochs(ax, n)
         ax.set_xlabel("epoch")
         ax.set_ylabel("RMS of dE/dW")
         ax.grid(alpha=0.3, which="both")

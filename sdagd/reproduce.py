@@ -58,12 +58,12 @@ def run(out_dir, protocol="quick", epochs=None, workers=None, data=None, seeds=N
                   train_limit=settings["train_limit"], executor=executor, workers=workers, progress=progress)
     if protocol == "quick":
         _say(f"QUICK protocol (reduced, not the paper's): {settings['train_limit']} training images, "
-             f"{settings['epochs']} epochs, seeds {settings['seeds']}, untuned lr / R {DEFAULTS}")
+             f"{settings['epochs']} epoch(s), seeds {settings['seeds']}, untuned lr / R {DEFAULTS}")
         optimizers = DEFAULTS
         tuned_table = None
     else:
         _say(f"FULL protocol: tuning lr and R on the last 10,000 training images "
-             f"({settings['tune_epochs']} epoch each), then {settings['epochs']} epochs x seeds {settings['seeds']}")
+             f"({settings['tune_epochs']} epoch each), then {settings['epochs']} epoch(s) x seeds {settings['seeds']}")
         tuned = experiments.tune(TUNE_GRID, seeds=(0,), epochs=settings["tune_epochs"],
                                  out=os.path.join(out_dir, "tune.jsonl"), **common)
         optimizers = {label: tuned(label) for label in TUNE_GRID}
@@ -78,7 +78,8 @@ def run(out_dir, protocol="quick", epochs=None, workers=None, data=None, seeds=N
         with open(os.path.join(out_dir, name), "w", encoding="utf-8") as f:
             f.write(text)
         written[name] = os.path.join(out_dir, name)
-    with open(os.path.join(out_dir, "protocol.json"), "w", encoding="utf-8") as f:
+    written["protocol.json"] = os.path.join(out_dir, "protocol.json")
+    with open(written["protocol.json"], "w", encoding="utf-8") as f:
         json.dump({"protocol": protocol, **{k: v for k, v in settings.items()},
                    "optimizers": {k: (v.config() if isinstance(v, optim.Optimizer) else "tuned, see tuning.md")
                                   for k, v in optimizers.items()},

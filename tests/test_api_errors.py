@@ -119,9 +119,9 @@ CONSTRUCTION_CASES = [
      r"output 'softmax' with loss 'mse': use output='softmax' with loss='ce'"),
     ("ce-with-sigmoid", lambda: net(output="sigmoid", loss="ce"), ValueError, r"output 'sigmoid' with loss 'ce'"),
     ("ce-with-linear", lambda: net(output="linear", loss="ce"), ValueError, r"output 'linear' with loss 'ce'"),
-    ("seed-negative", lambda: net(seed=-1), ValueError, r"seed must be a non-negative integer, got -1"),
-    ("seed-float", lambda: net(seed=1.5), ValueError, r"seed must be a non-negative integer, got 1.5"),
-    ("seed-bool", lambda: net(seed=True), ValueError, r"seed must be a non-negative integer"),
+    ("seed-negative", lambda: net(seed=-1), ValueError, r"seed must be an integer in \[0, 2\*\*64\), got -1"),
+    ("seed-float", lambda: net(seed=1.5), ValueError, r"seed must be an integer in \[0, 2\*\*64\), got 1.5"),
+    ("seed-bool", lambda: net(seed=True), ValueError, r"seed must be an integer in"),
     ("leaky-slope-1.5", lambda: net(activation="leaky_relu", leaky_slope=1.5), ValueError,
      r"leaky_slope must be in \[0, 1\), got 1.5"),
     ("leaky-slope-negative", lambda: net(leaky_slope=-0.1), ValueError, r"leaky_slope must be in \[0, 1\)"),
@@ -172,7 +172,7 @@ USE_CASES = [
      r"batch_size must be a positive integer, got 0"),
     ("fit-batch_size-bool", lambda: net().fit(X, Y, optim.SGD(lr=0.1), batch_size=True), ValueError, r"batch_size"),
     ("fit-seed-negative", lambda: net().fit(X, Y, optim.SGD(lr=0.1), seed=-3), ValueError,
-     r"seed must be a non-negative integer, got -3"),
+     r"seed must be an integer in \[0, 2\*\*64\), got -3"),
     ("fit-progress", lambda: net().fit(X, Y, optim.SGD(lr=0.1), progress="yes"), TypeError,
      r"progress must be True, False or a callable"),
     ("fit-validation-not-a-pair", lambda: net().fit(X, Y, optim.SGD(lr=0.1), validation_data=(X, Y, Y)),
@@ -467,3 +467,50 @@ def test_divergence_error_is_exported():
     assert issubclass(sdagd.DivergenceError, FloatingPointError)
     assert issubclass(sdagd.DivergenceError, sdagd._core.DivergenceError)
 
+
+
+# ------------------------------------------------------------------------------ robustness
+
+def test_seed_beyond_64_bits_is_rejected_not_wrapped():
+    with pytest.raises(ValueError, match=r"seed must be an integer in"):
+        net(seed=2**64)
+
+
+def test_batch_size_larger_than_the_data_trains_one_batch():
+    m = net()
+    history = m.fit(X, Y, optim.SGD(lr=0.1), epochs=1, batch_size=2**31 - 1, progress=False)
+    assert len(history) == 1 and m.epochs_trained == 1
+
+
+def test_failed_buffer_growth_leaves_the_network_usable():
+    """Work buffers for 100,000 rows of a 2**20-unit layer (400 GB each) cannot be had: the
+    call raises MemoryError and the old buffers stay, so the network still predicts (a failed
+    grow used to leave it without buffers, and the next forward crashed)."""
+    wide = sdagd.MLP([6, 2**20, 3], seed=1)
+    small = np.ones((4, 6), np.float32)
+    before = wide.forward(small)
+    with pytest.raises(MemoryError, match="out of memory"):
+        wide.gradients(np.zeros((100_000, 6), np.float32), np.zeros(100_000, np.int64))
+    np.testing.assert_array_equal(wide.forward(small), before)
+
+
+def test_uninitialised_core_objects_raise_instead_of_crashing():
+    n = sdagd._core.Net.__new__(sdagd._core.Net)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        n.num_params
+    with pytest.raises(RuntimeError, match="not initialised"):
+        n.get_params()
+    o = sdagd._core.Optimizer.__new__(sdagd._core.Optimizer)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        o.get_state()
+
+
+def test_failed_reinitialisation_keeps_the_old_network():
+    n = sdagd._core.Net([2, 3], 0, 0, 0, 0.0, 0, 10)
+    with pytest.raises(RuntimeError, match="CUDA"):
+        n.__init__([2, 3], 0, 0, 0, 0.0, 1, 10)
+    assert n.num_params == 9
+    o = sdagd._core.Optimizer(n, 0, lr=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        o.__init__(n, 0, lr=-1.0)
+    assert o.get_state()[1] == 0

@@ -1,0 +1,225 @@
+"""The command line, end to end in subprocesses: ``python -m sdagd reproduce --quick`` on a
+tiny fake MNIST directory (files, table, figures, resuming), ``python -m sdagd train``, and
+the exit code and message for missing data.
+
+The fake MNIST has 600 training and 200 test images; the loader checks checksums only for
+files of the real sizes (60000 / 10000), so it loads them like the real thing.
+"""
+
+import csv
+import io
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+DEPTHS = (1, 2, 3, 4, 5)
+COLUMNS = [(o, a) for a in ("sigmoid", "relu") for o in ("SGD", "SDAGD-layer", "SDAGD-global")]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FIGURES = ("fig3_sigmoid.png", "fig4_relu.png", "gradient_flow.png")
+
+
+def write_fake_mnist(directory, n_train=600, n_test=200, seed=0):
+    """MNIST-layout IDX files (plain, uncompressed) with random images; labels follow the
+    brightest of the first ten pixels, so they are not pure noise."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = images.reshape(n, -1)[:, :10].argmax(axis=1).astype(np.uint8)
+        (directory / f"{prefix}-images-idx3-ubyte").write_bytes(
+            struct.pack(">I3i", 0x0803, n, 28, 28) + images.tobytes())
+        (directory / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            struct.pack(">Ii", 0x0801, n) + labels.tobytes())
+    return directory
+
+
+def run_cli(args, cwd, env_extra=None, timeout=600):
+    env = dict(os.environ)
+    env.pop("SDAGD_DATA", None)
+    env.update({"MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "XDG_CACHE_HOME": str(cwd / "xdg-cache"),
+                "PYTHONUNBUFFERED": "1"})
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "sdagd", *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def fake_mnist(workdir):
+    return write_fake_mnist(workdir / "mnist")
+
+
+def quick_args(out, data):
+    return ["reproduce", "--quick", "--out", out, "--data", data, "--train-limit", 300, "--epochs", 1,
+            "--workers", 0, "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def quick(workdir, fake_mnist):
+    """One quick reproduction; what it wrote is read at once (a later rerun rewrites some)."""
+    out = workdir / "quick"
+    proc = run_cli(quick_args(out, fake_mnist), cwd=workdir)
+    snapshot = {p.name: p.read_bytes() for p in out.iterdir()} if out.is_dir() else {}
+    return proc, out, snapshot
+
+
+@pytest.fixture(scope="module")
+def rerun(quick, workdir, fake_mnist):
+    _, out, _ = quick
+    return run_cli(quick_args(out, fake_mnist), cwd=workdir)
+
+
+def table_lines(text):
+    return [line for line in text.splitlines() if line.startswith("|")]
+
+
+# ------------------------------------------------------------------------------ reproduce
+
+def test_quick_reproduce_exits_0_and_prints_table_i(quick):
+    proc, out, snapshot = quick
+    assert proc.returncode == 0, proc.stderr
+    assert "QUICK" in proc.stderr
+    assert "300 training images" in proc.stderr and "1 epoch(s)" in proc.stderr
+    lines = table_lines(proc.stdout)
+    assert len(lines) == 2 + len(DEPTHS)
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header == ["depth",
+                      "SGD sigmoid", "paper SGD sigmoid", "SDAGD-layer sigmoid", "SDAGD-global sigmoid",
+                      "paper SDAGD sigmoid",
+                      "SGD relu", "paper SGD relu", "SDAGD-layer relu", "SDAGD-global relu", "paper SDAGD relu"]
+    for depth, line in zip(DEPTHS, lines[2:]):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[0] == f"hl-{depth}"
+        assert len(cells) == len(header)
+        for c in cells[1:]:
+            assert re.fullmatch(r"\d+\.\d\d( ± 0\.00)?", c), c  # one seed each: std 0
+    assert "| hl-1 | " in proc.stdout and "10.73" in lines[2] and "| 2.34 |" in lines[6]
+    # the printed table is the one written to table1.md
+    assert snapshot["table1.md"].decode("utf-8").strip() == "\n".join(lines)
+
+
+def test_quick_reproduce_writes_its_files(quick):
+    proc, out, snapshot = quick
+    assert proc.returncode == 0, proc.stderr
+    for name in ("runs.jsonl", "table1.md", "table1.csv", "protocol.json", *FIGURES):
+        assert name in snapshot, sorted(snapshot)
+        assert len(snapshot[name]) > 0, name
+
+    records = [json.loads(line) for line in snapshot["runs.jsonl"].decode().splitlines()]
+    assert len(records) == len(DEPTHS) * len(COLUMNS)
+    seen = {(r["config"]["depth"], r["config"]["optimizer"], r["config"]["activation"]) for r in records}
+    assert seen == {(d, o, a) for d in DEPTHS for (o, a) in COLUMNS}
+    for r in records:
+        c = r["config"]
+        assert r["status"] == "ok", r["error"]
+        assert (c["train_limit"], c["epochs"], c["width"], c["batch_size"], c["seed"]) == (300, 1, 700, 100, 0)
+        assert len(r["history"]["epoch"]) == 1
+        assert len(r["history"]["grad_rms"][0]) == c["depth"] + 1
+
+    rows = list(csv.DictReader(io.StringIO(snapshot["table1.csv"].decode())))
+    assert [(int(r["depth"]), r["optimizer"], r["activation"]) for r in rows] == [
+        (d, o, a) for d in DEPTHS for (o, a) in COLUMNS]
+    assert all(r["runs"] == "1" and r["failed"] == "0" and r["paper_mcr"] for r in rows)
+
+    protocol = json.loads(snapshot["protocol.json"])
+    assert protocol["protocol"] == "quick"
+    assert (protocol["epochs"], protocol["train_limit"], protocol["seeds"]) == (1, 300, [0])
+    assert set(protocol["optimizers"]) == {"SGD", "SDAGD-layer", "SDAGD-global"}
+    assert protocol["optimizers"]["SDAGD-global"]["norm"] == "global"
+
+
+def test_quick_reproduce_figures_are_png_images(quick):
+    proc, out, snapshot = quick
+    assert proc.returncode == 0, proc.stderr
+    for name in FIGURES:
+        assert snapshot[name][:8] == PNG_SIGNATURE, name
+    image = pytest.importorskip("matplotlib.image")
+    for name in FIGURES:
+        pixels = image.imread(out / name)
+        assert pixels.ndim == 3 and pixels.shape[0] >= 200 and pixels.shape[1] >= 400, (name, pixels.shape)
+        assert float(np.std(pixels[..., :3])) > 0.01, name  # not a blank canvas
+
+
+def test_rerun_resumes_with_the_same_table(quick, rerun):
+    first, out, snapshot = quick
+    assert first.returncode == 0 and rerun.returncode == 0, rerun.stderr
+    assert "QUICK" in rerun.stderr
+    # nothing was trained again: the results file is untouched
+    assert (out / "runs.jsonl").read_bytes() == snapshot["runs.jsonl"]
+    assert table_lines(rerun.stdout) == table_lines(first.stdout)
+    assert (out / "table1.md").read_bytes() == snapshot["table1.md"]
+    assert (out / "table1.csv").read_bytes() == snapshot["table1.csv"]
+
+
+def test_rerun_with_no_progress_says_it_resumes(rerun):
+    assert rerun.returncode == 0
+    assert re.search(r"resum|already", rerun.stderr, re.IGNORECASE), rerun.stderr
+
+
+def test_rerun_with_progress_says_it_resumes(quick, rerun, workdir, fake_mnist):
+    _, out, snapshot = quick
+    args = [a for a in quick_args(out, fake_mnist) if a != "--no-progress"]
+    proc = run_cli(args, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{len(DEPTHS) * len(COLUMNS)} of {len(DEPTHS) * len(COLUMNS)} runs already in" in proc.stderr
+    assert "resuming" in proc.stderr
+    assert (out / "runs.jsonl").read_bytes() == snapshot["runs.jsonl"]
+
+
+def test_one_epoch_figures_have_integer_epoch_ticks(quick):
+    pytest.importorskip("matplotlib")
+    from sdagd import plots
+
+    _, out, snapshot = quick
+    records = [json.loads(line) for line in snapshot["runs.jsonl"].decode().splitlines()]
+    for fig in (plots.training_curves(records, "sigmoid"), plots.gradient_flow(records, depth=5)):
+        for ax in fig.axes:
+            lo, hi = ax.get_xlim()
+            ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+            assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+# ------------------------------------------------------------------------------ train
+
+def test_train_prints_the_test_mcr(workdir, fake_mnist):
+    proc = run_cli(["train", "--depth", 1, "--epochs", 1, "--limit", 300, "--data", fake_mnist], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    m = re.search(r"test MCR\s+(\d+\.\d\d) %", proc.stdout)
+    assert m, proc.stdout
+    assert 0.0 <= float(m.group(1)) <= 100.0
+    assert "on 300 training images" in proc.stderr
+
+
+# ------------------------------------------------------------------------------ missing data
+
+@pytest.mark.parametrize("command", ["reproduce", "train"])
+def test_missing_data_directory_exits_2(command, workdir):
+    missing = workdir / "no-such-dir"
+    out = workdir / f"out-{command}"
+    args = [command, "--data", missing] + (["--out", out, "--workers", 0, "--no-progress"]
+                                           if command == "reproduce" else ["--depth", 1])
+    proc = run_cli(args, cwd=workdir)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "error:" in proc.stderr and "SDAGD_DATA" in proc.stderr
+    assert str(missing) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()  # failed before any work
+
+
+def test_missing_sdagd_data_directory_exits_2(workdir):
+    missing = workdir / "not-here-either"
+    proc = run_cli(["reproduce", "--quick", "--out", workdir / "out-env", "--no-progress"], cwd=workdir,
+                   env_extra={"SDAGD_DATA": str(missing)})
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "SDAGD_DATA" in proc.stderr and str(missing) in proc.stderr
+    assert not (workdir / "out-env").exists()

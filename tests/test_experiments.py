@@ -1,0 +1,477 @@
+"""sdagd.experiments: sweep bookkeeping, resumable result files, failures recorded, the
+in-process / process-pool / custom-executor / Dask paths, determinism, tuning on the
+validation split, argument checks.
+
+Everything trains tiny networks (width 16) on a few hundred random 784-pixel rows passed in
+memory as ``data=((X_train, y_train), (X_test, y_test))``, so a whole sweep takes well under
+a second in this process.
+"""
+
+import concurrent.futures as cf
+import json
+import math
+import os
+import struct
+
+import numpy as np
+import pytest
+
+import sdagd
+from sdagd import experiments, optim
+from sdagd.experiments import load_records, run_job, run_key, sweep, tune
+
+N_TRAIN, N_TEST = 400, 200
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread():
+    """In-process runs use one BLAS thread, as the pool's workers do: identical numbers on
+    both sides, and a light load on a shared machine."""
+    old = sdagd.set_num_threads(1)
+    yield
+    sdagd.set_num_threads(old)
+
+
+def make_data(seed=0, n_train=N_TRAIN, n_test=N_TEST):
+    """Noisy copies of ten random prototype images, labelled by prototype: a task a tiny net
+    learns in an epoch or two, so that hyperparameters make a difference."""
+    rng = np.random.default_rng(seed)
+    prototypes = rng.random((10, 784), dtype=np.float32)
+
+    def draw(n):
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        X = (0.5 * prototypes[y] + 0.5 * rng.random((n, 784), dtype=np.float32)).astype(np.float32)
+        return X, y
+
+    return draw(n_train), draw(n_test)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data()
+
+
+OPTIMIZERS = {"SGD": optim.SGD(lr=0.5), "SDAGD": optim.SDAGD(radius=0.3)}
+GRID = dict(depths=(1, 2), activations=("sigmoid", "relu"), seeds=(0, 1))
+
+
+def small(data, **kw):
+    """Keyword arguments of a small in-process sweep (16 runs), overridable."""
+    args = dict(GRID, optimizers=OPTIMIZERS, epochs=2, width=16, batch_size=20, data=data, workers=0,
+                progress=False)
+    args.update(kw)
+    return args
+
+
+def grid_order(depths, activations, labels, seeds):
+    return [(d, a, o, s) for d in depths for a in activations for o in labels for s in seeds]
+
+
+def ident(record):
+    c = record["config"]
+    return (c["depth"], c["activation"], c["optimizer"], c["seed"])
+
+
+def canonical(record):
+    return json.dumps(record, sort_keys=True, allow_nan=True)
+
+
+class CountingExecutor(cf.Executor):
+    """Runs each job at submit time in this process and remembers what it was given;
+    ``crash(config)`` true makes that job's future fail as a dead worker's would."""
+
+    def __init__(self, crash=None):
+        self.submitted = []
+        self.crash = crash
+
+    def submit(self, fn, /, *args, **kwargs):
+        config = args[0]
+        self.submitted.append(config)
+        future = cf.Future()
+        if self.crash is not None and self.crash(config):
+            future.set_exception(RuntimeError("worker died"))
+        else:
+            future.set_result(fn(*args, **kwargs))
+        return future
+
+    def idents(self):
+        return [(c["depth"], c["activation"], c["optimizer"], c["seed"]) for c in self.submitted]
+
+
+# ------------------------------------------------------------------------------ bookkeeping
+
+def test_every_configuration_once_in_grid_order(data):
+    records = sweep(**small(data))
+    expected = grid_order((1, 2), ("sigmoid", "relu"), ("SGD", "SDAGD"), (0, 1))
+    assert [ident(r) for r in records] == expected
+    assert len({r["key"] for r in records}) == len(expected)
+    for r in records:
+        c = r["config"]
+        assert r["status"] == "ok", r["error"]
+        assert r["error"] is None
+        assert r["key"] == run_key(c)
+        assert c["width"] == 16 and c["epochs"] == 2 and c["batch_size"] == 20
+        assert c["evaluate_on"] == "test" and c["train_limit"] is None
+        assert c["optimizer_config"] == OPTIMIZERS[c["optimizer"]].config()
+        h = r["history"]
+        assert h["diverged"] is None
+        assert h["epoch"] == [1, 2]
+        for column in ("train_loss", "train_error", "val_loss", "val_error", "grad_rms", "saturated", "dead"):
+            assert len(h[column]) == 2, column
+        assert all(len(g) == c["depth"] + 1 for g in h["grad_rms"])
+        assert 0.0 <= r["final_error"] <= 1.0 and math.isfinite(r["final_loss"])
+        # the final figure is the test set after the last epoch
+        assert r["final_error"] == h["val_error"][-1]
+        assert r["pid"] == os.getpid() and r["wall_time"] > 0
+        mu = h["mu_mean"][0]
+        assert math.isnan(mu) if c["optimizer"] == "SGD" else mu > 0
+
+
+def test_train_limit_uses_the_first_rows(data):
+    (X, y), test = data
+    r = sweep(**small(data, depths=(1,), activations=("relu",), seeds=(0,), optimizers={"SGD": OPTIMIZERS["SGD"]},
+                      train_limit=120))[0]
+    assert r["config"]["train_limit"] == 120
+    net = sdagd.MLP([784, 16, 10], activation="relu", seed=0)
+    net.fit(X[:120], y[:120], optim.SGD(lr=0.5), epochs=2, batch_size=20, progress=False)
+    assert r["final_error"] == net.evaluate(*test).error
+
+
+def test_out_file_one_line_per_run(data, tmp_path):
+    out = tmp_path / "runs.jsonl"
+    records = sweep(**small(data, out=str(out)))
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(records) == 16
+    loaded = load_records(out)
+    assert sorted(canonical(r) for r in loaded) == sorted(canonical(json.loads(json.dumps(r))) for r in records)
+    # in-process runs finish in grid order, so the file is in grid order too
+    assert [r["key"] for r in loaded] == [r["key"] for r in records]
+
+
+def test_extending_a_sweep_runs_only_the_new_configurations(data, tmp_path):
+    out = tmp_path / "runs.jsonl"
+    first = sweep(**small(data, seeds=(0,), out=out))
+    ex = CountingExecutor()
+    both = sweep(**small(data, seeds=(0, 1), out=out, executor=ex))
+    assert ex.idents() == grid_order((1, 2), ("sigmoid", "relu"), ("SGD", "SDAGD"), (1,))
+    assert [ident(r) for r in both] == grid_order((1, 2), ("sigmoid", "relu"), ("SGD", "SDAGD"), (0, 1))
+    by_key = {r["key"]: r for r in both}
+    for r in first:  # finished runs come back from the file unchanged
+        assert canonical(by_key[r["key"]]) == canonical(json.loads(json.dumps(r)))
+    assert len(load_records(out)) == 16
+
+
+def torn_file(out, keep):
+    """Keep the first ``keep`` records and half of the next line, no newline: a run killed
+    while writing."""
+    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    out.write_text("".join(lines[:keep]) + lines[keep][: len(lines[keep]) // 2], encoding="utf-8")
+    return lines
+
+
+def test_resume_after_interruption_runs_only_the_missing(data, tmp_path):
+    out = tmp_path / "runs.jsonl"
+    full = sweep(**small(data, out=out))
+    keep = 5
+    torn_file(out, keep)
+    assert len(load_records(out)) == keep  # the torn line is skipped
+    ex = CountingExecutor()
+    resumed = sweep(**small(data, out=out, executor=ex))
+    # exactly the missing runs (the torn one included) ran, in grid order
+    assert ex.idents() == [ident(r) for r in full[keep:]]
+    assert [ident(r) for r in resumed] == [ident(r) for r in full]
+    for before, after in zip(full[:keep], resumed[:keep]):  # finished: the recorded ones
+        assert canonical(after) == canonical(json.loads(json.dumps(before)))
+    for before, after in zip(full, resumed):  # rerun: same numbers (deterministic per seed)
+        assert after["status"] == "ok"
+        assert after["final_error"] == before["final_error"]
+        assert after["history"]["train_loss"] == before["history"]["train_loss"]
+
+
+def test_resume_after_torn_line_keeps_every_record_in_the_file(data, tmp_path):
+    out = tmp_path / "runs.jsonl"
+    full = sweep(**small(data, out=out))
+    torn_file(out, 5)
+    sweep(**small(data, out=out))
+    assert {r["key"] for r in load_records(out)} == {r["key"] for r in full}
+    ex = CountingExecutor()
+    sweep(**small(data, out=out, executor=ex))
+    assert ex.submitted == []
+
+
+def test_load_records_skips_blank_and_torn_lines(tmp_path):
+    path = tmp_path / "r.jsonl"
+    assert load_records(path) == [] and load_records(None) == []
+    path.write_text('{"a": 1}\n\n{"b": NaN}\n{"c": ', encoding="utf-8")
+    records = load_records(path)
+    assert records[0] == {"a": 1} and math.isnan(records[1]["b"]) and len(records) == 2
+
+
+# ------------------------------------------------------------------------------ failures
+
+def test_diverged_run_recorded_and_the_sweep_continues(data, tmp_path):
+    """A huge SGD step on a linear-output net makes the loss NaN: that run is recorded as
+    diverged, the others finish normally."""
+    def lr_for(depth, activation):
+        return optim.SGD(lr=1e10) if depth == 2 else optim.SGD(lr=0.05)
+
+    out = tmp_path / "runs.jsonl"
+    records = sweep(**small(data, optimizers={"SGD": lr_for}, output="linear", out=out))
+    assert [ident(r) for r in records] == grid_order((1, 2), ("sigmoid", "relu"), ("SGD",), (0, 1))
+    for r in records:
+        if r["config"]["depth"] == 2:
+            assert r["status"] == "diverged"
+            assert "diverged" in r["error"] and "lr=10000000000.0" in r["error"]
+            assert r["history"]["diverged"] == r["error"]
+            assert math.isnan(r["final_error"])
+            assert r["config"]["optimizer_config"] == {"name": "SGD", "lr": 1e10, "momentum": 0.0}
+        else:
+            assert r["status"] == "ok" and r["error"] is None
+    assert len(load_records(out)) == len(records)
+    # diverged runs are results, not failures: not rerun, even with retry_failed
+    ex = CountingExecutor()
+    again = sweep(**small(data, optimizers={"SGD": lr_for}, output="linear", out=out, executor=ex,
+                          retry_failed=True))
+    assert ex.submitted == []
+    assert [r["status"] for r in again] == [r["status"] for r in records]
+
+
+def test_failed_runs_recorded_skipped_then_retried(data, tmp_path):
+    (X, y), (Xt, yt) = data
+    bad = ((X[:, :700], y), (Xt[:, :700], yt))  # wrong width for a 784-input net
+    out = tmp_path / "runs.jsonl"
+    failed = sweep(**small(bad, out=out))
+    assert len(failed) == 16 and len(load_records(out)) == 16
+    for r in failed:
+        assert r["status"] == "failed"
+        assert r["error"].startswith("ValueError") and "784" in r["error"]
+        assert r["history"] is None and math.isnan(r["final_error"])
+
+    ex = CountingExecutor()  # failed runs count as done by default
+    skipped = sweep(**small(data, out=out, executor=ex))
+    assert ex.submitted == [] and all(r["status"] == "failed" for r in skipped)
+
+    ex = CountingExecutor()
+    retried = sweep(**small(data, out=out, executor=ex, retry_failed=True))
+    assert len(ex.submitted) == 16
+    assert all(r["status"] == "ok" for r in retried)
+    assert len(load_records(out)) == 32  # appended, the failed lines stay
+
+    ex = CountingExecutor()  # the later ok record wins over the earlier failed one
+    final = sweep(**small(data, out=out, executor=ex, retry_failed=True))
+    assert ex.submitted == [] and all(r["status"] == "ok" for r in final)
+
+
+def test_a_dead_worker_is_a_failed_record(data, tmp_path):
+    out = tmp_path / "runs.jsonl"
+    ex = CountingExecutor(crash=lambda c: c["seed"] == 1 and c["depth"] == 2)
+    records = sweep(**small(data, out=out, executor=ex))
+    assert len(ex.submitted) == 16
+    for r in records:
+        if r["config"]["seed"] == 1 and r["config"]["depth"] == 2:
+            assert r["status"] == "failed" and "RuntimeError: worker died" in r["error"]
+        else:
+            assert r["status"] == "ok"
+    ex = CountingExecutor()
+    sweep(**small(data, out=out, executor=ex, retry_failed=True))
+    assert ex.idents() == [(2, a, o, 1) for a in ("sigmoid", "relu") for o in ("SGD", "SDAGD")]
+
+
+def test_validation_split_too_large_is_a_failed_record(data):
+    r = sweep(**small(data, depths=(1,), activations=("relu",), seeds=(0,), evaluate_on="validation",
+                      n_val=N_TRAIN))
+    assert [x["status"] for x in r] == ["failed", "failed"]
+    assert all("n_val must be in" in x["error"] for x in r)
+
+
+def test_run_job_never_raises(data):
+    config = sweep(**small(data, depths=(1,), activations=("relu",), seeds=(0,)))[0]["config"]
+    r = run_job(dict(config, activation="nope"), data)
+    assert r["status"] == "failed" and "activation" in r["error"]
+    r = run_job(dict(config, optimizer_config={"name": "NoSuchOptimizer"}), data)
+    assert r["status"] == "failed" and r["error"]
+
+
+def test_run_job_accepts_unaligned_arrays(data):
+    (X, y), test = data
+    raw = bytearray(X.nbytes + 1)
+    X_unaligned = np.frombuffer(raw, dtype=np.float32, offset=1, count=X.size).reshape(X.shape)
+    X_unaligned[...] = X
+    assert not X_unaligned.flags.aligned and X_unaligned.flags.c_contiguous
+    config = sweep(**small(data, depths=(1,), activations=("relu",), seeds=(0,)))[0]["config"]
+    aligned = run_job(config, data)
+    r = run_job(config, ((X_unaligned, y), test))
+    assert r["status"] == "ok", r["error"]
+    assert r["final_error"] == aligned["final_error"]
+
+
+# ------------------------------------------------------------------------------ executors
+
+def test_process_pool_matches_in_process(data):
+    kw = small(data, depths=(1, 2), activations=("relu",), seeds=(0, 1), optimizers={"SGD": OPTIMIZERS["SGD"]},
+               epochs=1)
+    local = sweep(**kw)
+    pooled = sweep(**dict(kw, workers=2))
+    assert [ident(r) for r in pooled] == [ident(r) for r in local]
+    assert all(r["status"] == "ok" for r in pooled), [r["error"] for r in pooled]
+    assert all(r["pid"] != os.getpid() for r in pooled)
+    assert [r["final_error"] for r in pooled] == [r["final_error"] for r in local]
+    assert [r["history"]["train_loss"] for r in pooled] == [r["history"]["train_loss"] for r in local]
+
+
+def test_same_sweep_twice_is_identical(data):
+    a = sweep(**small(data))
+    b = sweep(**small(data))
+    assert [r["final_error"] for r in a] == [r["final_error"] for r in b]
+    assert [r["history"]["train_loss"] for r in a] == [r["history"]["train_loss"] for r in b]
+    assert [r["history"]["grad_rms"] for r in a] == [r["history"]["grad_rms"] for r in b]
+    # ... and the seed matters (otherwise the check above would be vacuous)
+    assert a[0]["history"]["train_loss"] != a[1]["history"]["train_loss"]
+
+
+def write_fake_mnist(directory, n_train=N_TRAIN, n_test=N_TEST, seed=0):
+    """IDX files in the MNIST layout (sizes differ from the real set, so no checksum check)."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = (images.reshape(n, -1)[:, :10].argmax(axis=1)).astype(np.uint8)
+        (directory / f"{prefix}-images-idx3-ubyte").write_bytes(
+            struct.pack(">I3i", 0x0803, n, 28, 28) + images.tobytes())
+        (directory / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">Ii", 0x0801, n) + labels.tobytes())
+    return directory
+
+
+@pytest.fixture(scope="module")
+def dask_executor():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as client:
+        yield client.get_executor()
+
+
+DASK_GRID = dict(depths=(1, 2), activations=("sigmoid", "relu"), seeds=(0, 1), optimizers={"SGD": OPTIMIZERS["SGD"]},
+                 epochs=1)
+
+
+def test_dask_executor_with_a_data_directory(dask_executor, tmp_path):
+    directory = write_fake_mnist(tmp_path / "mnist")
+    kw = dict(DASK_GRID, width=16, batch_size=50, data=str(directory), progress=False)
+    remote = sweep(executor=dask_executor, **kw)
+    local = sweep(workers=0, **kw)
+    assert all(r["status"] == "ok" for r in remote), [r["error"] for r in remote]
+    assert all(r["pid"] != os.getpid() for r in remote)
+    assert [ident(r) for r in remote] == [ident(r) for r in local]
+    assert [r["final_error"] for r in remote] == [r["final_error"] for r in local]
+
+
+def test_dask_executor_with_in_memory_data(dask_executor, data):
+    kw = dict(DASK_GRID, width=16, batch_size=50, data=data, progress=False)
+    remote = sweep(executor=dask_executor, **kw)
+    local = sweep(workers=0, **kw)
+    assert all(r["status"] == "ok" for r in remote), {r["error"].splitlines()[0] for r in remote if r["error"]}
+    assert [r["final_error"] for r in remote] == [r["final_error"] for r in local]
+
+
+# ------------------------------------------------------------------------------ tuning
+
+CANDIDATES = {"SGD": [optim.SGD(lr=0.05), optim.SGD(lr=1.0)],
+              "SDAGD": [optim.SDAGD(radius=0.05), optim.SDAGD(radius=1.0)]}
+N_VAL = 100
+
+
+def tune_kw(data, **kw):
+    args = dict(depths=(1, 2), activations=("sigmoid", "relu"), seeds=(0, 1), epochs=3, n_val=N_VAL, width=16,
+                batch_size=10, data=data, workers=0, progress=False)
+    args.update(kw)
+    return args
+
+
+@pytest.fixture(scope="module")
+def tuned(data):
+    return tune(CANDIDATES, **tune_kw(data))
+
+
+def test_tune_picks_the_lowest_mean_validation_error(tuned):
+    records = tuned.records
+    assert len(records) == 2 * 2 * 4 * 2
+    scores = {}
+    for r in records:
+        c = r["config"]
+        assert c["evaluate_on"] == "validation" and c["n_val"] == N_VAL
+        label = c["optimizer"].split("#")[0]
+        key = (label, c["depth"], c["activation"], json.dumps(c["optimizer_config"], sort_keys=True))
+        scores.setdefault(key, []).append(r["final_error"] if r["status"] == "ok" else 1.0)
+    assert all(len(v) == 2 for v in scores.values())  # one value per seed
+    assert tuned.scores == pytest.approx({k: float(np.mean(v)) for k, v in scores.items()})
+    slots = {(label, d, a) for label in CANDIDATES for d in (1, 2) for a in ("sigmoid", "relu")}
+    assert set(tuned.keys()) == slots
+    chosen_index = []
+    for slot in slots:
+        options = {k[3]: float(np.mean(v)) for k, v in scores.items() if k[:3] == slot}
+        best = min(options.values())
+        chosen = tuned[slot]
+        assert isinstance(chosen, optim.Optimizer)
+        cfg = json.dumps(chosen.config(), sort_keys=True)
+        assert options[cfg] == best
+        if list(options.values()).count(best) == 1:
+            assert cfg == min(options, key=options.get)
+        chosen_index.append([json.dumps(o.config(), sort_keys=True) for o in CANDIDATES[slot[0]]].index(cfg))
+        assert tuned(slot[0])(slot[1], slot[2]) is chosen
+    assert 1 in chosen_index  # not always the first candidate
+    table = tuned.table().splitlines()
+    assert len(table) == 2 + len(slots)
+    assert sum(line.startswith("| SGD | hl-") for line in table) == 4
+
+
+def test_tune_validates_on_the_last_training_rows(tuned, data):
+    (X, y), _ = data
+    r = next(r for r in tuned.records if r["config"]["depth"] == 2 and r["config"]["activation"] == "sigmoid")
+    c = r["config"]
+    net = sdagd.MLP(experiments.paper_sizes(c["depth"], c["width"]), activation=c["activation"], seed=c["seed"])
+    net.fit(X[:-N_VAL], y[:-N_VAL], optim.from_config(c["optimizer_config"]), epochs=c["epochs"],
+            batch_size=c["batch_size"], progress=False)
+    assert net.evaluate(X[-N_VAL:], y[-N_VAL:]).error == r["final_error"]
+    assert r["history"]["val_error"][-1] == r["final_error"]
+
+
+def test_tune_never_looks_at_the_test_set(tuned, data):
+    (X, y), (Xt, yt) = data
+    rng = np.random.default_rng(99)
+    garbage = ((X, y), (rng.random((Xt.shape[0], 784), dtype=np.float32), ((yt + 3) % 10).astype(np.uint8)))
+    again = tune(CANDIDATES, **tune_kw(garbage))
+    assert again.scores == tuned.scores
+    assert {k: v.config() for k, v in again.items()} == {k: v.config() for k, v in tuned.items()}
+    # whereas the held-out training labels do matter
+    y2 = y.copy()
+    y2[-N_VAL:] = (y2[-N_VAL:] + 1) % 10
+    shifted = tune(CANDIDATES, **tune_kw(((X, y2), (Xt, yt)), depths=(1,), activations=("relu",)))
+    assert all(shifted.scores[k] != tuned.scores[k] for k in shifted.scores)
+
+
+# ------------------------------------------------------------------------------ bad arguments
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(optimizers={}), ValueError, "optimizers is empty"),
+    (dict(evaluate_on="x"), ValueError, "evaluate_on"),
+    (dict(workers=-1), ValueError, "workers"),
+    (dict(optimizers={"SGD": 0.5}), TypeError, "optimizers must map"),
+    (dict(optimizers={"SGD": lambda depth, activation: "not an optimizer"}), TypeError, "optimizers must map"),
+    (dict(depths=()), ValueError, "empty"),
+    (dict(seeds=()), ValueError, "empty"),
+])
+def test_bad_sweep_arguments(kwargs, exc, match, tmp_path):
+    out = tmp_path / "runs.jsonl"
+    args = dict(depths=(1,), activations=("relu",), seeds=(0,), epochs=1, width=16, workers=0, progress=False,
+                out=out, data=None)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        sweep(**args)
+    assert not out.exists()  # nothing ran
+
+
+def test_bad_tune_arguments(data):
+    with pytest.raises(ValueError, match="no candidates"):
+        tune({"SGD": []}, **tune_kw(data))
+    with pytest.raises(TypeError):
+        tune({"SGD": [0.5]}, **tune_kw(data))
