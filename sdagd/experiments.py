@@ -198,7 +198,7 @@ class _Progress:
         self.enabled, self.bar, self.done, self.total = enabled, None, 0, total
         if enabled:
             try:
-                from tqdm.auto import tqdm
+                from tqdm import tqdm  # plain text: tqdm.auto needs ipywidgets in notebooks
 
                 self.bar = tqdm(total=total, desc=desc, unit="run", file=sys.stderr)
             except ImportError:
