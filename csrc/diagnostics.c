@@ -7,9 +7,7 @@ void diagnostics_accumulate(const mlp *net, int B, const float *grad, train_stat
         for (int l = 0; l < net->n_layers; l++) {
             const float *dW = grad + net->w_off[l];
             size_t n = net->b_off[l] - net->w_off[l];
-            double sum = 0.0;
-            for (size_t i = 0; i < n; i++) sum += (double)dW[i] * dW[i];
-            stats->grad_sq[l] += sum / (double)n;
+            stats->grad_sq[l] += sum_of_squares(dW, n) / (double)n;
         }
     size_t unit_base = 0;
     for (int l = 0; l + 1 < net->n_layers; l++) { /* hidden layers only */

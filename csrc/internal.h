@@ -24,6 +24,9 @@ double rng_uniform(rng_state *rng);               /* [0, 1), 53 random bits */
 double rng_normal(rng_state *rng);                /* N(0, 1), Box-Muller */
 uint64_t rng_below(rng_state *rng, uint64_t n);   /* uniform in [0, n), unbiased */
 
+/* ---- Sum of x[i]^2 in double accuracy, vectorised (reduce.c). */
+double sum_of_squares(const float *x, size_t n);
+
 /* ---- BLAS: row-major single-precision GEMM, C = alpha op(A) op(B) + beta C. */
 void blas_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                 int lda, const float *B, int ldb, float beta, float *C, int ldc);

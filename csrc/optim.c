@@ -128,9 +128,7 @@ static void sdagd_step(optimizer *opt, float *theta, const float *g, train_stats
     const float *h = opt->state[0];
     for (int grp = 0; grp < opt->n_groups; grp++) {
         size_t lo = opt->group_start[grp], hi = opt->group_start[grp + 1];
-        double norm2 = 0.0;
-        for (size_t i = lo; i < hi; i++) norm2 += (double)g[i] * g[i];
-        double mu = sqrt(norm2) / c->radius;
+        double mu = sqrt(sum_of_squares(g + lo, hi - lo)) / c->radius;
         float muf = (float)mu, epsf = (float)c->eps, scale = 1.0f;
         if (c->max_step > 0) {
             double step2 = 0.0;
