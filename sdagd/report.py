@@ -32,8 +32,9 @@ def _cell(values):
     if not values:
         return ""
     mean = float(np.mean(values))
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {std:.2f}"
+    if len(values) == 1:  # one seed: no spread to report
+        return f"{mean:.2f}"
+    return f"{mean:.2f} ± {float(np.std(values, ddof=1)):.2f}"
 
 
 def table1_rows(records):
@@ -55,7 +56,8 @@ def table1_rows(records):
 
 
 def table1_markdown(records, paper: bool = True) -> str:
-    """Markdown Table I: test MCR % as mean ± std over seeds, with the paper's values."""
+    """Markdown Table I: test MCR % as mean ± std over seeds (the mean alone for a single
+    seed), with the paper's values."""
     depths, columns, by_cell, failed = table1_rows(records)
     # The paper's value goes after the last of our columns that compares with it (both SDAGD
     # norm variants compare with the paper's single SDAGD column).

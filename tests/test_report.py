@@ -164,9 +164,9 @@ def test_markdown_single_seed_and_unknown_columns():
                rec(1, "Adam", "sigmoid", 0, 0.02)]
     md = table1_markdown(records)
     assert header_cells(md) == ["depth", "SGD sigmoid", "paper SGD sigmoid", "Adam sigmoid"]
-    assert row_cells(md, 1) == ["hl-1", "12.34 ± 0.00", "10.73", "2.00 ± 0.00"]
+    assert row_cells(md, 1) == ["hl-1", "12.34", "10.73", "2.00"]  # one seed: no ± column
     # a depth the paper does not have: empty paper cell; Adam has no run at depth 6
-    assert row_cells(md, 6) == ["hl-6", "50.00 ± 0.00", "", ""]
+    assert row_cells(md, 6) == ["hl-6", "50.00", "", ""]
     assert [line.split("|")[1].strip() for line in md.splitlines()[2:]] == ["hl-1", "hl-6"]
 
 
