@@ -56,6 +56,9 @@ struct mlp {
 
 sdagd_status mlp_reserve(mlp *net, int rows);
 
+/* SDAGD_ERR_ARG naming the first label outside [0, n_out). */
+sdagd_status mlp_check_labels(const mlp *net, const int32_t *labels, int64_t n);
+
 /* Forward, summed loss and misclassified count, then (if grad) gradient and (if hess) the
  * Hessian diagonal, for B <= capacity rows. Labels are trusted (checked by the caller). */
 sdagd_status mlp_batch_loss_grad(mlp *net, const float *X, const int32_t *labels, int B,

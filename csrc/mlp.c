@@ -338,7 +338,7 @@ sdagd_status mlp_batch_loss_grad(mlp *net, const float *X, const int32_t *labels
     return SDAGD_OK;
 }
 
-static sdagd_status check_labels(const mlp *net, const int32_t *labels, int64_t n) {
+sdagd_status mlp_check_labels(const mlp *net, const int32_t *labels, int64_t n) {
     int n_out = net->sizes[net->n_layers];
     for (int64_t i = 0; i < n; i++)
         if (labels[i] < 0 || labels[i] >= n_out)
@@ -350,7 +350,7 @@ static sdagd_status check_labels(const mlp *net, const int32_t *labels, int64_t 
 sdagd_status mlp_loss_grad(mlp *net, const float *X, const int32_t *labels, int B, double *loss,
                            int64_t *errors, float *grad, float *hess) {
     if (B < 1) return sdagd_fail(SDAGD_ERR_ARG, "a batch needs at least one row, got %d", B);
-    sdagd_status st = check_labels(net, labels, B);
+    sdagd_status st = mlp_check_labels(net, labels, B);
     if (st == SDAGD_OK) st = mlp_reserve(net, B); /* the gradient is over the whole batch */
     if (st != SDAGD_OK) return st;
     double sum;
@@ -362,7 +362,7 @@ sdagd_status mlp_loss_grad(mlp *net, const float *X, const int32_t *labels, int 
 sdagd_status mlp_evaluate(mlp *net, const float *X, const int32_t *labels, int64_t N,
                           double *mean_loss, int64_t *errors) {
     if (N < 1) return sdagd_fail(SDAGD_ERR_ARG, "evaluation needs at least one row");
-    sdagd_status st = check_labels(net, labels, N);
+    sdagd_status st = mlp_check_labels(net, labels, N);
     /* Evaluation has no per-step budget: larger chunks make better use of the BLAS. */
     if (st == SDAGD_OK) st = mlp_reserve(net, (int)(N < 1000 ? N : 1000));
     if (st != SDAGD_OK) return st;

@@ -58,11 +58,8 @@ sdagd_status train_step(mlp *net, optimizer *opt, const float *X, const int32_t 
                         train_stats *stats) {
     sdagd_status st = check_pair(net, opt);
     if (st == SDAGD_OK && B < 1) st = sdagd_fail(SDAGD_ERR_ARG, "a batch needs at least one row, got %d", B);
+    if (st == SDAGD_OK) st = mlp_check_labels(net, labels, B);
     if (st == SDAGD_OK) st = mlp_reserve(net, B);
-    for (int i = 0; st == SDAGD_OK && i < B; i++)
-        if (labels[i] < 0 || labels[i] >= net->sizes[net->n_layers])
-            st = sdagd_fail(SDAGD_ERR_ARG, "label %d at row %d is outside [0, %d)", labels[i], i,
-                            net->sizes[net->n_layers]);
     if (st != SDAGD_OK) return st;
     st = step_batch(net, opt, X, labels, B, stats);
     if (st == SDAGD_OK && !all_finite(net->params, net->n_params))
@@ -78,11 +75,7 @@ sdagd_status train_epoch(mlp *net, optimizer *opt, const float *X, const int32_t
     if (st != SDAGD_OK) return st;
     if (N < 1) return sdagd_fail(SDAGD_ERR_ARG, "training needs at least one row");
     if (batch_size < 1) return sdagd_fail(SDAGD_ERR_ARG, "batch_size must be >= 1, got %d", batch_size);
-    int n_out = net->sizes[net->n_layers];
-    for (int64_t i = 0; i < N; i++)
-        if (labels[i] < 0 || labels[i] >= n_out)
-            return sdagd_fail(SDAGD_ERR_ARG, "label %d at row %lld is outside [0, %d)", labels[i],
-                              (long long)i, n_out);
+    if ((st = mlp_check_labels(net, labels, N)) != SDAGD_OK) return st;
     if ((st = mlp_reserve(net, (int)(N < batch_size ? N : batch_size))) != SDAGD_OK) return st;
     int64_t *perm = malloc((size_t)N * sizeof *perm);
     if (!perm) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory for the epoch's permutation");
