@@ -12,9 +12,33 @@ import sys
 import time
 
 
+def _count(low):
+    """argparse type: an integer >= low."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    return parse
+
+
+def _seed_list(text):
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
+    if any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {text!r}")
+    return seeds
+
+
 def _train(args) -> int:
     import sdagd
     from sdagd.datasets import DatasetError, load_mnist
+    from sdagd.experiments import paper_sizes
 
     try:
         (X_train, y_train), (X_test, y_test) = load_mnist(args.data)
@@ -25,7 +49,7 @@ def _train(args) -> int:
         X_train, y_train = X_train[: args.limit], y_train[: args.limit]
     if args.threads:
         sdagd.set_num_threads(args.threads)
-    sizes = [784] + [args.width] * args.depth + [10]
+    sizes = paper_sizes(args.depth, args.width)
     net = sdagd.MLP(sizes, activation=args.activation, output=args.output, loss=args.loss, seed=args.seed)
     if args.optimizer == "sdagd":
         opt = sdagd.optim.SDAGD(radius=args.radius, norm=args.norm)
@@ -57,11 +81,14 @@ def _reproduce(args) -> int:
     protocol = "full" if args.full else "quick"
     out = args.out or f"sdagd-{protocol}"
     written = reproduce.run(out, protocol=protocol, epochs=args.epochs, workers=args.workers, data=args.data,
-                            seeds=[int(s) for s in args.seeds.split(",")] if args.seeds else None,
-                            train_limit=args.train_limit, progress=not args.no_progress)
+                            seeds=args.seeds, train_limit=args.train_limit, progress=not args.no_progress)
+    ok = written.pop("ok_runs")
     print(f"\nTable I, test MCR % (mean ± std over seeds), {protocol} protocol; details in {out}/protocol.json\n")
     print(written.pop("table"))
     print("\nwritten: " + ", ".join(sorted(written.values())))
+    if ok == 0:
+        print(f"error: no run succeeded; see the 'error' field of the records in {out}/runs.jsonl", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -75,18 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="reduced protocol, a few minutes on 2 cores (the default)")
     mode.add_argument("--full", action="store_true",
                       help="the paper's protocol: 5 depths x 2 activations x 3 optimizers x 3 seeds, tuned")
-    rep.add_argument("--epochs", type=int, default=None, help="epochs per run (quick: 2, full: 5)")
-    rep.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core; 0: none)")
+    rep.add_argument("--epochs", type=_count(0), default=None, help="epochs per run (quick: 2, full: 5)")
+    rep.add_argument("--workers", type=_count(0), default=None, help="worker processes (default: one per core; 0: none)")
     rep.add_argument("--out", default=None, help="output directory (default: sdagd-quick or sdagd-full)")
-    rep.add_argument("--seeds", default=None, help="comma-separated seeds (quick: 0, full: 0,1,2)")
-    rep.add_argument("--train-limit", type=int, default=None, help="train on the first N images only")
+    rep.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated seeds (quick: 0, full: 0,1,2)")
+    rep.add_argument("--train-limit", type=_count(1), default=None, help="train on the first N images only")
     rep.add_argument("--data", default=None, help="directory of the MNIST IDX files (default: $SDAGD_DATA)")
     rep.add_argument("--no-progress", action="store_true", help="no progress bar or per-run lines")
     rep.set_defaults(func=_reproduce)
     train = sub.add_parser("train", help="train one paper network on MNIST and print the test MCR")
     train.add_argument("--depth", type=int, default=5, choices=range(1, 11), metavar="L",
                        help="hidden layers (the paper: 1..5; default 5)")
-    train.add_argument("--width", type=int, default=700, help="units per hidden layer (default 700)")
+    train.add_argument("--width", type=_count(1), default=700, help="units per hidden layer (default 700)")
     train.add_argument("--activation", default="sigmoid", choices=["sigmoid", "relu", "tanh", "leaky_relu"])
     train.add_argument("--output", default="sigmoid", choices=["sigmoid", "linear", "softmax"])
     train.add_argument("--loss", default="mse", choices=["mse", "ce"])
@@ -94,11 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--radius", type=float, default=0.3, help="SDAGD radius R (default 0.3)")
     train.add_argument("--norm", default="layer", choices=["layer", "global"], help="SDAGD norm (default layer)")
     train.add_argument("--lr", type=float, default=0.5, help="SGD learning rate (default 0.5)")
-    train.add_argument("--epochs", type=int, default=3)
-    train.add_argument("--batch-size", type=int, default=100)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--limit", type=int, default=0, help="use only the first N training images")
-    train.add_argument("--threads", type=int, default=0, help="BLAS threads (default: OpenBLAS's choice)")
+    train.add_argument("--epochs", type=_count(0), default=3)
+    train.add_argument("--batch-size", type=_count(1), default=100)
+    train.add_argument("--seed", type=_count(0), default=0)
+    train.add_argument("--limit", type=_count(0), default=0, help="use only the first N training images")
+    train.add_argument("--threads", type=_count(0), default=0, help="BLAS threads (default: OpenBLAS's choice)")
     train.add_argument("--data", default=None, help="directory of the MNIST IDX files (default: $SDAGD_DATA)")
     train.add_argument("--show-test", action="store_true", help="print the test error after every epoch")
     train.add_argument("--save", default=None, help="save the trained network (.npz)")
@@ -108,11 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from sdagd import DivergenceError
+
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except DivergenceError as exc:
+        print(f"error: training diverged: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as exc:  # bad combinations argparse cannot see
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

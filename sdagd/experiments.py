@@ -77,6 +77,8 @@ def _split(data, config):
     else:
         X_eval, y_eval = X_test, y_test
     limit = config.get("train_limit")
+    if limit is not None and limit < 1:
+        raise ValueError(f"train_limit must be >= 1 or None, got {limit}")
     if limit:
         X_train, y_train = X_train[:limit], y_train[:limit]
     return X_train, y_train, X_eval, y_eval
@@ -89,6 +91,13 @@ def run_key(config: Mapping) -> str:
     return json.dumps(config, sort_keys=True)
 
 
+def _failed_record(config, error=None):
+    """A record before (or instead of) a run: status "failed" until the run says otherwise."""
+    return {"key": run_key(config), "config": config, "status": "failed", "history": None,
+            "final_error": math.nan, "final_loss": math.nan, "wall_time": 0.0, "error": error,
+            "host": socket.gethostname(), "pid": os.getpid()}
+
+
 def run_job(config: dict, data=None) -> dict:
     """Train and evaluate one network; never raises: failures come back as records.
 
@@ -98,9 +107,7 @@ def run_job(config: dict, data=None) -> dict:
     """
     from .mlp import MLP
 
-    record = {"key": run_key(config), "config": config, "status": "failed", "history": None,
-              "final_error": math.nan, "final_loss": math.nan, "wall_time": 0.0, "error": None,
-              "host": socket.gethostname(), "pid": os.getpid()}
+    record = _failed_record(config)
     start = time.perf_counter()
     try:
         X_train, y_train, X_eval, y_eval = _split(data, config)
@@ -254,6 +261,11 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
     progress : bool
         A progress bar (tqdm if installed) or one line per finished run, on stderr.
 
+    Notes
+    -----
+    The default process pool starts workers with "spawn": in a script, call ``sweep`` under
+    ``if __name__ == "__main__":`` (notebooks and the REPL need nothing).
+
     Returns
     -------
     list of dict
@@ -267,8 +279,12 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
         raise ValueError("optimizers is empty")
     if evaluate_on not in ("test", "validation"):
         raise ValueError(f"evaluate_on must be 'test' or 'validation', got {evaluate_on!r}")
-    if workers is not None and workers < 0:
-        raise ValueError(f"workers must be >= 0, got {workers}")
+    for name, value, low in [("epochs", epochs, 0), ("batch_size", batch_size, 1), ("width", width, 1),
+                             ("n_val", n_val, 1), ("workers", workers, 0), ("train_limit", train_limit, 1)]:
+        if value is None and name in ("workers", "train_limit"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     configs = list(_configs(depths, activations, optimizers, seeds, epochs, batch_size, width, output, loss,
                             train_limit, evaluate_on, n_val))
     if not configs:
@@ -280,13 +296,13 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
             done[record["key"]] = record
     todo = [c for c in configs if run_key(c) not in done]
     bar = _Progress(len(todo), progress, "sweep")
-    if done:
+    if len(todo) < len(configs):
         print(f"sweep: {len(configs) - len(todo)} of {len(configs)} runs already in {out}; resuming",
               file=sys.stderr, flush=True)
 
-    def finish(record):
+    def finish(record, persist=True):
         done[record["key"]] = record
-        if out:
+        if out and persist:
             _append_record(out, record)
         bar.update(record)
 
@@ -306,10 +322,13 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
                     config = futures[future]
                     try:
                         record = future.result()
-                    except Exception as exc:  # the worker itself died: still a record
-                        record = {"key": run_key(config), "config": config, "status": "failed", "history": None,
-                                  "final_error": math.nan, "final_loss": math.nan, "wall_time": 0.0,
-                                  "error": f"{type(exc).__name__}: {exc}"}
+                    except Exception as exc:
+                        # The executor, not the run, failed (a worker died, the pool broke, the
+                        # job could not be sent): returned, but not written, so a resumed sweep
+                        # runs it again instead of taking it as done.
+                        finish(_failed_record(config, f"{type(exc).__name__}: {exc} (executor failure; "
+                                                      f"not saved, a rerun retries it)"), persist=False)
+                        continue
                     finish(record)
             finally:
                 if own:
@@ -332,6 +351,9 @@ class TuneResult(dict):
 
     def __call__(self, label):
         def choose(depth, activation):
+            if (label, depth, activation) not in self:
+                tuned = sorted(f"{k[0]} hl-{k[1]} {k[2]}" for k in self)
+                raise ValueError(f"no tuned {label} for hl-{depth} {activation}; tuned: {', '.join(tuned)}")
             return self[(label, depth, activation)]
 
         return choose
@@ -365,12 +387,18 @@ def tune(candidates: Mapping[str, Iterable], depths=(1, 2, 3, 4, 5), activations
             flat[f"{label}#{i}"] = optimizer
     records = sweep(depths=depths, activations=activations, optimizers=flat, seeds=seeds, epochs=epochs,
                     evaluate_on="validation", n_val=n_val, **sweep_kwargs)
-    errors = {}
+    errors, crashed = {}, {}
     for r in records:
         c = r["config"]
         label = c["optimizer"].rsplit("#", 1)[0]
         key = (label, c["depth"], c["activation"], json.dumps(c["optimizer_config"], sort_keys=True))
         errors.setdefault(key, []).append(r["final_error"] if r["status"] == "ok" else 1.0)
+        slot = key[:3]
+        crashed.setdefault(slot, []).append(r["status"] == "failed")
+    for slot, flags in crashed.items():
+        if all(flags):  # diverging is a verdict on a candidate; crashing everywhere is a bug
+            first = next(r["error"] for r in records if r["status"] == "failed")
+            raise RuntimeError(f"every tuning run for {slot[0]} hl-{slot[1]} {slot[2]} failed; first error: {first}")
     scores = {k: float(np.mean(v)) for k, v in errors.items()}
     best = {}
     for (label, depth, activation, cfg), score in scores.items():

@@ -238,9 +238,9 @@ class MLP:
     def train_step(self, X, y, optimizer) -> float:
         """One update of ``optimizer`` on the batch ``(X, y)``; returns the batch loss (before
         the update)."""
-        core_opt = self._check_optimizer(optimizer)
         X = _as_inputs(X, self.sizes[0])
         y = _as_labels(y, X.shape[0], self.sizes[-1])
+        core_opt = self._check_optimizer(optimizer)  # binds: only once the arguments are good
         try:
             stats = _core.train_step(self._net, core_opt, X, y)
         except _core.DivergenceError as exc:
@@ -288,7 +288,8 @@ class MLP:
         KeyboardInterrupt
             On Ctrl-C, after the current mini-batch; the network stays usable.
         """
-        core_opt = self._check_optimizer(optimizer)
+        if not isinstance(optimizer, Optimizer):
+            self._check_optimizer(optimizer)  # raises the TypeError
         X = _as_inputs(X, self.sizes[0])
         y = _as_labels(y, X.shape[0], self.sizes[-1])
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
@@ -312,6 +313,7 @@ class MLP:
         if report is not None and not callable(report):
             raise TypeError("progress must be True, False or a callable taking the epoch record")
 
+        core_opt = self._check_optimizer(optimizer)  # binds: only once the arguments are good
         history = History()
         for _ in range(int(epochs)):
             epoch = self.epochs_trained + 1
@@ -340,6 +342,8 @@ class MLP:
         arrays = {"params": self._net.get_params()}
         meta = {"format": _FORMAT_VERSION, "config": self.config, "epochs_trained": self.epochs_trained}
         if optimizer is not None:
+            if optimizer._net_core is not None and optimizer._net_core is not self._net:
+                raise ValueError("this optimizer holds the state of another network; save it with that one")
             state = optimizer.state_dict()
             meta["optimizer"] = {"config": state["config"], "step": int(state["step"]),
                                  "has_state": state["state"] is not None}
@@ -366,6 +370,8 @@ class MLP:
             raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (no configuration)")
         if meta.get("format") != _FORMAT_VERSION:
             raise ValueError(f"{path}: unsupported file format {meta.get('format')!r}")
+        if "epochs_trained" not in meta:
+            raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (no epochs_trained)")
         net = cls(**meta["config"])
         if params.shape != (net.n_params,):
             raise ValueError(f"{path}: holds {params.size} parameters, the configuration needs {net.n_params}")

@@ -119,10 +119,16 @@ class Optimizer:
             raise ValueError(
                 f"saved optimizer state is for {state['config']}, not for {self.config()}"
             )
-        self.reset()
-        core = self._bind(net._net)
         if state["state"] is not None:
-            core.set_state(np.ascontiguousarray(state["state"], dtype=np.float32), int(state["step"]))
+            array = np.ascontiguousarray(state["state"], dtype=np.float32)
+            if array.ndim != 2 or array.shape[1] != net.n_params:
+                raise ValueError(f"saved optimizer state has shape {array.shape}; this network has "
+                                 f"{net.n_params} parameters")
+        # Made aside and swapped in only on success: a failed load leaves this optimizer as it was.
+        fresh = _core.Optimizer(net._net, _KIND[self.name], **self._core_kwargs())
+        if state["state"] is not None:
+            fresh.set_state(array, int(state["step"]))
+        self._core, self._net_core = fresh, net._net
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())

@@ -38,8 +38,9 @@ def _cell(values):
 
 
 def table1_rows(records):
-    """One row per depth: {"depth", (optimizer, activation): [MCR % per seed], ...} plus the
-    count of diverged/failed runs per column (they enter no mean and are reported)."""
+    """``(depths, columns, by_cell, failed)``: the sorted depths, the (optimizer, activation)
+    columns in order of appearance, ``by_cell[(depth, column)]`` = MCR % per successful seed,
+    and ``failed[(depth, column)]`` = diverged or failed runs (they enter no mean)."""
     columns, by_cell, failed = [], {}, {}
     for r in records:
         c = r["config"]
@@ -97,7 +98,7 @@ def table1_csv(records) -> str:
         for opt, act in columns:
             values = by_cell.get((depth, (opt, act)), [])
             mean = float(np.mean(values)) if values else math.nan
-            std = float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else math.nan)
+            std = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan  # one seed: no spread
             paper = PAPER_TABLE1.get((depth, _paper_optimizer(opt), act)) if _paper_optimizer(opt) else None
             w.writerow([depth, opt, act, f"{mean:.4f}", f"{std:.4f}", len(values), failed.get((depth, (opt, act)), 0),
                         "" if paper is None else f"{paper:.2f}"])

@@ -19,10 +19,9 @@ import time
 
 from . import experiments, optim, report
 
-QUICK = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0,), epochs=2, train_limit=10000,
-             tune=False)
+QUICK = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0,), epochs=2, train_limit=10000)
 FULL = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0, 1, 2), epochs=5, train_limit=None,
-            tune=True, tune_epochs=1)
+            tune_epochs=1, tune_seeds=(0,), n_val=10000)
 
 #: Candidates tried on the validation split in the full protocol.
 TUNE_GRID = {
@@ -41,17 +40,20 @@ def _say(message):
 
 def run(out_dir, protocol="quick", epochs=None, workers=None, data=None, seeds=None, train_limit=None,
         executor=None, progress=True, figures=True) -> dict:
-    """Run a protocol ("quick" or "full") into ``out_dir``; returns the paths written and the
-    markdown table. Resumable: rerunning with the same directory skips finished runs."""
-    settings = dict(QUICK if protocol == "quick" else FULL)
+    """Run a protocol ("quick" or "full") into ``out_dir``; returns the paths written, the
+    markdown table ("table") and the number of successful runs ("ok_runs"). Resumable:
+    rerunning with the same directory skips finished runs."""
     if protocol not in ("quick", "full"):
         raise ValueError(f"protocol must be 'quick' or 'full', got {protocol!r}")
+    settings = dict(QUICK if protocol == "quick" else FULL)
     if epochs is not None:
         settings["epochs"] = int(epochs)
     if seeds is not None:
         settings["seeds"] = tuple(seeds)
     if train_limit is not None:
-        settings["train_limit"] = int(train_limit) or None
+        if int(train_limit) < 1:
+            raise ValueError(f"train_limit must be >= 1, got {train_limit}")
+        settings["train_limit"] = int(train_limit)
     os.makedirs(out_dir, exist_ok=True)
     start = time.perf_counter()
     common = dict(depths=settings["depths"], activations=settings["activations"], data=data,
@@ -64,8 +66,8 @@ def run(out_dir, protocol="quick", epochs=None, workers=None, data=None, seeds=N
     else:
         _say(f"FULL protocol: tuning lr and R on the last 10,000 training images "
              f"({settings['tune_epochs']} epoch each), then {settings['epochs']} epoch(s) x seeds {settings['seeds']}")
-        tuned = experiments.tune(TUNE_GRID, seeds=(0,), epochs=settings["tune_epochs"],
-                                 out=os.path.join(out_dir, "tune.jsonl"), **common)
+        tuned = experiments.tune(TUNE_GRID, seeds=settings["tune_seeds"], epochs=settings["tune_epochs"],
+                                 n_val=settings["n_val"], out=os.path.join(out_dir, "tune.jsonl"), **common)
         optimizers = {label: tuned(label) for label in TUNE_GRID}
         tuned_table = tuned.table()
         with open(os.path.join(out_dir, "tuning.md"), "w", encoding="utf-8") as f:
@@ -80,22 +82,24 @@ def run(out_dir, protocol="quick", epochs=None, workers=None, data=None, seeds=N
         written[name] = os.path.join(out_dir, name)
     written["protocol.json"] = os.path.join(out_dir, "protocol.json")
     with open(written["protocol.json"], "w", encoding="utf-8") as f:
-        json.dump({"protocol": protocol, **{k: v for k, v in settings.items()},
-                   "optimizers": {k: (v.config() if isinstance(v, optim.Optimizer) else "tuned, see tuning.md")
-                                  for k, v in optimizers.items()},
+        chosen = {k: v.config() for k, v in optimizers.items()} if protocol == "quick" else {
+            label: {f"hl-{d} {a}": optimizers[label](d, a).config() for d in settings["depths"]
+                    for a in settings["activations"]} for label in optimizers}
+        json.dump({"protocol": protocol, **settings, "optimizers": chosen,
+                   "tune_grid": ({k: [o.config() for o in v] for k, v in TUNE_GRID.items()}
+                                 if protocol == "full" else None),
                    "batch_size": 100, "width": 700, "output": "sigmoid", "loss": "mse", "init": "xavier",
-                   "wall_time_s": time.perf_counter() - start}, f, indent=2)
+                   "wall_time_s_this_invocation": time.perf_counter() - start}, f, indent=2)
     if figures:
         written.update(_figures(records, out_dir))
     written["table"] = table
+    written["ok_runs"] = sum(r["status"] == "ok" for r in records)
     return written
 
 
 def _figures(records, out_dir):
-    try:
-        from . import plots
-    except ImportError:
-        return {}
+    from . import plots  # imports matplotlib only when drawing
+
     written = {}
     try:
         for activation, name in [("sigmoid", "fig3_sigmoid.png"), ("relu", "fig4_relu.png")]:

@@ -223,3 +223,23 @@ def test_missing_sdagd_data_directory_exits_2(workdir):
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert "SDAGD_DATA" in proc.stderr and str(missing) in proc.stderr
     assert not (workdir / "out-env").exists()
+
+
+@pytest.mark.parametrize("args", [["train", "--limit", "-5"], ["train", "--batch-size", "0"],
+                                  ["reproduce", "--seeds", "a,b"], ["reproduce", "--workers", "-1"],
+                                  ["reproduce", "--train-limit", "0"]], ids=" ".join)
+def test_bad_numbers_are_usage_errors(args):
+    from sdagd.__main__ import main
+
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+
+
+def test_bad_combination_is_a_clean_error(fake_mnist, capsys):
+    from sdagd.__main__ import main
+
+    rc = main(["train", "--depth", "1", "--width", "8", "--epochs", "1", "--output", "softmax", "--data",
+               str(fake_mnist)])
+    assert rc == 2
+    assert "error: output 'softmax' with loss 'mse'" in capsys.readouterr().err

@@ -262,7 +262,7 @@ def test_failed_runs_recorded_skipped_then_retried(data, tmp_path):
     assert ex.submitted == [] and all(r["status"] == "ok" for r in final)
 
 
-def test_a_dead_worker_is_a_failed_record(data, tmp_path):
+def test_a_dead_worker_is_a_failed_record_that_a_rerun_retries(data, tmp_path):
     out = tmp_path / "runs.jsonl"
     ex = CountingExecutor(crash=lambda c: c["seed"] == 1 and c["depth"] == 2)
     records = sweep(**small(data, out=out, executor=ex))
@@ -272,9 +272,13 @@ def test_a_dead_worker_is_a_failed_record(data, tmp_path):
             assert r["status"] == "failed" and "RuntimeError: worker died" in r["error"]
         else:
             assert r["status"] == "ok"
+    # An executor failure is not the run's verdict: it is not written, so a plain rerun (no
+    # retry_failed needed) runs exactly those jobs again.
+    assert len(load_records(out)) == 12
     ex = CountingExecutor()
-    sweep(**small(data, out=out, executor=ex, retry_failed=True))
+    sweep(**small(data, out=out, executor=ex))
     assert ex.idents() == [(2, a, o, 1) for a in ("sigmoid", "relu") for o in ("SGD", "SDAGD")]
+    assert len(load_records(out)) == 16
 
 
 def test_validation_split_too_large_is_a_failed_record(data):
@@ -475,3 +479,12 @@ def test_bad_tune_arguments(data):
         tune({"SGD": []}, **tune_kw(data))
     with pytest.raises(TypeError):
         tune({"SGD": [0.5]}, **tune_kw(data))
+
+
+@pytest.mark.parametrize("bad", [dict(epochs=-1), dict(batch_size=0), dict(width=0), dict(train_limit=-5),
+                                 dict(n_val=0)], ids=lambda d: next(iter(d)))
+def test_bad_protocol_is_rejected_before_any_run(data, tmp_path, bad):
+    out = tmp_path / "runs.jsonl"
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        sweep(**small(data, out=out, **bad))
+    assert not out.exists()
