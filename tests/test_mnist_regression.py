@@ -36,19 +36,19 @@ def test_relu_hl1_sgd_one_epoch(mnist):
 
 def test_sdagd_trains_deep_sigmoid_where_sgd_stalls(mnist):
     """The paper's central claim at hl-5 (784-700x5-10, sigmoid, MSE, Xavier, batch 100):
-    SGD stalls near 90 % test MCR (the vanishing gradient) while SDAGD trains. Budget: 2 epochs
-    on the first 20,000 training images. Measured over seeds 0-2 (2026-11-28):
-    SGD lr 0.5: 88.65, 90.26, 88.65 %;  SDAGD R 0.3 (norm "layer"): 40.81, 47.37, 44.45 %.
-    Bounds: SGD stays above 80 %, SDAGD below 50 % (its largest measured value plus the
-    spread), and SDAGD's first-layer gradient was rescaled (phase-1 fraction recorded)."""
+    SGD stalls near 90 % test MCR (the vanishing gradient) while SDAGD trains. Budget: one
+    epoch on all 60,000 training images. Measured over seeds 0-2 (2026-11-28, commit 8a39b08):
+    SGD lr 0.5: 89.91, 90.18, 88.65 %;  SDAGD R 0.3 (norm "layer"): 26.60, 30.97, 30.36 %.
+    Early training of this net is sensitive to rounding (a change of summation order moved
+    seed 0 from 30.1 to 26.6 %), so the SDAGD bound is the largest measured value plus the
+    seed spread (4.4 points): 36 %. SGD must stay above 80 %."""
     (X, y), (X_test, y_test) = mnist
-    X, y = X[:20000], y[:20000]
     sgd_net, sdagd_net = paper_net(5, "sigmoid", 0), paper_net(5, "sigmoid", 0)
-    sgd_net.fit(X, y, sdagd.optim.SGD(lr=0.5), epochs=2, progress=False)
-    history = sdagd_net.fit(X, y, sdagd.optim.SDAGD(radius=0.3), epochs=2, progress=False)
+    sgd_net.fit(X, y, sdagd.optim.SGD(lr=0.5), epochs=1, progress=False)
+    history = sdagd_net.fit(X, y, sdagd.optim.SDAGD(radius=0.3), epochs=1, progress=False)
     sgd_error = sgd_net.evaluate(X_test, y_test).error
     sdagd_error = sdagd_net.evaluate(X_test, y_test).error
     assert sgd_error > 0.80, f"SGD at hl-5 sigmoid reached {100 * sgd_error:.1f} %: no vanishing gradient?"
-    assert sdagd_error < 0.50, f"SDAGD at hl-5 sigmoid reached only {100 * sdagd_error:.1f} % (measured 40.8 %)"
+    assert sdagd_error < 0.36, f"SDAGD at hl-5 sigmoid reached only {100 * sdagd_error:.1f} % (measured 26.6 %)"
     assert 0.0 <= history.phase1_fraction[-1] <= 1.0
     assert np.isfinite(history.mu_mean).all()
