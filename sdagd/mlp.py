@@ -225,11 +225,11 @@ class MLP:
 
     # -- training ------------------------------------------------------------------------------
 
-    def _check_optimizer(self, optimizer):
+    @staticmethod
+    def _require_optimizer(optimizer):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be an sdagd.optim optimizer (e.g. sdagd.optim.SGD(lr=0.1)), "
                             f"got {type(optimizer).__name__}")
-        return optimizer._bind(self._net)
 
     def _diverged(self, exc, optimizer, epoch=None):
         where = f"epoch {epoch}: " if epoch is not None else ""
@@ -238,9 +238,10 @@ class MLP:
     def train_step(self, X, y, optimizer) -> float:
         """One update of ``optimizer`` on the batch ``(X, y)``; returns the batch loss (before
         the update)."""
+        self._require_optimizer(optimizer)
         X = _as_inputs(X, self.sizes[0])
         y = _as_labels(y, X.shape[0], self.sizes[-1])
-        core_opt = self._check_optimizer(optimizer)  # binds: only once the arguments are good
+        core_opt = optimizer._bind(self._net)  # binds: only once the arguments are good
         try:
             stats = _core.train_step(self._net, core_opt, X, y)
         except _core.DivergenceError as exc:
@@ -288,8 +289,7 @@ class MLP:
         KeyboardInterrupt
             On Ctrl-C, after the current mini-batch; the network stays usable.
         """
-        if not isinstance(optimizer, Optimizer):
-            self._check_optimizer(optimizer)  # raises the TypeError
+        self._require_optimizer(optimizer)
         X = _as_inputs(X, self.sizes[0])
         y = _as_labels(y, X.shape[0], self.sizes[-1])
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
@@ -313,7 +313,7 @@ class MLP:
         if report is not None and not callable(report):
             raise TypeError("progress must be True, False or a callable taking the epoch record")
 
-        core_opt = self._check_optimizer(optimizer)  # binds: only once the arguments are good
+        core_opt = optimizer._bind(self._net)  # binds: only once the arguments are good
         history = History()
         for _ in range(int(epochs)):
             epoch = self.epochs_trained + 1
