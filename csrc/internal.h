@@ -1,10 +1,12 @@
 /*
- * Shared by the core's translation units only: error reporting, the RNG, the BLAS entry
- * point and the network struct. Not part of the public interface (sdagd.h).
+ * Shared by the core's translation units only: error reporting, the RNG, and the structs of
+ * the network, its work buffers, the optimizer and the trainer. Not part of the public
+ * interface (sdagd.h).
  */
 #ifndef SDAGD_INTERNAL_H
 #define SDAGD_INTERNAL_H
 
+#include "backend.h"
 #include "sdagd.h"
 
 /* Records a printf-style message for sdagd_last_error() and returns `status`. */
@@ -24,48 +26,91 @@ double rng_uniform(rng_state *rng);               /* [0, 1), 53 random bits */
 double rng_normal(rng_state *rng);                /* N(0, 1), Box-Muller */
 uint64_t rng_below(rng_state *rng, uint64_t n);   /* uniform in [0, n), unbiased */
 
-/* ---- Sum of x[i]^2 in double accuracy, vectorised (reduce.c). */
-double sum_of_squares(const float *x, size_t n);
+/* The epoch's order as int32 row indices (N < 2^31), the same as sdagd_shuffle_order. */
+void shuffle_order32(int32_t *perm, int64_t N, uint64_t seed, int64_t epoch);
 
-/* ---- BLAS: row-major single-precision GEMM, C = alpha op(A) op(B) + beta C. */
-void blas_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
-                int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* ---- Work buffers of K networks for C rows (backend memory), grown on demand, never per
+ *      step. The curvature buffers (x_sq, h_sq, s, w_sq) exist only once a step needed h. */
+typedef struct {
+    int K, capacity, curvature;
+    float *x, *x_sq, *h, *h_sq, *pre, *delta[2], *s[2], *w_sq;
+    int32_t *y;
+    double *partials;
+    size_t *h_off;   /* host (L) */
+    size_t h_width;  /* sum of the widths n_1 .. n_L */
+} workspace;
 
-/* ---- The network. All work buffers are allocated once (and grown only when a larger batch
- *      than ever before arrives), never per step. */
+/* ---- The network. */
 struct mlp {
-    int n_layers;          /* weight layers, L + 1 */
-    int *sizes;            /* (n_layers + 1) */
-    size_t *w_off, *b_off; /* (n_layers) offsets of W_l, b_l in the slabs */
+    const sdagd_backend_ops *be;
+    void *ctx;             /* the backend's per-network context (a CUDA stream and handle) */
+    int device;
+    int n_layers;          /* weight layers, L */
+    int *sizes;            /* (L + 1) */
+    size_t *w_off, *b_off; /* (L) offsets of W_l, b_l in the slabs */
     size_t n_params;       /* P */
     int max_width;         /* max over sizes[1..] */
+    size_t max_layer;      /* largest W_l, in elements */
+    size_t hidden_units;   /* sum of the hidden widths */
     int hidden, output, loss;
     float leaky_slope;
     float *params;         /* (P) */
-    float *grad_work;      /* (P) the training step's gradient */
-    float *w_squared;      /* (P) W o W for the Hessian recursion; allocated on first use */
-    int capacity;          /* rows the buffers below hold */
-    float **h;             /* (n_layers) each (capacity, n_{l+1}): layer outputs h_l */
-    float *out_pre;        /* (capacity, n_out) output pre-activations, for the loss */
-    float *delta, *delta_next;   /* (capacity, max_width) backprop error ping-pong */
-    float *s, *s_next;           /* (capacity, max_width) Hessian recursion ping-pong */
-    float *squared_input;        /* (capacity, max(n_0, max_width)) h_{l-1} o h_{l-1} */
-    float *batch_x;              /* (capacity, n_0) gathered mini-batch rows */
-    int32_t *batch_y;            /* (capacity) gathered labels */
+    workspace ws;          /* K = 1, for forward, evaluate and gradients */
+    /* the K = 1 group's per-network arrays and scalars, backend memory */
+    int32_t *act;          /* (1) */
+    float *slope;          /* (1) */
+    uint8_t *active;       /* (1) always 1 */
+    int64_t *counters;     /* (2) batch start and loss slot, both 0 */
+    double *loss_slot;     /* (1) */
+    int64_t *error_slot;   /* (1) */
+    double *segments;      /* (2L) sums of squares of dW_l, db_l */
+    float *grad, *hess;    /* (P) for mlp_loss_grad, allocated on first use */
+    struct trainer *solo;  /* kept for train_step with the same optimizer (solo_opt_id) */
+    uint64_t solo_opt_id;
 };
 
-sdagd_status mlp_reserve(mlp *net, int rows);
+/* The data set's buffers (backend memory) and device. */
+const float *dataset_inputs(const sdagd_dataset *ds);
+const int32_t *dataset_labels(const sdagd_dataset *ds);
+int dataset_device(const sdagd_dataset *ds);
+int dataset_width(const sdagd_dataset *ds);
+
+sdagd_status workspace_reserve(mlp *net, workspace *ws, int K, int rows, int curvature);
+void workspace_free(const mlp *net, workspace *ws);
+
+/* The group view of K networks shaped like `net` over workspace `ws`. */
+void group_view_init(group_view *g, const mlp *net, const workspace *ws, int K, const int32_t *act,
+                     const float *slope, uint8_t *active);
 
 /* SDAGD_ERR_ARG naming the first label outside [0, n_out). */
 sdagd_status mlp_check_labels(const mlp *net, const int32_t *labels, int64_t n);
 
-/* Forward, summed loss and misclassified count, then (if grad) gradient and (if hess) the
- * Hessian diagonal, for B <= capacity rows. Labels are trusted (checked by the caller). */
-sdagd_status mlp_batch_loss_grad(mlp *net, const float *X, const int32_t *labels, int B,
-                                 double *loss_sum, int64_t *errors, float *grad, float *hess);
+/* Forward pass of B rows already in the group's x (or at `in` for layer 0). */
+sdagd_status mlp_forward_group(const mlp *net, const group_view *g, int B, const float *in, size_t in_stride,
+                               slab params, int want_sq, int64_t *saturated, uint8_t *ever_active);
 
-/* Adds this step's vanishing-gradient diagnostics (see train_stats) from the gradient and the
- * layer outputs the forward pass left in net->h; no-op when the arrays are NULL. */
-void diagnostics_accumulate(const mlp *net, int B, const float *grad, train_stats *stats);
+/* Backward sweep (spec 3 and 4) after a loss call with want_delta: gradient into grad and,
+ * if hess.p, the truncated Hessian diagonal into hess; per-layer segment sums of squares. */
+sdagd_status mlp_backward_group(const mlp *net, const group_view *g, int B, slab params, slab grad, slab hess,
+                                double *segments);
+
+/* ---- Optimizers. */
+struct optimizer {
+    optim_config config;
+    const mlp *net;        /* made for this network's shape and backend (not owned) */
+    size_t n;              /* P */
+    int n_slabs;           /* state slabs in use, 0..2 */
+    float *state[2];       /* (P) each, backend memory; meaning per kind, see slabs_for() */
+    int64_t step;          /* steps taken */
+    uint64_t id;           /* unique in the process: identifies the optimizer in caches */
+};
+
+/* The hyperparameters as the kernels read them, with this epoch's radius. */
+optim_hyper optim_hyper_for(const optimizer *opt, int64_t epoch);
+/* Does step `step` of this optimizer need the Hessian diagonal? */
+int optim_needs_hessian_at(const optimizer *opt, int64_t step);
+/* Does this optimizer use the Hessian diagonal at all (SDAGD, SDLM)? */
+int optim_uses_curvature(const optimizer *opt);
+const char *optimizer_name(int kind);
 
 #endif

@@ -1,12 +1,11 @@
 /*
- * The network: creation, parameters, forward pass, backprop gradient and truncated diagonal
- * Hessian in one backward sweep (ALGORITHMS.md sections 1-4).
+ * The network: creation, parameters, work buffers, and the forward pass and backward sweep
+ * (ALGORITHMS.md sections 1-4) written once over the backend table (backend.h).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "activations.h"
 #include "internal.h"
 
 static int is_hidden_activation(int a) {
@@ -17,89 +16,160 @@ static int is_output_activation(int a) {
     return a == ACT_SIGMOID || a == ACT_LINEAR || a == ACT_SOFTMAX;
 }
 
-/* Drops the per-batch buffer pointers without freeing them. */
-static void forget_buffers(mlp *net) {
-    net->h = NULL;
-    net->out_pre = net->delta = net->delta_next = net->s = net->s_next = NULL;
-    net->squared_input = net->batch_x = NULL;
-    net->batch_y = NULL;
-    net->capacity = 0;
+/* ---- backend memory helpers ---------------------------------------------------------- */
+
+static sdagd_status alloc_on(const mlp *net, void **p, size_t bytes) {
+    *p = NULL;
+    return bytes ? net->be->alloc(net->ctx, p, bytes) : SDAGD_OK;
 }
 
-static void free_buffers(mlp *net) {
-    if (net->h)
-        for (int l = 0; l < net->n_layers; l++) free(net->h[l]);
-    free(net->h);
-    free(net->out_pre);
-    free(net->delta);
-    free(net->delta_next);
-    free(net->s);
-    free(net->s_next);
-    free(net->squared_input);
-    free(net->batch_x);
-    free(net->batch_y);
-    forget_buffers(net);
+static void free_on(const mlp *net, void *p) {
+    if (p) net->be->dealloc(net->ctx, p);
 }
+
+/* ---- work buffers --------------------------------------------------------------------- */
+
+static size_t partials_per_net(const mlp *net) {
+    /* room for any backend's per-row, per-chunk or per-block partial sums */
+    return (size_t)net->max_width + net->n_params / 256 + 4 * (size_t)net->n_layers + 256;
+}
+
+void workspace_free(const mlp *net, workspace *ws) {
+    float **floats[] = {&ws->x, &ws->x_sq, &ws->h, &ws->h_sq, &ws->pre, &ws->delta[0], &ws->delta[1],
+                        &ws->s[0], &ws->s[1], &ws->w_sq};
+    for (size_t i = 0; i < sizeof floats / sizeof *floats; i++) {
+        free_on(net, *floats[i]);
+        *floats[i] = NULL;
+    }
+    free_on(net, ws->y);
+    free_on(net, ws->partials);
+    free(ws->h_off);
+    ws->y = NULL;
+    ws->partials = NULL;
+    ws->h_off = NULL;
+    ws->capacity = ws->curvature = 0;
+}
+
+/* Allocates every buffer of `ws` for K networks and C rows, all or nothing. */
+static sdagd_status workspace_alloc(const mlp *net, workspace *ws, int K, int C, int curvature) {
+    size_t k = (size_t)K, c = (size_t)C, n0 = (size_t)net->sizes[0], n_out = (size_t)net->sizes[net->n_layers];
+    size_t width = (size_t)net->max_width, f = sizeof(float);
+    memset(ws, 0, sizeof *ws);
+    ws->K = K;
+    ws->capacity = C;
+    ws->curvature = curvature;
+    ws->h_off = malloc((size_t)net->n_layers * sizeof(size_t));
+    if (!ws->h_off) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
+    ws->h_width = 0;
+    for (int l = 0; l < net->n_layers; l++) {
+        ws->h_off[l] = c * ws->h_width;
+        ws->h_width += (size_t)net->sizes[l + 1];
+    }
+    sdagd_status st = SDAGD_OK;
+#define ALLOC(field, bytes) \
+    if (st == SDAGD_OK) st = alloc_on(net, (void **)&ws->field, bytes)
+    ALLOC(x, k * c * n0 * f);
+    ALLOC(y, k * c * sizeof(int32_t));
+    ALLOC(h, k * c * ws->h_width * f);
+    ALLOC(pre, k * c * n_out * f);
+    ALLOC(delta[0], k * c * width * f);
+    ALLOC(delta[1], k * c * width * f);
+    ALLOC(partials, k * partials_per_net(net) * sizeof(double));
+    if (curvature) {
+        ALLOC(x_sq, k * c * n0 * f);
+        ALLOC(h_sq, k * c * ws->h_width * f);
+        ALLOC(s[0], k * c * width * f);
+        ALLOC(s[1], k * c * width * f);
+        ALLOC(w_sq, k * net->max_layer * f);
+    }
+#undef ALLOC
+    return st;
+}
+
+/* Makes `ws` hold at least `rows` rows for K networks, with the curvature buffers when asked.
+ * Called before training with the batch size, so the training loop itself never allocates.
+ * If the larger buffers cannot be had, the old ones stay in place: the network remains
+ * usable after the error. */
+sdagd_status workspace_reserve(mlp *net, workspace *ws, int K, int rows, int curvature) {
+    if (ws->h_off && ws->K == K && rows <= ws->capacity && (!curvature || ws->curvature)) return SDAGD_OK;
+    int C = rows > ws->capacity ? rows : ws->capacity;
+    workspace fresh;
+    sdagd_status st = workspace_alloc(net, &fresh, K, C, curvature || ws->curvature);
+    if (st != SDAGD_OK) {
+        workspace_free(net, &fresh);
+        return st == SDAGD_ERR_NOMEM
+                   ? sdagd_fail(SDAGD_ERR_NOMEM, "out of memory allocating work buffers for %d rows of %d network(s)",
+                                C, K)
+                   : st;
+    }
+    workspace_free(net, ws);
+    *ws = fresh;
+    return SDAGD_OK;
+}
+
+void group_view_init(group_view *g, const mlp *net, const workspace *ws, int K, const int32_t *act,
+                     const float *slope, uint8_t *active) {
+    size_t c = (size_t)ws->capacity;
+    *g = (group_view){
+        .K = K,
+        .n_layers = net->n_layers,
+        .sizes = net->sizes,
+        .w_off = net->w_off,
+        .b_off = net->b_off,
+        .P = net->n_params,
+        .capacity = ws->capacity,
+        .output = net->output,
+        .loss = net->loss,
+        .act = act,
+        .slope = slope,
+        .active = active,
+        .x = ws->x,
+        .x_sq = ws->x_sq,
+        .y = ws->y,
+        .x_stride = c * (size_t)net->sizes[0],
+        .y_stride = c,
+        .h = ws->h,
+        .h_sq = ws->h_sq,
+        .h_off = ws->h_off,
+        .h_stride = c * ws->h_width,
+        .pre = ws->pre,
+        .pre_stride = c * (size_t)net->sizes[net->n_layers],
+        .delta = {ws->delta[0], ws->delta[1]},
+        .s = {ws->s[0], ws->s[1]},
+        .d_stride = c * (size_t)net->max_width,
+        .w_sq = ws->w_sq,
+        .w_sq_stride = net->max_layer,
+        .partials = ws->partials,
+        .partials_stride = partials_per_net(net),
+    };
+}
+
+/* The network's own group of one. */
+static void own_view(const mlp *net, group_view *g) {
+    group_view_init(g, net, &net->ws, 1, net->act, net->slope, net->active);
+}
+
+/* ---- creation ------------------------------------------------------------------------- */
 
 void mlp_free(mlp *net) {
     if (!net) return;
-    free_buffers(net);
+    if (net->be) {
+        trainer_free(net->solo); /* uses the work buffers and context freed below */
+        workspace_free(net, &net->ws);
+        void *buffers[] = {net->params, net->grad, net->hess, net->act, net->slope, net->active,
+                           net->counters, net->loss_slot, net->error_slot, net->segments};
+        for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) free_on(net, buffers[i]);
+        if (net->ctx) net->be->context_free(net->ctx);
+    }
     free(net->sizes);
     free(net->w_off);
     free(net->b_off);
-    free(net->params);
-    free(net->grad_work);
-    free(net->w_squared);
     free(net);
 }
 
-/* Per-batch buffers for `rows` rows, all or none: on failure nothing is left allocated. */
-static int alloc_buffers(mlp *net, int rows) {
-    size_t r = (size_t)rows, w = (size_t)net->max_width, n0 = (size_t)net->sizes[0];
-    size_t wide = n0 > w ? n0 : w;
-    net->capacity = rows;
-    net->h = calloc((size_t)net->n_layers, sizeof *net->h);
-    if (!net->h) return -1;
-    for (int l = 0; l < net->n_layers; l++)
-        if (!(net->h[l] = malloc(r * (size_t)net->sizes[l + 1] * sizeof(float)))) return -1;
-    net->out_pre = malloc(r * (size_t)net->sizes[net->n_layers] * sizeof(float));
-    net->delta = malloc(r * w * sizeof(float));
-    net->delta_next = malloc(r * w * sizeof(float));
-    net->s = malloc(r * w * sizeof(float));
-    net->s_next = malloc(r * w * sizeof(float));
-    net->squared_input = malloc(r * wide * sizeof(float));
-    net->batch_x = malloc(r * n0 * sizeof(float));
-    net->batch_y = malloc(r * sizeof(int32_t));
-    return net->out_pre && net->delta && net->delta_next && net->s && net->s_next && net->squared_input &&
-                   net->batch_x && net->batch_y
-               ? 0
-               : -1;
-}
-
-/* Makes the per-batch buffers hold at least `rows` rows. Called with the batch size before
- * training, so the training loop itself never allocates. If the larger buffers cannot be
- * had, the old ones stay in place: the network remains usable after the error. */
-sdagd_status mlp_reserve(mlp *net, int rows) {
-    if (rows <= net->capacity) return SDAGD_OK;
-    mlp old = *net; /* only the buffer fields matter: kept to restore on failure */
-    forget_buffers(net);
-    if (alloc_buffers(net, rows) == 0) {
-        mlp fresh = *net;
-        *net = old;
-        free_buffers(net); /* the old ones */
-        *net = fresh;
-        return SDAGD_OK;
-    }
-    free_buffers(net); /* the partial new ones */
-    *net = old;
-    return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory allocating work buffers for %d rows", rows);
-}
-
-sdagd_status mlp_create(mlp **out, const mlp_config *c) {
-    *out = NULL;
+static sdagd_status check_config(const mlp_config *c) {
     if (!c || !c->sizes) return sdagd_fail(SDAGD_ERR_ARG, "mlp_create: no configuration");
-    if (c->n_layers < 1)
-        return sdagd_fail(SDAGD_ERR_ARG, "a network needs at least one weight layer (two sizes)");
+    if (c->n_layers < 1) return sdagd_fail(SDAGD_ERR_ARG, "a network needs at least one weight layer (two sizes)");
     for (int i = 0; i <= c->n_layers; i++)
         if (c->sizes[i] < 1)
             return sdagd_fail(SDAGD_ERR_ARG, "layer size %d is %d; sizes must be >= 1", i, c->sizes[i]);
@@ -107,18 +177,24 @@ sdagd_status mlp_create(mlp **out, const mlp_config *c) {
         return sdagd_fail(SDAGD_ERR_ARG, "unknown hidden activation code %d", c->hidden);
     if (!is_output_activation(c->output))
         return sdagd_fail(SDAGD_ERR_ARG, "unknown output activation code %d", c->output);
-    if (c->loss != LOSS_MSE && c->loss != LOSS_CE)
-        return sdagd_fail(SDAGD_ERR_ARG, "unknown loss code %d", c->loss);
+    if (c->loss != LOSS_MSE && c->loss != LOSS_CE) return sdagd_fail(SDAGD_ERR_ARG, "unknown loss code %d", c->loss);
     if ((c->output == ACT_SOFTMAX) != (c->loss == LOSS_CE))
         return sdagd_fail(SDAGD_ERR_ARG, "softmax output goes with cross-entropy loss, and only with it");
     if (!(c->leaky_slope >= 0.0f && c->leaky_slope < 1.0f))
         return sdagd_fail(SDAGD_ERR_ARG, "leaky_relu slope must be in [0, 1), got %g", (double)c->leaky_slope);
-    if (c->device == DEVICE_CUDA)
-        return sdagd_fail(SDAGD_ERR_DEVICE, "this build of sdagd has no CUDA backend; use device='cpu'");
-    if (c->device != DEVICE_CPU) return sdagd_fail(SDAGD_ERR_ARG, "unknown device code %d", c->device);
+    if (c->batch_capacity < 0) return sdagd_fail(SDAGD_ERR_ARG, "batch_capacity must be >= 0, got %d", c->batch_capacity);
+    return SDAGD_OK;
+}
 
+sdagd_status mlp_create(mlp **out, const mlp_config *c) {
+    *out = NULL;
+    sdagd_status st = check_config(c);
+    const sdagd_backend_ops *be = NULL;
+    if (st == SDAGD_OK) st = backend_for_device(c->device, &be);
+    if (st != SDAGD_OK) return st;
     mlp *net = calloc(1, sizeof *net);
     if (!net) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
+    net->device = c->device;
     net->n_layers = c->n_layers;
     net->hidden = c->hidden;
     net->output = c->output;
@@ -127,31 +203,55 @@ sdagd_status mlp_create(mlp **out, const mlp_config *c) {
     net->sizes = malloc((size_t)(c->n_layers + 1) * sizeof(int));
     net->w_off = malloc((size_t)c->n_layers * sizeof(size_t));
     net->b_off = malloc((size_t)c->n_layers * sizeof(size_t));
-    if (!net->sizes || !net->w_off || !net->b_off) goto nomem;
+    if (!net->sizes || !net->w_off || !net->b_off) {
+        mlp_free(net);
+        return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
+    }
     memcpy(net->sizes, c->sizes, (size_t)(c->n_layers + 1) * sizeof(int));
     size_t p = 0;
     for (int l = 0; l < c->n_layers; l++) {
-        int n_in = c->sizes[l], n_out = c->sizes[l + 1];
+        size_t n_in = (size_t)c->sizes[l], n_out = (size_t)c->sizes[l + 1];
         net->w_off[l] = p;
-        p += (size_t)n_in * (size_t)n_out;
+        p += n_in * n_out;
         net->b_off[l] = p;
-        p += (size_t)n_out;
-        if (n_out > net->max_width) net->max_width = n_out;
+        p += n_out;
+        if (c->sizes[l + 1] > net->max_width) net->max_width = c->sizes[l + 1];
+        if (n_in * n_out > net->max_layer) net->max_layer = n_in * n_out;
+        if (l + 1 < c->n_layers) net->hidden_units += n_out;
     }
     net->n_params = p;
-    net->params = calloc(p, sizeof(float));
-    net->grad_work = malloc(p * sizeof(float));
-    if (!net->params || !net->grad_work) goto nomem;
-    sdagd_status st = mlp_reserve(net, c->batch_capacity > 0 ? c->batch_capacity : 100);
-    if (st != SDAGD_OK) {
+    if ((st = be->context_create(&net->ctx)) != SDAGD_OK) {
         mlp_free(net);
         return st;
     }
+    net->be = be;
+    int32_t act = c->hidden;
+    float slope = c->leaky_slope;
+    uint8_t one = 1;
+    int64_t zeros[2] = {0, 0};
+#define ALLOC(field, bytes) \
+    if (st == SDAGD_OK) st = alloc_on(net, (void **)&net->field, bytes)
+    ALLOC(params, p * sizeof(float));
+    ALLOC(act, sizeof act);
+    ALLOC(slope, sizeof slope);
+    ALLOC(active, sizeof one);
+    ALLOC(counters, sizeof zeros);
+    ALLOC(loss_slot, sizeof(double));
+    ALLOC(error_slot, sizeof(int64_t));
+    ALLOC(segments, 2 * (size_t)c->n_layers * sizeof(double));
+#undef ALLOC
+    if (st == SDAGD_OK) st = be->zero(net->ctx, net->params, p * sizeof(float));
+    if (st == SDAGD_OK) st = be->upload(net->ctx, net->act, &act, sizeof act);
+    if (st == SDAGD_OK) st = be->upload(net->ctx, net->slope, &slope, sizeof slope);
+    if (st == SDAGD_OK) st = be->upload(net->ctx, net->active, &one, sizeof one);
+    if (st == SDAGD_OK) st = be->upload(net->ctx, net->counters, zeros, sizeof zeros);
+    if (st == SDAGD_OK) st = workspace_reserve(net, &net->ws, 1, c->batch_capacity > 0 ? c->batch_capacity : 100, 0);
+    if (st != SDAGD_OK) {
+        mlp_free(net);
+        return st == SDAGD_ERR_NOMEM ? sdagd_fail(st, "out of memory allocating a network of this size") : st;
+    }
     *out = net;
     return SDAGD_OK;
-nomem:
-    mlp_free(net);
-    return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory allocating a network of this size");
 }
 
 size_t mlp_num_params(const mlp *net) { return net->n_params; }
@@ -161,11 +261,13 @@ size_t mlp_bias_offset(const mlp *net, int layer) { return net->b_off[layer]; }
 sdagd_status mlp_init_params(mlp *net, int init, uint64_t seed) {
     if (init != INIT_XAVIER_UNIFORM && init != INIT_HE_NORMAL)
         return sdagd_fail(SDAGD_ERR_ARG, "unknown initialisation code %d", init);
+    float *host = malloc(net->n_params * sizeof(float));
+    if (!host) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
     rng_state rng;
     rng_seed(&rng, seed, 0);
     for (int l = 0; l < net->n_layers; l++) {
         int n_in = net->sizes[l], n_out = net->sizes[l + 1];
-        float *W = net->params + net->w_off[l];
+        float *W = host + net->w_off[l];
         size_t count = (size_t)n_in * (size_t)n_out;
         if (init == INIT_XAVIER_UNIFORM) { /* Glorot & Bengio 2010, eq. 16 */
             double r = sqrt(6.0 / (n_in + n_out));
@@ -174,210 +276,257 @@ sdagd_status mlp_init_params(mlp *net, int init, uint64_t seed) {
             double std = sqrt(2.0 / n_in);
             for (size_t i = 0; i < count; i++) W[i] = (float)(std * rng_normal(&rng));
         }
-        memset(net->params + net->b_off[l], 0, (size_t)n_out * sizeof(float));
+        memset(host + net->b_off[l], 0, (size_t)n_out * sizeof(float));
     }
-    return SDAGD_OK;
+    sdagd_status st = mlp_set_params(net, host);
+    free(host);
+    return st;
 }
 
 sdagd_status mlp_get_params(const mlp *net, float *dst) {
-    memcpy(dst, net->params, net->n_params * sizeof(float));
-    return SDAGD_OK;
+    return net->be->download(net->ctx, dst, net->params, net->n_params * sizeof(float));
 }
 
 sdagd_status mlp_set_params(mlp *net, const float *src) {
-    memcpy(net->params, src, net->n_params * sizeof(float));
-    return SDAGD_OK;
-}
-
-/* Forward pass of B <= capacity rows; fills net->h[l] and net->out_pre. */
-static void forward_batch(mlp *net, const float *X, int B) {
-    const float *in = X;
-    for (int l = 0; l < net->n_layers; l++) {
-        int n_in = net->sizes[l], n_out = net->sizes[l + 1];
-        int is_output = l == net->n_layers - 1;
-        float *a = net->h[l];
-        const float *W = net->params + net->w_off[l], *b = net->params + net->b_off[l];
-        /* a (B, n_out) = in (B, n_in) W^T, then + b */
-        blas_sgemm(0, 1, B, n_out, n_in, 1.0f, in, n_in, W, n_in, 0.0f, a, n_out);
-        for (int r = 0; r < B; r++) {
-            float *row = a + (size_t)r * n_out;
-            for (int j = 0; j < n_out; j++) row[j] += b[j];
-        }
-        if (is_output) {
-            memcpy(net->out_pre, a, (size_t)B * n_out * sizeof(float));
-            if (net->output == ACT_SOFTMAX)
-                softmax_rows(a, B, n_out);
-            else
-                activation_forward(net->output, 0.0f, a, (size_t)B * n_out);
-        } else {
-            activation_forward(net->hidden, net->leaky_slope, a, (size_t)B * n_out);
-        }
-        in = a;
-    }
-}
-
-sdagd_status mlp_forward(mlp *net, const float *X, int B, float *Y) {
-    int n0 = net->sizes[0], n_out = net->sizes[net->n_layers];
-    for (int64_t start = 0; start < B; start += net->capacity) {
-        int rows = (int)(B - start < net->capacity ? B - start : net->capacity);
-        forward_batch(net, X + (size_t)start * n0, rows);
-        memcpy(Y + (size_t)start * n_out, net->h[net->n_layers - 1], (size_t)rows * n_out * sizeof(float));
-    }
-    return SDAGD_OK;
-}
-
-/* Sum over rows of the loss of the last forward pass, and the misclassified count. The
- * cross-entropy uses the kept pre-activations: -log softmax(a)_y = logsumexp(a) - a_y. */
-static void batch_loss(const mlp *net, const int32_t *labels, int B, double *loss_sum, int64_t *errors) {
-    int n_out = net->sizes[net->n_layers];
-    const float *Y = net->h[net->n_layers - 1];
-    double total = 0.0;
-    int64_t wrong = 0;
-    for (int r = 0; r < B; r++) {
-        const float *y = Y + (size_t)r * n_out, *a = net->out_pre + (size_t)r * n_out;
-        int label = labels[r], best = 0;
-        for (int j = 1; j < n_out; j++)
-            if (y[j] > y[best]) best = j;
-        wrong += best != label;
-        if (net->loss == LOSS_MSE) {
-            double e = 0.0;
-            for (int j = 0; j < n_out; j++) {
-                double d = (double)y[j] - (j == label);
-                e += d * d;
-            }
-            total += 0.5 * e;
-        } else {
-            double max = a[0], sum = 0.0;
-            for (int j = 1; j < n_out; j++) max = a[j] > max ? a[j] : max;
-            for (int j = 0; j < n_out; j++) sum += exp((double)a[j] - max);
-            total += max + log(sum) - a[label];
-        }
-    }
-    *loss_sum = total;
-    *errors = wrong;
-}
-
-/* Output-layer delta (spec 3) and, when wanted, s_{L+1} (spec 4), after forward_batch. */
-static void output_delta(mlp *net, const int32_t *labels, int B, int want_hessian) {
-    int n_out = net->sizes[net->n_layers];
-    const float *Y = net->h[net->n_layers - 1];
-    size_t n = (size_t)B * n_out;
-    for (int r = 0; r < B; r++)
-        for (int j = 0; j < n_out; j++) {
-            size_t i = (size_t)r * n_out + j;
-            net->delta[i] = Y[i] - (j == labels[r] ? 1.0f : 0.0f);
-        }
-    if (net->loss == LOSS_CE) { /* softmax + CE: delta = p - D, s = p (1 - p) */
-        if (want_hessian)
-            for (size_t i = 0; i < n; i++) net->s[i] = Y[i] * (1.0f - Y[i]);
-        return;
-    }
-    /* MSE: delta = (Y - D) f'(a), s = f'(a)^2 (the (Y - D) f'' term is truncated) */
-    if (want_hessian)
-        for (size_t i = 0; i < n; i++) net->s[i] = 1.0f;
-    activation_backward(net->output, 0.0f, Y, net->delta, want_hessian ? net->s : NULL, n);
-}
-
-static void square_into(float *dst, const float *src, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = src[i] * src[i];
-}
-
-/* Column means of a (B, n) matrix scaled: dst[j] = scale * sum_r M[r, j]. */
-static void column_sums(float *dst, const float *M, int B, int n, float scale) {
-    for (int j = 0; j < n; j++) dst[j] = 0.0f;
-    for (int r = 0; r < B; r++) {
-        const float *row = M + (size_t)r * n;
-        for (int j = 0; j < n; j++) dst[j] += row[j];
-    }
-    for (int j = 0; j < n; j++) dst[j] *= scale;
-}
-
-/* Backward sweep from the output to the first layer (spec 3 and 4):
- *   dW_l = (1/B) delta_l^T h_{l-1},              db_l = mean_rows delta_l
- *   hW_l = (1/B) s_l^T (h_{l-1} o h_{l-1}),      hb_l = mean_rows s_l
- *   delta_{l-1} = f'(a_{l-1}) * (delta_l W_l),   s_{l-1} = f'(a_{l-1})^2 * (s_l (W_l o W_l)) */
-static void backward_batch(mlp *net, const float *X, int B, float *grad, float *hess) {
-    float scale = 1.0f / (float)B;
-    if (hess) square_into(net->w_squared, net->params, net->n_params);
-    for (int l = net->n_layers - 1; l >= 0; l--) {
-        int n_in = net->sizes[l], n_out = net->sizes[l + 1];
-        const float *in = l > 0 ? net->h[l - 1] : X; /* (B, n_in) */
-        blas_sgemm(1, 0, n_out, n_in, B, scale, net->delta, n_out, in, n_in, 0.0f,
-                   grad + net->w_off[l], n_in);
-        column_sums(grad + net->b_off[l], net->delta, B, n_out, scale);
-        if (hess) {
-            square_into(net->squared_input, in, (size_t)B * n_in);
-            blas_sgemm(1, 0, n_out, n_in, B, scale, net->s, n_out, net->squared_input, n_in, 0.0f,
-                       hess + net->w_off[l], n_in);
-            column_sums(hess + net->b_off[l], net->s, B, n_out, scale);
-        }
-        if (l == 0) break;
-        const float *W = net->params + net->w_off[l];
-        blas_sgemm(0, 0, B, n_in, n_out, 1.0f, net->delta, n_out, W, n_in, 0.0f, net->delta_next, n_in);
-        if (hess)
-            blas_sgemm(0, 0, B, n_in, n_out, 1.0f, net->s, n_out, net->w_squared + net->w_off[l], n_in,
-                       0.0f, net->s_next, n_in);
-        activation_backward(net->hidden, net->leaky_slope, net->h[l - 1], net->delta_next,
-                            hess ? net->s_next : NULL, (size_t)B * n_in);
-        float *t = net->delta; net->delta = net->delta_next; net->delta_next = t;
-        t = net->s; net->s = net->s_next; net->s_next = t;
-    }
-}
-
-/* Gradient (and h) of one batch of B <= capacity rows into grad/hess (may be NULL). */
-sdagd_status mlp_batch_loss_grad(mlp *net, const float *X, const int32_t *labels, int B,
-                                 double *loss_sum, int64_t *errors, float *grad, float *hess) {
-    if (hess && !net->w_squared && !(net->w_squared = malloc(net->n_params * sizeof(float))))
-        return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory allocating the Hessian work slab");
-    forward_batch(net, X, B);
-    batch_loss(net, labels, B, loss_sum, errors);
-    if (grad) {
-        output_delta(net, labels, B, hess != NULL);
-        backward_batch(net, X, B, grad, hess);
-    }
-    return SDAGD_OK;
+    return net->be->upload(net->ctx, net->params, src, net->n_params * sizeof(float));
 }
 
 sdagd_status mlp_check_labels(const mlp *net, const int32_t *labels, int64_t n) {
     int n_out = net->sizes[net->n_layers];
     for (int64_t i = 0; i < n; i++)
         if (labels[i] < 0 || labels[i] >= n_out)
-            return sdagd_fail(SDAGD_ERR_ARG, "label %d at row %lld is outside [0, %d)", labels[i],
-                              (long long)i, n_out);
+            return sdagd_fail(SDAGD_ERR_ARG, "label %d at row %lld is outside [0, %d)", labels[i], (long long)i, n_out);
     return SDAGD_OK;
 }
 
-sdagd_status mlp_loss_grad(mlp *net, const float *X, const int32_t *labels, int B, double *loss,
-                           int64_t *errors, float *grad, float *hess) {
+/* ---- the algorithm -------------------------------------------------------------------- */
+
+sdagd_status mlp_forward_group(const mlp *net, const group_view *g, int B, const float *in, size_t in_stride,
+                               slab params, int want_sq, int64_t *saturated, uint8_t *ever_active) {
+    sdagd_status st = SDAGD_OK;
+    size_t unit = 0; /* first unit of layer l among the hidden units */
+    for (int l = 0; l < net->n_layers && st == SDAGD_OK; l++) {
+        int hidden = l + 1 < net->n_layers;
+        forward_args a = {
+            .g = g,
+            .layer = l,
+            .B = B,
+            .in = l == 0 ? in : g->h + g->h_off[l - 1],
+            .in_stride = l == 0 ? in_stride : g->h_stride,
+            .params = params,
+            .want_sq = want_sq && hidden,
+            .saturated = hidden ? saturated : NULL,
+            .ever_active = hidden ? ever_active : NULL,
+            .active_offset = unit,
+            .active_stride = net->hidden_units,
+        };
+        st = net->be->forward(net->ctx, &a);
+        unit += (size_t)net->sizes[l + 1];
+    }
+    return st;
+}
+
+/* From the output to the first layer (spec 3 and 4), each layer in one backend call:
+ *   dW_l = (1/B) delta_l^T h_{l-1},              db_l = mean_rows delta_l
+ *   hW_l = (1/B) s_l^T (h_{l-1} o h_{l-1}),      hb_l = mean_rows s_l
+ *   delta_{l-1} = f'(a_{l-1}) * (delta_l W_l),   s_{l-1} = f'(a_{l-1})^2 * (s_l (W_l o W_l)) */
+sdagd_status mlp_backward_group(const mlp *net, const group_view *g, int B, slab params, slab grad, slab hess,
+                                double *segments) {
+    sdagd_status st = SDAGD_OK;
+    int cur = 0;
+    for (int l = net->n_layers - 1; l >= 0 && st == SDAGD_OK; l--) {
+        backward_args a = {g, l, B, cur, params, grad, hess, segments};
+        st = net->be->backward(net->ctx, &a);
+        cur = 1 - cur;
+    }
+    return st;
+}
+
+/* ---- one network, host buffers ------------------------------------------------------- */
+
+/* Puts B host rows (and labels) into the network's work buffers: x (and x o x). */
+static sdagd_status load_batch(mlp *net, const group_view *g, const float *X, const int32_t *labels, int B, int want_sq) {
+    const sdagd_backend_ops *be = net->be;
+    sdagd_status st = be->upload(net->ctx, g->x, X, (size_t)B * (size_t)net->sizes[0] * sizeof(float));
+    if (st == SDAGD_OK && labels) st = be->upload(net->ctx, g->y, labels, (size_t)B * sizeof(int32_t));
+    if (st == SDAGD_OK && want_sq) {
+        gather_args a = {g, B, g->x, NULL, NULL, 0, net->counters, 1};
+        st = be->gather(net->ctx, &a);
+    }
+    return st;
+}
+
+sdagd_status mlp_forward(mlp *net, const float *X, int B, float *Y) {
+    if (B < 1) return sdagd_fail(SDAGD_ERR_ARG, "a batch needs at least one row, got %d", B);
+    int n0 = net->sizes[0], n_out = net->sizes[net->n_layers];
+    group_view g;
+    own_view(net, &g);
+    slab params = {net->params, 0};
+    sdagd_status st = SDAGD_OK;
+    for (int64_t start = 0; start < B && st == SDAGD_OK; start += net->ws.capacity) {
+        int rows = (int)(B - start < net->ws.capacity ? B - start : net->ws.capacity);
+        const float *in = X + (size_t)start * n0;
+        if (!net->be->host_memory) {
+            st = net->be->upload(net->ctx, g.x, in, (size_t)rows * n0 * sizeof(float));
+            in = g.x;
+        }
+        if (st == SDAGD_OK) st = mlp_forward_group(net, &g, rows, in, 0, params, 0, NULL, NULL);
+        if (st == SDAGD_OK)
+            st = net->be->download(net->ctx, Y + (size_t)start * n_out, g.h + g.h_off[net->n_layers - 1],
+                                   (size_t)rows * n_out * sizeof(float));
+    }
+    return st;
+}
+
+/* Forward pass and loss of B <= capacity rows in the work buffers; the sum of the loss and
+ * the misclassified count come back to the host. */
+static sdagd_status batch_loss(mlp *net, const group_view *g, int B, const float *in, int want_delta, int want_s,
+                               double *loss_sum, int64_t *errors) {
+    slab params = {net->params, 0};
+    sdagd_status st = mlp_forward_group(net, g, B, in, 0, params, want_s, NULL, NULL);
+    loss_args a = {g, B, net->loss_slot, net->error_slot, 1, net->counters + 1, want_delta, want_s};
+    if (st == SDAGD_OK) st = net->be->loss(net->ctx, &a);
+    if (st == SDAGD_OK) st = net->be->download(net->ctx, loss_sum, net->loss_slot, sizeof *loss_sum);
+    if (st == SDAGD_OK) st = net->be->download(net->ctx, errors, net->error_slot, sizeof *errors);
+    return st;
+}
+
+sdagd_status mlp_loss_grad(mlp *net, const float *X, const int32_t *labels, int B, double *loss, int64_t *errors,
+                           float *grad, float *hess) {
     if (B < 1) return sdagd_fail(SDAGD_ERR_ARG, "a batch needs at least one row, got %d", B);
     sdagd_status st = mlp_check_labels(net, labels, B);
-    if (st == SDAGD_OK) st = mlp_reserve(net, B); /* the gradient is over the whole batch */
+    size_t bytes = net->n_params * sizeof(float);
+    int backward = grad || hess; /* the Hessian comes out of the same sweep as the gradient */
+    if (st == SDAGD_OK) st = workspace_reserve(net, &net->ws, 1, B, hess != NULL); /* the whole batch at once */
+    if (st == SDAGD_OK && backward && !net->grad) st = alloc_on(net, (void **)&net->grad, bytes);
+    if (st == SDAGD_OK && hess && !net->hess) st = alloc_on(net, (void **)&net->hess, bytes);
     if (st != SDAGD_OK) return st;
+    group_view g;
+    own_view(net, &g);
     double sum;
-    st = mlp_batch_loss_grad(net, X, labels, B, &sum, errors, grad, hess);
+    st = load_batch(net, &g, X, labels, B, hess != NULL);
+    if (st == SDAGD_OK) st = batch_loss(net, &g, B, g.x, backward, hess != NULL, &sum, errors);
+    if (st == SDAGD_OK && backward) {
+        slab params = {net->params, 0}, g_slab = {net->grad, 0}, h_slab = {hess ? net->hess : NULL, 0};
+        st = mlp_backward_group(net, &g, B, params, g_slab, h_slab, net->segments);
+    }
+    if (st == SDAGD_OK && grad) st = net->be->download(net->ctx, grad, net->grad, bytes);
+    if (st == SDAGD_OK && hess) st = net->be->download(net->ctx, hess, net->hess, bytes);
     if (st == SDAGD_OK) *loss = sum / B;
     return st;
 }
 
-sdagd_status mlp_evaluate(mlp *net, const float *X, const int32_t *labels, int64_t N,
-                          double *mean_loss, int64_t *errors) {
+sdagd_status mlp_evaluate(mlp *net, const float *X, const int32_t *labels, int64_t N, double *mean_loss,
+                          int64_t *errors) {
     if (N < 1) return sdagd_fail(SDAGD_ERR_ARG, "evaluation needs at least one row");
     sdagd_status st = mlp_check_labels(net, labels, N);
     /* Evaluation has no per-step budget: larger chunks make better use of the BLAS. */
-    if (st == SDAGD_OK) st = mlp_reserve(net, (int)(N < 1000 ? N : 1000));
+    if (st == SDAGD_OK) st = workspace_reserve(net, &net->ws, 1, (int)(N < 1000 ? N : 1000), 0);
     if (st != SDAGD_OK) return st;
+    group_view g;
+    own_view(net, &g);
     double total = 0.0;
     int64_t wrong = 0;
     int n0 = net->sizes[0];
-    for (int64_t start = 0; start < N; start += net->capacity) {
-        int rows = (int)(N - start < net->capacity ? N - start : net->capacity);
+    for (int64_t start = 0; start < N && st == SDAGD_OK; start += net->ws.capacity) {
+        int rows = (int)(N - start < net->ws.capacity ? N - start : net->ws.capacity);
+        const float *in = X + (size_t)start * n0;
+        st = net->be->upload(net->ctx, g.y, labels + start, (size_t)rows * sizeof(int32_t));
+        if (st == SDAGD_OK && !net->be->host_memory) {
+            st = net->be->upload(net->ctx, g.x, in, (size_t)rows * n0 * sizeof(float));
+            in = g.x;
+        }
         double sum;
         int64_t e;
-        mlp_batch_loss_grad(net, X + (size_t)start * n0, labels + start, rows, &sum, &e, NULL, NULL);
+        if (st == SDAGD_OK) st = batch_loss(net, &g, rows, in, 0, 0, &sum, &e);
         total += sum;
         wrong += e;
     }
     *mean_loss = total / (double)N;
     *errors = wrong;
+    return st;
+}
+
+/* ---- data sets ------------------------------------------------------------------------- */
+
+struct sdagd_dataset {
+    const mlp *owner;        /* for its backend and context */
+    int64_t N;
+    int n0;
+    const float *X;          /* (N, n0) backend memory, or the caller's on the CPU */
+    const int32_t *labels;   /* (N) */
+    int owned;               /* X and labels were allocated here */
+};
+
+sdagd_status dataset_create(sdagd_dataset **out, const mlp *net, const float *X, const int32_t *labels, int64_t N) {
+    *out = NULL;
+    if (N < 1 || N > INT32_MAX) return sdagd_fail(SDAGD_ERR_ARG, "a data set needs 1 to 2**31-1 rows, got %lld", (long long)N);
+    sdagd_status st = mlp_check_labels(net, labels, N);
+    if (st != SDAGD_OK) return st;
+    sdagd_dataset *ds = calloc(1, sizeof *ds);
+    if (!ds) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
+    *ds = (sdagd_dataset){net, N, net->sizes[0], X, labels, 0};
+    if (!net->be->host_memory) {
+        size_t x_bytes = (size_t)N * (size_t)ds->n0 * sizeof(float), y_bytes = (size_t)N * sizeof(int32_t);
+        float *dx = NULL;
+        int32_t *dy = NULL;
+        st = alloc_on(net, (void **)&dx, x_bytes);
+        if (st == SDAGD_OK) st = alloc_on(net, (void **)&dy, y_bytes);
+        if (st == SDAGD_OK) st = net->be->upload(net->ctx, dx, X, x_bytes);
+        if (st == SDAGD_OK) st = net->be->upload(net->ctx, dy, labels, y_bytes);
+        if (st != SDAGD_OK) {
+            free_on(net, dx);
+            free_on(net, dy);
+            free(ds);
+            return st;
+        }
+        ds->X = dx;
+        ds->labels = dy;
+        ds->owned = 1;
+    }
+    *out = ds;
     return SDAGD_OK;
+}
+
+void dataset_free(sdagd_dataset *ds) {
+    if (!ds) return;
+    if (ds->owned) {
+        free_on(ds->owner, (void *)ds->X);
+        free_on(ds->owner, (void *)ds->labels);
+    }
+    free(ds);
+}
+
+int64_t dataset_rows(const sdagd_dataset *ds) { return ds->N; }
+const float *dataset_inputs(const sdagd_dataset *ds) { return ds->X; }
+const int32_t *dataset_labels(const sdagd_dataset *ds) { return ds->labels; }
+int dataset_device(const sdagd_dataset *ds) { return ds->owner->device; }
+int dataset_width(const sdagd_dataset *ds) { return ds->n0; }
+
+sdagd_status mlp_evaluate_dataset(mlp *net, const sdagd_dataset *ds, double *mean_loss, int64_t *errors) {
+    if (ds->owner->device != net->device || ds->n0 != net->sizes[0])
+        return sdagd_fail(SDAGD_ERR_ARG, "this data set was made for a network of another input size or device");
+    int64_t N = ds->N;
+    sdagd_status st = workspace_reserve(net, &net->ws, 1, (int)(N < 1000 ? N : 1000), 0);
+    if (st != SDAGD_OK) return st;
+    group_view g;
+    own_view(net, &g);
+    double total = 0.0;
+    int64_t wrong = 0;
+    for (int64_t start = 0; start < N && st == SDAGD_OK; start += net->ws.capacity) {
+        int rows = (int)(N - start < net->ws.capacity ? N - start : net->ws.capacity);
+        gather_args a = {&g, rows, ds->X, ds->labels, NULL, 0, net->counters, 0};
+        st = net->be->upload(net->ctx, net->counters, &start, sizeof start);
+        if (st == SDAGD_OK) st = net->be->gather(net->ctx, &a);
+        double sum = 0.0;
+        int64_t e = 0;
+        if (st == SDAGD_OK) st = batch_loss(net, &g, rows, g.x, 0, 0, &sum, &e);
+        total += sum;
+        wrong += e;
+    }
+    int64_t zero = 0;
+    if (st == SDAGD_OK) st = net->be->upload(net->ctx, net->counters, &zero, sizeof zero);
+    *mean_loss = total / (double)N;
+    *errors = wrong;
+    return st;
 }

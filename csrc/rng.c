@@ -48,16 +48,24 @@ uint64_t rng_below(rng_state *rng, uint64_t n) {
     return x % n;
 }
 
+/* Fisher-Yates over the identity, drawn from (seed, epoch); one body for both index types. */
+#define SHUFFLE(perm, N, seed, epoch)                                     \
+    do {                                                                  \
+        rng_state rng;                                                    \
+        rng_seed(&rng, seed, 1000003ULL + (uint64_t)(epoch));             \
+        for (int64_t i = 0; i < (N); i++) (perm)[i] = i;                  \
+        for (int64_t i = (N)-1; i > 0; i--) {                             \
+            int64_t j = (int64_t)rng_below(&rng, (uint64_t)i + 1);        \
+            __typeof__((perm)[0]) t = (perm)[i];                          \
+            (perm)[i] = (perm)[j];                                        \
+            (perm)[j] = t;                                                \
+        }                                                                 \
+    } while (0)
+
 sdagd_status sdagd_shuffle_order(int64_t *perm, int64_t N, uint64_t seed, int64_t epoch) {
     if (N < 0) return sdagd_fail(SDAGD_ERR_ARG, "shuffle: N must be >= 0, got %lld", (long long)N);
-    rng_state rng;
-    rng_seed(&rng, seed, 1000003ULL + (uint64_t)epoch);
-    for (int64_t i = 0; i < N; i++) perm[i] = i;
-    for (int64_t i = N - 1; i > 0; i--) { /* Fisher-Yates */
-        int64_t j = (int64_t)rng_below(&rng, (uint64_t)i + 1);
-        int64_t t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
+    SHUFFLE(perm, N, seed, epoch);
     return SDAGD_OK;
 }
+
+void shuffle_order32(int32_t *perm, int64_t N, uint64_t seed, int64_t epoch) { SHUFFLE(perm, N, seed, epoch); }

@@ -13,9 +13,12 @@
  *   - Parameters live in one flat slab: for each layer l = 1..L+1, W_l (n_l, n_{l-1}) then
  *     b_l (n_l). Gradients, Hessian diagonal and optimizer state use the same layout, so an
  *     optimizer is one flat loop and a host/device copy is one call.
- *   - The `device` field selects the backend. Pointers into network-owned memory are never
- *     handed out: parameters and results cross the interface through caller-owned host
- *     buffers, so a CUDA backend can keep its slabs on the GPU behind the same calls.
+ *   - The `device` field selects the backend (backend.h: one table of operations per device).
+ *     Every buffer that crosses this interface is HOST memory owned by the caller: inputs,
+ *     labels, parameters, gradients, optimizer state and statistics. Pointers into
+ *     network-owned memory are never handed out, so the CUDA backend keeps its slabs on the
+ *     GPU behind the same calls. Data to be used for many steps (a training set) goes to the
+ *     network's device once, as an sdagd_dataset.
  *
  * Dimension letters used in comments: B batch rows, N dataset rows, P number of parameters,
  * n_l width of layer l (n_0 inputs, n_{L+1} outputs).
@@ -88,11 +91,36 @@ sdagd_status mlp_loss_grad(mlp *net, const float *X, const int32_t *labels, int 
 sdagd_status mlp_evaluate(mlp *net, const float *X, const int32_t *labels, int64_t N,
                           double *mean_loss, int64_t *errors);
 
+/* Is `device` usable here? SDAGD_OK, or SDAGD_ERR_DEVICE with a message that says which of
+ * these it is: the CUDA part was not built, its library or the CUDA driver cannot be loaded,
+ * or there is no CUDA device. */
+sdagd_status sdagd_device_check(int device);
+/* Where the CUDA backend's shared library is (set by the binding before first use). */
+void sdagd_set_cuda_library(const char *path);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Data sets on a network's device                                                             */
+
+typedef struct sdagd_dataset sdagd_dataset;
+
+/* X (N, n_0) and labels (N) for networks shaped and placed like `net`: copied to the device
+ * once (on the CPU they are used in place, so the caller keeps them alive and unchanged
+ * until dataset_free). Labels are checked here. N < 2^31. */
+sdagd_status dataset_create(sdagd_dataset **out, const mlp *net, const float *X, const int32_t *labels,
+                            int64_t N);
+void dataset_free(sdagd_dataset *ds); /* accepts NULL */
+int64_t dataset_rows(const sdagd_dataset *ds);
+
+/* mlp_evaluate over a dataset already on the device. */
+sdagd_status mlp_evaluate_dataset(mlp *net, const sdagd_dataset *ds, double *mean_loss, int64_t *errors);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Optimizers (ALGORITHMS.md section 5)                                                        */
 
 typedef enum { OPT_SGD = 0, OPT_SDAGD, OPT_SDLM, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAM } sdagd_optimizer_kind;
 typedef enum { NORM_LAYER = 0, NORM_GLOBAL } sdagd_norm;
+
+typedef enum { SCHEDULE_CONSTANT = 0, SCHEDULE_STEP, SCHEDULE_COSINE } sdagd_schedule;
 
 typedef struct {
     int kind;           /* sdagd_optimizer_kind */
@@ -104,10 +132,21 @@ typedef struct {
     int hessian_every;  /* SDAGD: recompute h every N steps (1 = every step) */
     double max_step;    /* SDAGD: cap on the step length per norm group; <= 0: none */
     double mu;          /* SDLM damping */
-    double gamma;       /* SDLM running-average weight */
+    double gamma;       /* SDLM running-average weight; SDAGD's when average != 0 */
     double beta1, beta2;/* Adam */
     double rho;         /* AdaDelta */
+    /* SDAGD options (ALGORITHMS.md 5), each off by default: */
+    int average;        /* use a running average of h with weight gamma, as SDLM does */
+    double hessian_scale; /* h is multiplied by this (experiments on the two phases); 0 means 1 */
+    int schedule;       /* sdagd_schedule of R over epochs e = 0..E-1: */
+    double schedule_factor; /*   step:   R_e = R * factor^floor(e / every) */
+    int schedule_every;
+    int schedule_epochs;    /*   cosine: R_e = R_min + (R - R_min) (1 + cos(pi e / E)) / 2 */
+    double radius_min;
 } optim_config;
+
+/* SDAGD's radius in epoch `epoch` (0-based) under the configured schedule. */
+double optim_radius_at(const optim_config *config, int64_t epoch);
 
 typedef struct optimizer optimizer;
 
@@ -124,8 +163,8 @@ int64_t optim_step_count(const optimizer *opt);
 sdagd_status optim_get_state(const optimizer *opt, float *dst /* (slabs * P) */, int64_t *step);
 sdagd_status optim_set_state(optimizer *opt, const float *src /* (slabs * P) */, int64_t step);
 
-/* Running sums of per-step diagnostics; reset by the caller (train_stats_reset keeps the
- * diagnostic array pointers and zeroes nothing behind them). */
+/* One network's statistics of one call (an epoch or a step); the caller resets them before
+ * each call (train_stats_reset keeps the diagnostic array pointers). */
 typedef struct {
     double loss_sum;        /* sum over steps of batch loss * rows */
     int64_t errors;         /* misclassified training rows (before each update) */
@@ -137,38 +176,70 @@ typedef struct {
     int64_t mu_count;
     int64_t phase1_params;  /* summed over steps */
     int64_t params_seen;    /* P summed over steps */
-    /* Vanishing-gradient diagnostics (diagnostics.c), accumulated when the caller points
-     * these at zeroed arrays; NULL skips them. l = 0..n_layers-1 counts weight layers. */
+    /* Divergence: the first step whose batch loss was NaN or inf (no update was made in it),
+     * or parameters found non-finite at the end of the epoch. */
+    int diverged;           /* 0, SDAGD_DIVERGED_LOSS or SDAGD_DIVERGED_PARAMS */
+    int64_t diverged_step;  /* the optimizer's step count then */
+    double diverged_loss;
+    /* Vanishing-gradient diagnostics of the call, written into these caller arrays when they
+     * are not NULL (l = 0..n_layers-1 counts weight layers; hidden layers are l < n_layers - 1): */
     double *grad_sq;        /* (n_layers) sum over steps of mean(dW_l^2): RMS = sqrt(sum / steps) */
     int64_t *saturated;     /* (n_layers) per hidden layer: (row, unit) pairs with f'(a) < 0.01 max f'
-                             * (sigmoid, tanh); rows * units seen go to unit_rows */
-    int64_t *unit_rows;     /* (n_layers) per hidden layer: (row, unit) pairs seen */
-    uint8_t *ever_active;   /* (sum of hidden widths) unit output > 0 in some row (relu, leaky_relu) */
+                             * (sigmoid, tanh) ... */
+    int64_t *unit_rows;     /* (n_layers) ... out of this many (row, unit) pairs */
+    int64_t *inactive;      /* (n_layers) per hidden layer: units never above 0 in any row of the
+                             * call (relu, leaky_relu) */
 } train_stats;
+
+enum { SDAGD_DIVERGED_LOSS = 1, SDAGD_DIVERGED_PARAMS = 2 };
 
 void train_stats_reset(train_stats *stats);
 
-/* One update on one batch: gradient (and h when needed), then the optimizer step. */
+/* One update on one batch (host memory): gradient (and h when needed), then the optimizer
+ * step. `epoch` selects SDAGD's radius under a schedule. */
 sdagd_status train_step(mlp *net, optimizer *opt, const float *X, const int32_t *labels, int B,
-                        train_stats *stats);
+                        int64_t epoch, train_stats *stats);
 
 /* Called between mini-batches; nonzero stops the epoch with SDAGD_ERR_INTERRUPTED. */
 typedef int (*sdagd_poll_fn)(void *ctx);
 
-/* One epoch over N rows in the order of a permutation drawn from (seed, epoch): mini-batches
- * of batch_size (the last one may be smaller). Returns SDAGD_ERR_NONFINITE at the first step
- * whose loss is NaN or inf (a non-finite parameter makes the next loss so), and when a
- * parameter is non-finite at the end of the epoch; stats->steps tells how far it got. */
-sdagd_status train_epoch(mlp *net, optimizer *opt, const float *X, const int32_t *labels,
-                         int64_t N, int batch_size, uint64_t seed, int64_t epoch,
-                         train_stats *stats, sdagd_poll_fn poll, void *poll_ctx);
+/* One epoch over the dataset's N rows in the order of a permutation drawn from (seed, epoch):
+ * mini-batches of batch_size (the last one may be smaller). Returns SDAGD_ERR_NONFINITE at
+ * the first step whose loss is NaN or inf (a non-finite parameter makes the next loss so),
+ * and when a parameter is non-finite at the end of the epoch; stats->steps tells how far it
+ * got. */
+sdagd_status train_epoch(mlp *net, optimizer *opt, const sdagd_dataset *ds, int batch_size, uint64_t seed,
+                         int64_t epoch, train_stats *stats, sdagd_poll_fn poll, void *poll_ctx);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Many networks at once                                                                       */
+
+/* K networks of the same sizes, output and loss (activations, seeds and optimizers may
+ * differ; optimizers that need the Hessian diagonal must need it at the same steps), on one
+ * device, trained together: each gets exactly the steps it would get trained alone. The
+ * trainer holds nets[k] and opts[k] until trainer_free (the caller keeps them alive and does
+ * not use them meanwhile) and writes parameters and state back to them after every call. */
+typedef struct trainer trainer;
+
+sdagd_status trainer_create(trainer **out, mlp *const *nets, optimizer *const *opts, int K);
+void trainer_free(trainer *t); /* accepts NULL */
+
+/* One epoch of every network still training (stats[k].diverged == 0 on entry): network k
+ * shuffles with (seeds[k], epochs[k]). A network that diverges stops and reports it in
+ * stats[k]; the others go on. Returns SDAGD_OK unless the whole call failed (memory,
+ * device, interrupted by poll). */
+sdagd_status trainer_epoch(trainer *t, const sdagd_dataset *ds, int batch_size, const uint64_t *seeds,
+                           const int64_t *epochs, train_stats *stats, sdagd_poll_fn poll, void *poll_ctx);
 
 /* The permutation train_epoch uses: perm (N) for (seed, epoch), Fisher-Yates. */
 sdagd_status sdagd_shuffle_order(int64_t *perm, int64_t N, uint64_t seed, int64_t epoch);
 
-/* BLAS threads (OpenBLAS); returns the previous value or -1 when unknown. */
-int sdagd_blas_set_threads(int n);
-int sdagd_blas_get_threads(void);
+/* Threads the CPU backend uses (its own pool; the BLAS runs single-threaded inside it).
+ * set returns the previous value. */
+int sdagd_set_threads(int n);
+int sdagd_get_threads(void);
+/* The BLAS library in use, for reports. */
+const char *sdagd_blas_info(void);
 
 #ifdef __cplusplus
 }

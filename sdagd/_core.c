@@ -17,6 +17,7 @@
 #include "../csrc/sdagd.h"
 
 static PyObject *DivergenceError; /* sdagd._core.DivergenceError(FloatingPointError) */
+static PyObject *DeviceError;     /* sdagd._core.DeviceError(RuntimeError) */
 
 /* Turns a core status into the matching Python exception; returns NULL for chaining. */
 static PyObject *raise_status(sdagd_status st) {
@@ -25,6 +26,7 @@ static PyObject *raise_status(sdagd_status st) {
     case SDAGD_ERR_ARG: PyErr_SetString(PyExc_ValueError, msg); break;
     case SDAGD_ERR_NOMEM: PyErr_SetString(PyExc_MemoryError, msg); break;
     case SDAGD_ERR_NONFINITE: PyErr_SetString(DivergenceError, msg); break;
+    case SDAGD_ERR_DEVICE: PyErr_SetString(DeviceError, msg); break;
     case SDAGD_ERR_INTERRUPTED:
         /* The poll callback already left KeyboardInterrupt (or the handler's error) set. */
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyboardInterrupt, msg);
@@ -107,8 +109,7 @@ typedef struct {
     mlp *net;
     int n_layers;
     int n_in, n_out;
-    int hidden;   /* sdagd_activation of the hidden layers */
-    int *widths;  /* (n_layers + 1) layer sizes */
+    int dependents; /* optimizers and datasets living in this network's memory: no re-init then */
     int busy; /* set while a call runs without the GIL: refuses concurrent use of one network */
 } NetObject;
 
@@ -130,7 +131,6 @@ static int acquire(NetObject *self) {
 
 static void Net_dealloc(NetObject *self) {
     mlp_free(self->net);
-    PyMem_Free(self->widths);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -170,25 +170,22 @@ static int Net_init(NetObject *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise a network while another thread uses it");
         return -1;
     }
-    mlp *fresh = NULL;
-    int *widths = PyMem_Malloc((size_t)n * sizeof(int));
-    if (!widths) {
-        PyErr_NoMemory();
+    if (self->dependents) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise a network that optimizers or datasets use");
         return -1;
     }
-    sdagd_status st = mlp_create(&fresh, &c);
+    mlp *fresh = NULL;
+    sdagd_status st;
+    Py_BEGIN_ALLOW_THREADS /* a CUDA device may take a while to come up */
+    st = mlp_create(&fresh, &c);
+    Py_END_ALLOW_THREADS
     if (st != SDAGD_OK) {
-        PyMem_Free(widths);
         raise_status(st);
         return -1;
     }
     /* Swap only on success, so a failed re-initialisation leaves the old network intact. */
     mlp_free(self->net);
-    PyMem_Free(self->widths);
     self->net = fresh;
-    self->widths = widths;
-    memcpy(self->widths, sizes, (size_t)n * sizeof(int));
-    self->hidden = c.hidden;
     self->n_layers = c.n_layers;
     self->n_in = sizes[0];
     self->n_out = sizes[n - 1];
@@ -230,7 +227,10 @@ static PyObject *Net_init_params(NetObject *self, PyObject *args) {
     unsigned long long seed;
     if (!PyArg_ParseTuple(args, "iK", &init, &seed)) return NULL;
     if (acquire(self) < 0) return NULL;
-    sdagd_status st = mlp_init_params(self->net, init, (uint64_t)seed);
+    sdagd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = mlp_init_params(self->net, init, (uint64_t)seed);
+    Py_END_ALLOW_THREADS
     self->busy = 0;
     if (st != SDAGD_OK) return raise_status(st);
     Py_RETURN_NONE;
@@ -245,8 +245,12 @@ static PyObject *Net_get_params(NetObject *self, PyObject *unused) {
     (void)unused;
     if (acquire(self) < 0) return NULL; /* no torn copy while another thread trains */
     PyObject *out = new_float_vector(mlp_num_params(self->net));
-    if (out) mlp_get_params(self->net, (float *)PyArray_DATA((PyArrayObject *)out));
+    sdagd_status st = out ? mlp_get_params(self->net, (float *)PyArray_DATA((PyArrayObject *)out)) : SDAGD_OK;
     self->busy = 0;
+    if (st != SDAGD_OK) {
+        Py_DECREF(out);
+        return raise_status(st);
+    }
     return out;
 }
 
@@ -259,8 +263,9 @@ static PyObject *Net_set_params(NetObject *self, PyObject *arg) {
                             mlp_num_params(self->net), (Py_ssize_t)PyArray_DIM(a, 0));
     if (check_finite(a, "params") < 0) return NULL;
     if (acquire(self) < 0) return NULL;
-    mlp_set_params(self->net, (const float *)PyArray_DATA(a));
+    sdagd_status st = mlp_set_params(self->net, (const float *)PyArray_DATA(a));
     self->busy = 0;
+    if (st != SDAGD_OK) return raise_status(st);
     Py_RETURN_NONE;
 }
 
@@ -342,7 +347,32 @@ static PyObject *Net_evaluate(NetObject *self, PyObject *args) {
     return Py_BuildValue("(dL)", loss, (long long)errors);
 }
 
+static PyTypeObject DatasetType;
+typedef struct DatasetObject DatasetObject;
+static int dataset_ready(DatasetObject *ds, NetObject *net);
+static sdagd_dataset *dataset_handle(DatasetObject *ds);
+
+/* evaluate_dataset(Dataset) -> (mean loss, errors): data already on the network's device. */
+static PyObject *Net_evaluate_dataset(NetObject *self, PyObject *arg) {
+    if (ready(self) < 0) return NULL;
+    if (!PyObject_TypeCheck(arg, &DatasetType))
+        return PyErr_Format(PyExc_TypeError, "expected an sdagd._core.Dataset, got %s", Py_TYPE(arg)->tp_name);
+    if (dataset_ready((DatasetObject *)arg, self) < 0) return NULL;
+    if (acquire(self) < 0) return NULL;
+    double loss;
+    int64_t errors;
+    sdagd_status st;
+    sdagd_dataset *ds = dataset_handle((DatasetObject *)arg);
+    Py_BEGIN_ALLOW_THREADS
+    st = mlp_evaluate_dataset(self->net, ds, &loss, &errors);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    if (st != SDAGD_OK) return raise_status(st);
+    return Py_BuildValue("(dL)", loss, (long long)errors);
+}
+
 static PyMethodDef Net_methods[] = {
+    {"evaluate_dataset", (PyCFunction)Net_evaluate_dataset, METH_O, "evaluate_dataset(Dataset) -> (mean loss, errors)"},
     {"layer_offsets", (PyCFunction)Net_layer_offsets, METH_NOARGS, "[(w_offset, b_offset)] per layer in the flat slab"},
     {"init_params", (PyCFunction)Net_init_params, METH_VARARGS, "init_params(init_code, seed)"},
     {"get_params", (PyCFunction)Net_get_params, METH_NOARGS, "copy of the flat parameter slab (P,) float32"},
@@ -372,6 +402,7 @@ static PyTypeObject NetType = {
 typedef struct {
     PyObject_HEAD
     optimizer *opt;
+    PyObject *net;  /* the Net whose memory the state lives in: kept alive as long as the state */
     size_t n_params;
     int busy; /* set while a training call uses it without the GIL */
 } OptimizerObject;
@@ -390,18 +421,24 @@ static int opt_ready(OptimizerObject *self) {
 
 static void Optimizer_dealloc(OptimizerObject *self) {
     optim_free(self->opt);
+    if (self->net) ((NetObject *)self->net)->dependents--;
+    Py_XDECREF(self->net);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int Optimizer_init(OptimizerObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"net", "kind", "lr", "momentum", "radius", "eps", "norm", "hessian_every",
-                             "max_step", "mu", "gamma", "beta1", "beta2", "rho", NULL};
+                             "max_step", "mu", "gamma", "beta1", "beta2", "rho", "average", "hessian_scale",
+                             "schedule", "schedule_factor", "schedule_every", "schedule_epochs", "radius_min", NULL};
     NetObject *net;
     optim_config c = {0};
     c.hessian_every = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!i|ddddiidddddd", kwlist, &NetType, &net, &c.kind, &c.lr,
+    c.hessian_scale = 1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!i|ddddiiddddddpdidiid", kwlist, &NetType, &net, &c.kind, &c.lr,
                                      &c.momentum, &c.radius, &c.eps, &c.norm, &c.hessian_every, &c.max_step,
-                                     &c.mu, &c.gamma, &c.beta1, &c.beta2, &c.rho))
+                                     &c.mu, &c.gamma, &c.beta1, &c.beta2, &c.rho, &c.average, &c.hessian_scale,
+                                     &c.schedule, &c.schedule_factor, &c.schedule_every, &c.schedule_epochs,
+                                     &c.radius_min))
         return -1;
     if (self->busy) {
         PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise an optimizer while another thread uses it");
@@ -416,6 +453,10 @@ static int Optimizer_init(OptimizerObject *self, PyObject *args, PyObject *kwds)
     }
     optim_free(self->opt); /* only now: a failed re-initialisation keeps the old state */
     self->opt = fresh;
+    if (self->net) ((NetObject *)self->net)->dependents--;
+    net->dependents++;
+    Py_INCREF(net);
+    Py_XSETREF(self->net, (PyObject *)net);
     self->n_params = mlp_num_params(net->net);
     return 0;
 }
@@ -428,7 +469,11 @@ static PyObject *Optimizer_get_state(OptimizerObject *self, PyObject *unused) {
     PyObject *a = PyArray_SimpleNew(2, dims, NPY_FLOAT32);
     if (!a) return NULL;
     int64_t step;
-    optim_get_state(self->opt, (float *)PyArray_DATA((PyArrayObject *)a), &step);
+    sdagd_status st = optim_get_state(self->opt, (float *)PyArray_DATA((PyArrayObject *)a), &step);
+    if (st != SDAGD_OK) {
+        Py_DECREF(a);
+        return raise_status(st);
+    }
     return Py_BuildValue("(NL)", a, (long long)step);
 }
 
@@ -443,6 +488,7 @@ static PyObject *Optimizer_set_state(OptimizerObject *self, PyObject *args) {
         return PyErr_Format(PyExc_ValueError, "state must have shape (%d, %zu), got (%zd, %zd)",
                             optim_num_state_slabs(self->opt), self->n_params, (Py_ssize_t)PyArray_DIM(a, 0),
                             (Py_ssize_t)PyArray_DIM(a, 1));
+    if (check_finite(a, "state") < 0) return NULL;
     sdagd_status st = optim_set_state(self->opt, (const float *)PyArray_DATA(a), (int64_t)step);
     if (st != SDAGD_OK) return raise_status(st);
     Py_RETURN_NONE;
@@ -474,13 +520,163 @@ static PyTypeObject OptimizerType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* ---- Dataset ------------------------------------------------------------------------------ */
+
+/* Training data on one network's device, made once per fit. On the CPU the core reads the
+ * arrays in place: the object keeps them alive (and they are private copies or read-only
+ * views that fit() does not hand out). */
+struct DatasetObject {
+    PyObject_HEAD
+    sdagd_dataset *ds;
+    PyObject *X, *y;   /* kept alive: the CPU backend reads them in place */
+    PyObject *net;     /* the network whose device holds the data */
+    Py_ssize_t rows;
+};
+
+static sdagd_dataset *dataset_handle(DatasetObject *ds) { return ds->ds; }
+
+static int dataset_ready(DatasetObject *ds, NetObject *net) {
+    if (!ds->ds) {
+        PyErr_SetString(PyExc_RuntimeError, "this dataset was not initialised");
+        return -1;
+    }
+    NetObject *owner = (NetObject *)ds->net;
+    if (owner->n_in != net->n_in) {
+        PyErr_Format(PyExc_ValueError, "this dataset has %d columns, the network takes %d", owner->n_in, net->n_in);
+        return -1;
+    }
+    return 0;
+}
+
+static void Dataset_dealloc(DatasetObject *self) {
+    dataset_free(self->ds);
+    if (self->net) ((NetObject *)self->net)->dependents--;
+    Py_XDECREF(self->X);
+    Py_XDECREF(self->y);
+    Py_XDECREF(self->net);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Dataset_init(DatasetObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"net", "X", "y", NULL};
+    NetObject *net;
+    PyObject *xo, *yo;
+    PyArrayObject *X, *y;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO", kwlist, &NetType, &net, &xo, &yo)) return -1;
+    if (self->ds) {
+        PyErr_SetString(PyExc_RuntimeError, "a Dataset cannot be re-initialised");
+        return -1;
+    }
+    if (ready(net) < 0) return -1;
+    if (check_inputs(xo, net->n_in, &X) < 0 || check_labels(yo, PyArray_DIM(X, 0), &y) < 0) return -1;
+    sdagd_dataset *ds = NULL;
+    sdagd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = dataset_create(&ds, net->net, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
+                        (int64_t)PyArray_DIM(X, 0));
+    Py_END_ALLOW_THREADS
+    if (st != SDAGD_OK) {
+        raise_status(st);
+        return -1;
+    }
+    self->ds = ds;
+    self->rows = PyArray_DIM(X, 0);
+    Py_INCREF(xo);
+    Py_INCREF(yo);
+    Py_INCREF(net);
+    self->X = xo;
+    self->y = yo;
+    self->net = (PyObject *)net;
+    net->dependents++;
+    return 0;
+}
+
+static PyObject *Dataset_rows(DatasetObject *self, void *closure) {
+    (void)closure;
+    return PyLong_FromSsize_t(self->rows);
+}
+
+static PyGetSetDef Dataset_getset[] = {{"rows", (getter)Dataset_rows, NULL, "N", NULL}, {NULL, NULL, NULL, NULL, NULL}};
+
+static PyTypeObject DatasetType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sdagd._core.Dataset",
+    .tp_basicsize = sizeof(DatasetObject),
+    .tp_dealloc = (destructor)Dataset_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Dataset(net, X float32 (N, n_in), y int32 (N,)): data on the network's device",
+    .tp_getset = Dataset_getset,
+    .tp_init = (initproc)Dataset_init,
+    .tp_new = PyType_GenericNew,
+};
+
 /* ---- training ----------------------------------------------------------------------------- */
 
-static PyObject *stats_dict(const train_stats *s) {
-    return Py_BuildValue("{s:d,s:L,s:L,s:L,s:d,s:d,s:d,s:L,s:L,s:L}", "loss_sum", s->loss_sum, "errors",
-                         (long long)s->errors, "rows", (long long)s->rows, "steps", (long long)s->steps, "mu_sum",
-                         s->mu_sum, "mu_min", s->mu_min, "mu_max", s->mu_max, "mu_count", (long long)s->mu_count,
-                         "phase1_params", (long long)s->phase1_params, "params_seen", (long long)s->params_seen);
+/* The raw statistics of one call; history.py turns them into rates (one place for that). */
+static PyObject *stats_dict(const train_stats *s, int layers) {
+    PyObject *grad_sq = PyList_New(layers), *saturated = PyList_New(layers - 1);
+    PyObject *unit_rows = PyList_New(layers - 1), *inactive = PyList_New(layers - 1);
+    PyObject *d = NULL;
+    if (!grad_sq || !saturated || !unit_rows || !inactive) goto out;
+    for (int l = 0; l < layers; l++) {
+        PyObject *v = PyFloat_FromDouble(s->grad_sq[l]);
+        if (!v) goto out;
+        PyList_SET_ITEM(grad_sq, l, v);
+        if (l + 1 == layers) break;
+        PyObject *a = PyLong_FromLongLong(s->saturated[l]), *b = PyLong_FromLongLong(s->unit_rows[l]);
+        PyObject *c = PyLong_FromLongLong(s->inactive[l]);
+        if (!a || !b || !c) {
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            Py_XDECREF(c);
+            goto out;
+        }
+        PyList_SET_ITEM(saturated, l, a);
+        PyList_SET_ITEM(unit_rows, l, b);
+        PyList_SET_ITEM(inactive, l, c);
+    }
+    d = Py_BuildValue("{s:d,s:L,s:L,s:L,s:d,s:d,s:d,s:L,s:L,s:L,s:i,s:L,s:d,s:O,s:O,s:O,s:O}", "loss_sum",
+                      s->loss_sum, "errors", (long long)s->errors, "rows", (long long)s->rows, "steps",
+                      (long long)s->steps, "mu_sum", s->mu_sum, "mu_min", s->mu_min, "mu_max", s->mu_max, "mu_count",
+                      (long long)s->mu_count, "phase1_params", (long long)s->phase1_params, "params_seen",
+                      (long long)s->params_seen, "diverged", s->diverged, "diverged_step",
+                      (long long)s->diverged_step, "diverged_loss", s->diverged_loss, "grad_sq", grad_sq,
+                      "saturated", saturated, "unit_rows", unit_rows, "inactive", inactive);
+out:
+    Py_XDECREF(grad_sq);
+    Py_XDECREF(saturated);
+    Py_XDECREF(unit_rows);
+    Py_XDECREF(inactive);
+    return d;
+}
+
+/* Caller-side arrays of the diagnostics for K networks of `layers` weight layers. */
+typedef struct {
+    double *grad_sq;
+    int64_t *counts; /* saturated, unit_rows, inactive: 3 * layers per network */
+} diag_buffers;
+
+static int diag_alloc(diag_buffers *b, train_stats *stats, int K, int layers) {
+    b->grad_sq = PyMem_Calloc((size_t)K * layers, sizeof(double));
+    b->counts = PyMem_Calloc((size_t)K * 3 * layers, sizeof(int64_t));
+    if (!b->grad_sq || !b->counts) {
+        PyMem_Free(b->grad_sq);
+        PyMem_Free(b->counts);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int k = 0; k < K; k++) {
+        int64_t *c = b->counts + (size_t)k * 3 * layers;
+        stats[k].grad_sq = b->grad_sq + (size_t)k * layers;
+        stats[k].saturated = c;
+        stats[k].unit_rows = c + layers;
+        stats[k].inactive = c + 2 * layers;
+    }
+    return 0;
+}
+
+static void diag_free(diag_buffers *b) {
+    PyMem_Free(b->grad_sq);
+    PyMem_Free(b->counts);
 }
 
 static int check_pair(OptimizerObject *opt, NetObject *net) {
@@ -488,6 +684,10 @@ static int check_pair(OptimizerObject *opt, NetObject *net) {
     if (opt->n_params != mlp_num_params(net->net)) {
         PyErr_Format(PyExc_ValueError, "the optimizer was made for a network with %zu parameters, this one has %zu",
                      opt->n_params, mlp_num_params(net->net));
+        return -1;
+    }
+    if (opt->net != (PyObject *)net) {
+        PyErr_SetString(PyExc_ValueError, "the optimizer holds the state of another network");
         return -1;
     }
     return 0;
@@ -499,21 +699,28 @@ static PyObject *py_train_step(PyObject *module, PyObject *args) {
     OptimizerObject *opt;
     PyObject *xo, *yo;
     PyArrayObject *X, *y;
-    if (!PyArg_ParseTuple(args, "O!O!OO", &NetType, &net, &OptimizerType, &opt, &xo, &yo)) return NULL;
+    long long epoch = 0;
+    if (!PyArg_ParseTuple(args, "O!O!OO|L", &NetType, &net, &OptimizerType, &opt, &xo, &yo, &epoch)) return NULL;
     if (check_pair(opt, net) < 0) return NULL;
     if (check_inputs(xo, net->n_in, &X) < 0 || check_labels(yo, PyArray_DIM(X, 0), &y) < 0) return NULL;
-    if (acquire(net) < 0) return NULL;
-    opt->busy = 1;
     train_stats stats = {0};
+    diag_buffers diag;
+    if (diag_alloc(&diag, &stats, 1, net->n_layers) < 0) return NULL;
+    if (acquire(net) < 0) {
+        diag_free(&diag);
+        return NULL;
+    }
+    opt->busy = 1;
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
     st = train_step(net->net, opt->opt, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
-                    (int)PyArray_DIM(X, 0), &stats);
+                    (int)PyArray_DIM(X, 0), (int64_t)epoch, &stats);
     Py_END_ALLOW_THREADS
     net->busy = 0;
     opt->busy = 0;
-    if (st != SDAGD_OK) return raise_status(st);
-    return stats_dict(&stats);
+    PyObject *result = st == SDAGD_OK ? stats_dict(&stats, net->n_layers) : raise_status(st);
+    diag_free(&diag);
+    return result;
 }
 
 /* Runs between mini-batches on the training thread: lets Python's signal handlers run, so
@@ -531,99 +738,216 @@ static int poll_signals(void *ctx) {
     return stop;
 }
 
-/* Adds the epoch's vanishing-gradient diagnostics to the stats dict: per weight layer the RMS
- * of dW over the epoch's steps; per hidden layer the saturated share of (row, unit) pairs
- * (sigmoid, tanh; else None) and the share of units never active (relu, leaky_relu; else None). */
-static int add_diagnostics(PyObject *dict, const NetObject *net, const train_stats *s) {
-    int layers = net->n_layers, saturating = net->hidden == ACT_SIGMOID || net->hidden == ACT_TANH;
-    int rectifying = net->hidden == ACT_RELU || net->hidden == ACT_LEAKY_RELU;
-    PyObject *rms = PyList_New(layers), *sat = PyList_New(layers - 1), *dead = PyList_New(layers - 1);
-    int rc = -1;
-    if (!rms || !sat || !dead) goto out;
-    for (int l = 0; l < layers; l++) {
-        PyObject *v = PyFloat_FromDouble(s->steps ? sqrt(s->grad_sq[l] / (double)s->steps) : NAN);
-        if (!v) goto out;
-        PyList_SET_ITEM(rms, l, v);
-    }
-    size_t base = 0;
-    for (int l = 0; l + 1 < layers; l++) {
-        int width = net->widths[l + 1];
-        int64_t never = 0;
-        for (int j = 0; j < width; j++) never += !s->ever_active[base + (size_t)j];
-        base += (size_t)width;
-        PyObject *a = saturating && s->unit_rows[l] ? PyFloat_FromDouble((double)s->saturated[l] / (double)s->unit_rows[l])
-                                                    : Py_NewRef(Py_None);
-        PyObject *b = rectifying && s->steps ? PyFloat_FromDouble((double)never / width) : Py_NewRef(Py_None);
-        if (!a || !b) {
-            Py_XDECREF(a);
-            Py_XDECREF(b);
-            goto out;
-        }
-        PyList_SET_ITEM(sat, l, a);
-        PyList_SET_ITEM(dead, l, b);
-    }
-    rc = PyDict_SetItemString(dict, "grad_rms", rms) < 0 || PyDict_SetItemString(dict, "saturated", sat) < 0 ||
-                 PyDict_SetItemString(dict, "dead", dead) < 0
-             ? -1
-             : 0;
-out:
-    Py_XDECREF(rms);
-    Py_XDECREF(sat);
-    Py_XDECREF(dead);
-    return rc;
-}
-
 static PyObject *py_train_epoch(PyObject *module, PyObject *args, PyObject *kwds) {
     (void)module;
-    static char *kwlist[] = {"net", "opt", "X", "y", "batch_size", "seed", "epoch", NULL};
+    static char *kwlist[] = {"net", "opt", "data", "batch_size", "seed", "epoch", NULL};
     NetObject *net;
     OptimizerObject *opt;
-    PyObject *xo, *yo;
-    PyArrayObject *X, *y;
+    DatasetObject *data;
     int batch_size;
     unsigned long long seed;
     long long epoch;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOiKL", kwlist, &NetType, &net, &OptimizerType, &opt, &xo,
-                                     &yo, &batch_size, &seed, &epoch))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!iKL", kwlist, &NetType, &net, &OptimizerType, &opt,
+                                     &DatasetType, &data, &batch_size, &seed, &epoch))
         return NULL;
-    PyObject *result = NULL;
-    if (check_pair(opt, net) < 0) return NULL;
-    if (check_inputs(xo, net->n_in, &X) < 0 || check_labels(yo, PyArray_DIM(X, 0), &y) < 0) return NULL;
+    if (check_pair(opt, net) < 0 || dataset_ready(data, net) < 0) return NULL;
     if (batch_size < 1) return PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %d", batch_size);
-    int layers = net->n_layers, hidden_units = 0;
-    for (int l = 0; l + 1 < layers; l++) hidden_units += net->widths[l + 1];
-    double *grad_sq = PyMem_Calloc((size_t)layers, sizeof(double));
-    int64_t *saturated = PyMem_Calloc((size_t)layers, sizeof(int64_t));
-    int64_t *unit_rows = PyMem_Calloc((size_t)layers, sizeof(int64_t));
-    uint8_t *ever_active = PyMem_Calloc((size_t)hidden_units + 1, 1);
-    if (!grad_sq || !saturated || !unit_rows || !ever_active) {
-        PyErr_NoMemory();
-        goto done;
+    train_stats stats = {0};
+    diag_buffers diag;
+    if (diag_alloc(&diag, &stats, 1, net->n_layers) < 0) return NULL;
+    if (acquire(net) < 0) {
+        diag_free(&diag);
+        return NULL;
     }
-    if (acquire(net) < 0) goto done;
     opt->busy = 1;
-    train_stats stats = {.grad_sq = grad_sq, .saturated = saturated, .unit_rows = unit_rows, .ever_active = ever_active};
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = train_epoch(net->net, opt->opt, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
-                     (int64_t)PyArray_DIM(X, 0), batch_size, (uint64_t)seed, (int64_t)epoch, &stats,
-                     poll_signals, NULL);
+    st = train_epoch(net->net, opt->opt, data->ds, batch_size, (uint64_t)seed, (int64_t)epoch, &stats, poll_signals,
+                     NULL);
     Py_END_ALLOW_THREADS
     net->busy = 0;
     opt->busy = 0;
-    if (st != SDAGD_OK) {
-        raise_status(st);
-        goto done;
-    }
-    result = stats_dict(&stats);
-    if (result && add_diagnostics(result, net, &stats) < 0) Py_CLEAR(result);
-done:
-    PyMem_Free(grad_sq);
-    PyMem_Free(saturated);
-    PyMem_Free(unit_rows);
-    PyMem_Free(ever_active);
+    PyObject *result = st == SDAGD_OK ? stats_dict(&stats, net->n_layers) : raise_status(st);
+    diag_free(&diag);
     return result;
 }
+
+/* ---- Trainer: many networks at once -------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    trainer *t;
+    int K, n_layers;
+    PyObject *nets, *opts; /* tuples, kept alive and marked busy during calls */
+} TrainerObject;
+
+static void Trainer_dealloc(TrainerObject *self) {
+    trainer_free(self->t);
+    Py_XDECREF(self->nets);
+    Py_XDECREF(self->opts);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Trainer_init(TrainerObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"nets", "opts", NULL};
+    PyObject *nets_in, *opts_in;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO", kwlist, &nets_in, &opts_in)) return -1;
+    if (self->t) {
+        PyErr_SetString(PyExc_RuntimeError, "a Trainer cannot be re-initialised");
+        return -1;
+    }
+    PyObject *nets = PySequence_Tuple(nets_in), *opts = nets ? PySequence_Tuple(opts_in) : NULL;
+    mlp **core_nets = NULL;
+    optimizer **core_opts = NULL;
+    int rc = -1;
+    if (!nets || !opts) goto out;
+    Py_ssize_t K = PyTuple_GET_SIZE(nets);
+    if (K < 1 || K > 100000 || PyTuple_GET_SIZE(opts) != K) {
+        PyErr_Format(PyExc_ValueError, "need 1 to 100000 networks and one optimizer each, got %zd and %zd", K,
+                     PyTuple_GET_SIZE(opts));
+        goto out;
+    }
+    core_nets = PyMem_Malloc((size_t)K * sizeof *core_nets);
+    core_opts = PyMem_Malloc((size_t)K * sizeof *core_opts);
+    if (!core_nets || !core_opts) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (Py_ssize_t k = 0; k < K; k++) {
+        PyObject *n = PyTuple_GET_ITEM(nets, k), *o = PyTuple_GET_ITEM(opts, k);
+        if (!PyObject_TypeCheck(n, &NetType) || !PyObject_TypeCheck(o, &OptimizerType)) {
+            PyErr_Format(PyExc_TypeError, "item %zd: expected a Net and an Optimizer", k);
+            goto out;
+        }
+        if (check_pair((OptimizerObject *)o, (NetObject *)n) < 0) goto out;
+        core_nets[k] = ((NetObject *)n)->net;
+        core_opts[k] = ((OptimizerObject *)o)->opt;
+    }
+    sdagd_status st = trainer_create(&self->t, core_nets, core_opts, (int)K);
+    if (st != SDAGD_OK) {
+        raise_status(st);
+        goto out;
+    }
+    self->K = (int)K;
+    self->n_layers = ((NetObject *)PyTuple_GET_ITEM(nets, 0))->n_layers;
+    self->nets = nets;
+    self->opts = opts;
+    nets = opts = NULL;
+    rc = 0;
+out:
+    Py_XDECREF(nets);
+    Py_XDECREF(opts);
+    PyMem_Free(core_nets);
+    PyMem_Free(core_opts);
+    return rc;
+}
+
+/* Marks every network and optimizer busy, or none (returns -1 with an error). */
+static int trainer_acquire(TrainerObject *self, int take) {
+    for (int k = 0; k < self->K; k++) {
+        NetObject *n = (NetObject *)PyTuple_GET_ITEM(self->nets, k);
+        OptimizerObject *o = (OptimizerObject *)PyTuple_GET_ITEM(self->opts, k);
+        if (!take) {
+            n->busy = o->busy = 0;
+            continue;
+        }
+        if (n->busy || o->busy || !n->net || !o->opt) {
+            for (int j = 0; j < k; j++) {
+                ((NetObject *)PyTuple_GET_ITEM(self->nets, j))->busy = 0;
+                ((OptimizerObject *)PyTuple_GET_ITEM(self->opts, j))->busy = 0;
+            }
+            PyErr_Format(PyExc_RuntimeError, "network %d (or its optimizer) is in use by another thread", k);
+            return -1;
+        }
+        n->busy = o->busy = 1;
+    }
+    return 0;
+}
+
+/* epoch(data, batch_size, seeds, epochs, stopped) -> [stats dict per network]; networks with
+ * stopped[k] true (diverged before) are left alone. */
+static PyObject *Trainer_epoch(TrainerObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"data", "batch_size", "seeds", "epochs", "stopped", NULL};
+    DatasetObject *data;
+    int batch_size;
+    PyObject *seeds_in, *epochs_in, *stopped_in;
+    if (!self->t) {
+        PyErr_SetString(PyExc_RuntimeError, "this Trainer was not initialised");
+        return NULL;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!iOOO", kwlist, &DatasetType, &data, &batch_size, &seeds_in,
+                                     &epochs_in, &stopped_in))
+        return NULL;
+    if (dataset_ready(data, (NetObject *)PyTuple_GET_ITEM(self->nets, 0)) < 0) return NULL;
+    if (batch_size < 1) return PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %d", batch_size);
+    int K = self->K;
+    uint64_t *seeds = PyMem_Calloc((size_t)K, sizeof *seeds);
+    int64_t *epochs = PyMem_Calloc((size_t)K, sizeof *epochs);
+    train_stats *stats = PyMem_Calloc((size_t)K, sizeof *stats);
+    diag_buffers diag = {NULL, NULL};
+    PyObject *result = NULL;
+    if (!seeds || !epochs || !stats) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    if (PySequence_Size(seeds_in) != K || PySequence_Size(epochs_in) != K || PySequence_Size(stopped_in) != K) {
+        if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "seeds, epochs and stopped need %d entries each", K);
+        goto out;
+    }
+    for (int k = 0; k < K; k++) {
+        PyObject *a = PySequence_GetItem(seeds_in, k), *b = PySequence_GetItem(epochs_in, k);
+        PyObject *c = PySequence_GetItem(stopped_in, k);
+        if (a) seeds[k] = PyLong_AsUnsignedLongLong(a);
+        if (b) epochs[k] = PyLong_AsLongLong(b);
+        int stop = c ? PyObject_IsTrue(c) : -1;
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        Py_XDECREF(c);
+        if (!a || !b || stop < 0 || PyErr_Occurred()) goto out;
+        stats[k].diverged = stop ? SDAGD_DIVERGED_LOSS : 0;
+    }
+    if (diag_alloc(&diag, stats, K, self->n_layers) < 0) goto out;
+    if (trainer_acquire(self, 1) < 0) goto out;
+    sdagd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = trainer_epoch(self->t, data->ds, batch_size, seeds, epochs, stats, poll_signals, NULL);
+    Py_END_ALLOW_THREADS
+    trainer_acquire(self, 0);
+    if (st != SDAGD_OK) {
+        raise_status(st);
+        goto out;
+    }
+    result = PyList_New(K);
+    for (int k = 0; result && k < K; k++) {
+        PyObject *d = stats_dict(&stats[k], self->n_layers);
+        if (!d) Py_CLEAR(result);
+        else PyList_SET_ITEM(result, k, d);
+    }
+out:
+    diag_free(&diag);
+    PyMem_Free(seeds);
+    PyMem_Free(epochs);
+    PyMem_Free(stats);
+    return result;
+}
+
+static PyMethodDef Trainer_methods[] = {
+    {"epoch", (PyCFunction)(void (*)(void))Trainer_epoch, METH_VARARGS | METH_KEYWORDS,
+     "epoch(data, batch_size, seeds, epochs, stopped) -> [stats per network]"},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject TrainerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sdagd._core.Trainer",
+    .tp_basicsize = sizeof(TrainerObject),
+    .tp_dealloc = (destructor)Trainer_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Trainer(nets, opts): K networks of one shape trained together",
+    .tp_methods = Trainer_methods,
+    .tp_init = (initproc)Trainer_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- module functions --------------------------------------------------------------------- */
 
 static PyObject *py_shuffle_order(PyObject *module, PyObject *args) {
     (void)module;
@@ -641,43 +965,128 @@ static PyObject *py_shuffle_order(PyObject *module, PyObject *args) {
 
 static PyObject *py_set_num_threads(PyObject *module, PyObject *arg) {
     (void)module;
+    if (!PyLong_Check(arg) || PyBool_Check(arg))
+        return PyErr_Format(PyExc_TypeError, "the number of threads must be an int, got %s", Py_TYPE(arg)->tp_name);
     long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred()) return NULL;
-    if (n < 1 || n > 4096) return PyErr_Format(PyExc_ValueError, "the number of threads must be in [1, 4096], got %ld", n);
-    return PyLong_FromLong(sdagd_blas_set_threads((int)n));
+    if (n < 1 || n > 256) return PyErr_Format(PyExc_ValueError, "the number of threads must be in [1, 256], got %ld", n);
+    return PyLong_FromLong(sdagd_set_threads((int)n));
 }
 
 static PyObject *py_get_num_threads(PyObject *module, PyObject *unused) {
     (void)module;
     (void)unused;
-    return PyLong_FromLong(sdagd_blas_get_threads());
+    return PyLong_FromLong(sdagd_get_threads());
+}
+
+static PyObject *py_blas_info(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    return PyUnicode_FromString(sdagd_blas_info());
+}
+
+static PyObject *py_set_cuda_library(PyObject *module, PyObject *arg) {
+    (void)module;
+    const char *path = PyUnicode_AsUTF8(arg);
+    if (!path) return NULL;
+    sdagd_set_cuda_library(path);
+    Py_RETURN_NONE;
+}
+
+/* device_check(code): None when usable, else raises RuntimeError saying why. */
+static PyObject *py_device_check(PyObject *module, PyObject *arg) {
+    (void)module;
+    long device = PyLong_AsLong(arg);
+    if (device == -1 && PyErr_Occurred()) return NULL;
+    sdagd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sdagd_device_check((int)device);
+    Py_END_ALLOW_THREADS
+    if (st != SDAGD_OK) return raise_status(st);
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef module_methods[] = {
-    {"train_step", py_train_step, METH_VARARGS, "train_step(net, opt, X, y) -> stats dict"},
+    {"train_step", py_train_step, METH_VARARGS, "train_step(net, opt, X, y, epoch=0) -> stats dict"},
     {"train_epoch", (PyCFunction)(void (*)(void))py_train_epoch, METH_VARARGS | METH_KEYWORDS,
-     "train_epoch(net, opt, X, y, batch_size, seed, epoch) -> stats dict"},
+     "train_epoch(net, opt, data, batch_size, seed, epoch) -> stats dict"},
     {"shuffle_order", py_shuffle_order, METH_VARARGS, "shuffle_order(n, seed, epoch) -> int64 permutation"},
-    {"set_num_threads", py_set_num_threads, METH_O, "set BLAS threads; returns the previous number"},
-    {"get_num_threads", py_get_num_threads, METH_NOARGS, "BLAS threads in use"},
+    {"set_num_threads", py_set_num_threads, METH_O, "set the CPU threads; returns the previous number"},
+    {"get_num_threads", py_get_num_threads, METH_NOARGS, "CPU threads in use"},
+    {"blas_info", py_blas_info, METH_NOARGS, "the BLAS library and kernels in use"},
+    {"set_cuda_library", py_set_cuda_library, METH_O, "where the CUDA backend's shared library is"},
+    {"device_check", py_device_check, METH_O, "raise DeviceError unless the device code is usable"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "sdagd._core",
                                        "Binding of the sdagd C core; use the sdagd package instead.", -1,
                                        module_methods, NULL, NULL, NULL, NULL};
 
+/* The core's enum codes, by name, so that Python never copies the integers by hand. */
+static int add_codes(PyObject *m, const char *name, const char *const *names, const int *codes, int n) {
+    PyObject *d = PyDict_New();
+    if (!d) return -1;
+    for (int i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromLong(codes[i]);
+        if (!v || PyDict_SetItemString(d, names[i], v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return -1;
+        }
+        Py_DECREF(v);
+    }
+    int rc = PyModule_AddObjectRef(m, name, d);
+    Py_DECREF(d);
+    return rc;
+}
+
+static int add_all_codes(PyObject *m) {
+    static const char *hidden[] = {"sigmoid", "relu", "tanh", "leaky_relu"};
+    static const int hidden_c[] = {ACT_SIGMOID, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU};
+    static const char *output[] = {"sigmoid", "linear", "softmax"};
+    static const int output_c[] = {ACT_SIGMOID, ACT_LINEAR, ACT_SOFTMAX};
+    static const char *loss[] = {"mse", "ce"};
+    static const int loss_c[] = {LOSS_MSE, LOSS_CE};
+    static const char *init[] = {"xavier", "he"};
+    static const int init_c[] = {INIT_XAVIER_UNIFORM, INIT_HE_NORMAL};
+    static const char *device[] = {"cpu", "cuda"};
+    static const int device_c[] = {DEVICE_CPU, DEVICE_CUDA};
+    static const char *opt[] = {"SGD", "SDAGD", "SDLM", "AdaGrad", "AdaDelta", "Adam"};
+    static const int opt_c[] = {OPT_SGD, OPT_SDAGD, OPT_SDLM, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAM};
+    static const char *norm[] = {"layer", "global"};
+    static const int norm_c[] = {NORM_LAYER, NORM_GLOBAL};
+    static const char *schedule[] = {"constant", "step", "cosine"};
+    static const int schedule_c[] = {SCHEDULE_CONSTANT, SCHEDULE_STEP, SCHEDULE_COSINE};
+    return add_codes(m, "HIDDEN_ACTIVATIONS", hidden, hidden_c, 4) < 0 ||
+                   add_codes(m, "OUTPUT_ACTIVATIONS", output, output_c, 3) < 0 ||
+                   add_codes(m, "LOSSES", loss, loss_c, 2) < 0 || add_codes(m, "INITS", init, init_c, 2) < 0 ||
+                   add_codes(m, "DEVICES", device, device_c, 2) < 0 ||
+                   add_codes(m, "OPTIMIZERS", opt, opt_c, 6) < 0 || add_codes(m, "NORMS", norm, norm_c, 2) < 0 ||
+                   add_codes(m, "SCHEDULES", schedule, schedule_c, 3) < 0
+               ? -1
+               : 0;
+}
+
 PyMODINIT_FUNC PyInit__core(void) {
     import_array();
     main_thread_id = PyThread_get_thread_ident();
-    if (PyType_Ready(&NetType) < 0 || PyType_Ready(&OptimizerType) < 0) return NULL;
+    if (PyType_Ready(&NetType) < 0 || PyType_Ready(&OptimizerType) < 0 || PyType_Ready(&DatasetType) < 0 ||
+        PyType_Ready(&TrainerType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
     DivergenceError = PyErr_NewExceptionWithDoc(
         "sdagd._core.DivergenceError", "Training produced a NaN or infinite loss or parameter.",
         PyExc_FloatingPointError, NULL);
-    if (!DivergenceError || PyModule_AddObjectRef(m, "DivergenceError", DivergenceError) < 0 ||
+    DeviceError = PyErr_NewExceptionWithDoc(
+        "sdagd._core.DeviceError", "The requested device (a CUDA GPU) cannot be used here; the message says why.",
+        PyExc_RuntimeError, NULL);
+    if (!DivergenceError || !DeviceError || PyModule_AddObjectRef(m, "DivergenceError", DivergenceError) < 0 ||
+        PyModule_AddObjectRef(m, "DeviceError", DeviceError) < 0 ||
         PyModule_AddObjectRef(m, "Net", (PyObject *)&NetType) < 0 ||
-        PyModule_AddObjectRef(m, "Optimizer", (PyObject *)&OptimizerType) < 0) {
+        PyModule_AddObjectRef(m, "Optimizer", (PyObject *)&OptimizerType) < 0 ||
+        PyModule_AddObjectRef(m, "Dataset", (PyObject *)&DatasetType) < 0 ||
+        PyModule_AddObjectRef(m, "Trainer", (PyObject *)&TrainerType) < 0 || add_all_codes(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -22,13 +22,52 @@ COLUMNS = (
                        # tanh; None for other activations)
     "dead",            # per hidden layer: share of units never positive in any row of the epoch
                        # (relu: zero throughout; leaky_relu: never above 0; None otherwise)
+    "stalled",         # None, or why training has stopped: units saturated (sigmoid, tanh) or
+                       # dead (relu) in every row, so that no gradient passes (see STALL_SHARE)
 )
 
+#: A hidden layer at or above this share of saturated (or dead) units passes no gradient; when
+#: every hidden layer of a sigmoid or tanh network (or any of a ReLU network) is there, the
+#: epoch is marked stalled. Healthy runs of the paper's nets stay below 0.7 (RESULTS.md).
+STALL_SHARE = 0.95
 
-def epoch_record(epoch, stats, val, seconds):
+_SATURATING = ("sigmoid", "tanh")
+_RECTIFYING = ("relu", "leaky_relu")
+
+
+def diagnostics(stats, activation, widths):
+    """Per-layer rates from the core's raw counts of one epoch: RMS of each layer's dE/dW,
+    and per hidden layer the share of saturated (row, unit) pairs (sigmoid, tanh) or of units
+    never active (relu, leaky_relu); None where the measure does not apply."""
+    steps = stats["steps"]
+    grad_rms = [math.sqrt(s / steps) if steps else math.nan for s in stats["grad_sq"]]
+    hidden = widths[1:-1]
+    saturated = [(n / rows if rows else math.nan) if activation in _SATURATING else None
+                 for n, rows in zip(stats["saturated"], stats["unit_rows"])]
+    dead = [(n / w if steps else math.nan) if activation in _RECTIFYING else None
+            for n, w in zip(stats["inactive"], hidden)]
+    return grad_rms, saturated, dead
+
+
+def stall_reason(activation, saturated, dead):
+    """Why an epoch's network can no longer learn, from its diagnostics, or None."""
+    if activation in _SATURATING and saturated and all(s is not None and s >= STALL_SHARE for s in saturated):
+        worst = min(saturated)
+        return (f"{100 * worst:.0f}% or more of the {activation} units of every hidden layer are saturated "
+                f"(f' < 1% of its maximum): no gradient passes, training has stalled; lower the learning "
+                f"rate or radius")
+    if activation in _RECTIFYING and dead and any(d is not None and d >= STALL_SHARE for d in dead):
+        layer = max(range(len(dead)), key=lambda i: dead[i])
+        return (f"{100 * dead[layer]:.0f}% of the {activation} units of hidden layer {layer + 1} never fired "
+                f"in this epoch: no gradient passes, training has stalled; lower the learning rate or radius")
+    return None
+
+
+def epoch_record(epoch, stats, val, seconds, activation, widths):
     """One history row from the C core's epoch statistics and the validation result."""
     nan = math.nan
     sdagd = stats["mu_count"] > 0
+    grad_rms, saturated, dead = diagnostics(stats, activation, widths)
     return {
         "epoch": epoch,
         "train_loss": stats["loss_sum"] / stats["rows"] if stats["rows"] else nan,
@@ -40,9 +79,10 @@ def epoch_record(epoch, stats, val, seconds):
         "mu_min": stats["mu_min"] if sdagd else nan,
         "mu_max": stats["mu_max"] if sdagd else nan,
         "phase1_fraction": stats["phase1_params"] / stats["params_seen"] if sdagd else nan,
-        "grad_rms": stats.get("grad_rms"),
-        "saturated": stats.get("saturated"),
-        "dead": stats.get("dead"),
+        "grad_rms": grad_rms,
+        "saturated": saturated,
+        "dead": dead,
+        "stalled": stall_reason(activation, saturated, dead),
     }
 
 
@@ -54,8 +94,9 @@ class History:
     ``mu_mean, mu_min, mu_max, phase1_fraction`` (NaN for other optimizers); and the
     vanishing-gradient diagnostics, lists per layer: ``grad_rms`` (RMS of the weight gradient
     of each layer, input layer first: the first against the last shows a vanishing gradient),
-    ``saturated`` (sigmoid/tanh) and ``dead`` (ReLU) per hidden layer. Errors are fractions in
-    [0, 1]; multiply by 100 for the paper's MCR in %.
+    ``saturated`` (sigmoid/tanh) and ``dead`` (ReLU) per hidden layer; and ``stalled``, None or
+    why the network stopped learning in that epoch. Errors are fractions in [0, 1]; multiply
+    by 100 for the paper's MCR in %.
     """
 
     def __init__(self, records=(), diverged=None):
@@ -65,8 +106,8 @@ class History:
             self.append(record)
 
     def append(self, record: dict) -> None:
-        for name in COLUMNS:
-            self._columns[name].append(record[name])
+        for name in COLUMNS:  # records saved before a column existed read as None there
+            self._columns[name].append(record.get(name))
 
     def __getitem__(self, name):
         return self._columns[name]

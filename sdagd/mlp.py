@@ -18,14 +18,14 @@ from . import _core
 from .history import History, epoch_record
 from .optim import Optimizer, from_config
 
-__all__ = ["MLP", "Evaluation", "DivergenceError"]
+__all__ = ["MLP", "Evaluation", "DivergenceError", "DeviceError"]
 
-# Codes shared with csrc/sdagd.h.
-_HIDDEN = {"sigmoid": 0, "relu": 1, "tanh": 2, "leaky_relu": 3}
-_OUTPUT = {"sigmoid": 0, "linear": 4, "softmax": 5}
-_LOSS = {"mse": 0, "ce": 1}
-_INIT = {"xavier": 0, "he": 1}
-_DEVICE = {"cpu": 0, "cuda": 1}
+# The core's codes (csrc/sdagd.h), by name.
+_HIDDEN = _core.HIDDEN_ACTIVATIONS
+_OUTPUT = _core.OUTPUT_ACTIVATIONS
+_LOSS = _core.LOSSES
+_INIT = _core.INITS
+_DEVICE = _core.DEVICES
 
 _FORMAT_VERSION = 1
 
@@ -33,6 +33,12 @@ _FORMAT_VERSION = 1
 class DivergenceError(_core.DivergenceError):
     """Training produced a NaN or infinite loss or parameter. The message names the epoch,
     the step and the optimizer settings. Subclass of FloatingPointError."""
+
+
+class DeviceError(_core.DeviceError):
+    """The requested device cannot be used here: the CUDA part of sdagd was not built, the CUDA
+    libraries or driver cannot be loaded, or there is no GPU (the message says which).
+    Subclass of RuntimeError."""
 
 
 class Evaluation(NamedTuple):
@@ -97,8 +103,11 @@ class MLP:
         Seeds the initial weights, and the shuffling of :meth:`fit` unless it gets its own.
     leaky_slope : float, default 0.01
         Slope of ``leaky_relu`` below zero.
-    device : {"cpu"}, default "cpu"
-        Backend of the C core.
+    device : {"cpu", "cuda"}, default "cpu"
+        Where the network lives and trains: the CPU backend, or an NVIDIA GPU through the CUDA
+        backend (built when nvcc was found at install time). Everything else is the same, and
+        :meth:`save` on one device loads on the other. ``sdagd.device_available("cuda")`` says
+        whether a GPU can be used here.
 
     Examples
     --------
@@ -136,7 +145,10 @@ class MLP:
             raise ValueError(f"leaky_slope must be in [0, 1), got {leaky_slope}")
         self._config = dict(sizes=sizes, activation=activation, output=output, loss=loss, init=init,
                             seed=int(seed), leaky_slope=leaky_slope, device=device)
-        self._net = _core.Net(sizes, hidden, out, loss_code, leaky_slope, device_code, 100)
+        try:
+            self._net = _core.Net(sizes, hidden, out, loss_code, leaky_slope, device_code, 100)
+        except _core.DeviceError as exc:
+            raise DeviceError(f"device={device!r} cannot be used: {exc}") from None
         self._net.init_params(init_code, int(seed))
         self._offsets = self._net.layer_offsets()
         self.epochs_trained = 0  #: epochs completed by fit() over the network's life
@@ -210,6 +222,10 @@ class MLP:
         loss, errors = self._net.evaluate(X, _as_labels(y, X.shape[0], self.sizes[-1]))
         return Evaluation(loss, errors / X.shape[0])
 
+    def _evaluate_data(self, data) -> Evaluation:
+        loss, errors = self._net.evaluate_dataset(data)
+        return Evaluation(loss, errors / data.rows)
+
     def gradients(self, X, y):
         """``(loss, [(dW, db), ...])``: mean loss over the batch and its gradient (backprop)."""
         X = _as_inputs(X, self.sizes[0])
@@ -243,7 +259,7 @@ class MLP:
         y = _as_labels(y, X.shape[0], self.sizes[-1])
         core_opt = optimizer._bind(self._net)  # binds: only once the arguments are good
         try:
-            stats = _core.train_step(self._net, core_opt, X, y)
+            stats = _core.train_step(self._net, core_opt, X, y, self.epochs_trained)
         except _core.DivergenceError as exc:
             raise self._diverged(exc, optimizer) from None
         return stats["loss_sum"] / stats["rows"]
@@ -315,20 +331,25 @@ class MLP:
 
         core_opt = optimizer._bind(self._net)  # binds: only once the arguments are good
         history = History()
+        if int(epochs) == 0:
+            return history
+        data = _core.Dataset(self._net, X, y)  # on the network's device, once for the whole fit
+        val_data = _core.Dataset(self._net, X_val, y_val) if validation_data is not None else None
         for _ in range(int(epochs)):
             epoch = self.epochs_trained + 1
             start = time.perf_counter()
             try:
-                stats = _core.train_epoch(self._net, core_opt, X, y, int(batch_size), int(seed), epoch - 1)
+                stats = _core.train_epoch(self._net, core_opt, data, int(batch_size), int(seed), epoch - 1)
             except _core.DivergenceError as exc:
                 error = self._diverged(exc, optimizer, epoch)
                 if on_divergence == "raise":
                     raise error from None
                 history.diverged = str(error)
                 break
-            val = self.evaluate(X_val, y_val) if validation_data is not None else None
+            val = self._evaluate_data(val_data) if val_data is not None else None
             self.epochs_trained = epoch
-            record = epoch_record(epoch, stats, val, time.perf_counter() - start)
+            record = epoch_record(epoch, stats, val, time.perf_counter() - start, self._config["activation"],
+                                  self.sizes)
             history.append(record)
             if report is not None:
                 report(record)
@@ -396,3 +417,5 @@ def _print_epoch(record):
         parts.append(f"mu {record['mu_mean']:.3g} phase-1 {record['phase1_fraction']:.2f}")
     parts.append(f"{record['time']:.1f}s")
     print("  ".join(parts), file=sys.stderr, flush=True)
+    if record["stalled"]:
+        print(f"  warning: {record['stalled']}", file=sys.stderr, flush=True)

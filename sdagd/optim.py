@@ -30,9 +30,10 @@ from . import _core
 
 __all__ = ["Optimizer", "SGD", "SDAGD", "SDLM", "AdaGrad", "AdaDelta", "Adam", "from_config"]
 
-# Codes shared with csrc/sdagd.h (sdagd_optimizer_kind, sdagd_norm).
-_KIND = {"SGD": 0, "SDAGD": 1, "SDLM": 2, "AdaGrad": 3, "AdaDelta": 4, "Adam": 5}
-_NORM = {"layer": 0, "global": 1}
+# The core's codes (csrc/sdagd.h), by name.
+_KIND = _core.OPTIMIZERS
+_NORM = _core.NORMS
+_SCHEDULE = _core.SCHEDULES
 
 
 def _number(name, value, cls):
@@ -178,25 +179,108 @@ class SDAGD(Optimizer):
         Recompute ``h`` every N steps and reuse it in between (cheaper; 1 = the paper).
     max_step : float or None, default None
         If given, each norm group's step is scaled down to at most this length.
+
+    Options beyond the paper (ALGORITHMS.md 5), each off by default:
+
+    schedule : dict or None, default None
+        A schedule of R over the epochs e = 0, 1, ... (R is constant within an epoch):
+        ``{"kind": "step", "factor": f, "every": n}`` gives ``R_e = R * f**(e // n)``;
+        ``{"kind": "cosine", "epochs": E, "radius_min": r}`` gives
+        ``R_e = r + (R - r) * (1 + cos(pi * e / E)) / 2`` (``R_e = r`` from epoch E on).
+    average : float or None, default None
+        Use a running average of ``h`` with this weight gamma in (0, 1], as SDLM does:
+        ``hbar <- (1 - gamma) hbar + gamma h``, ``hbar`` starting at the first ``h``.
+    hessian_scale : float, default 1
+        Multiplies ``h`` (for experiments on the two phases: how large would ``h`` have to be
+        for the Newton-like phase to begin?). 1 is the algorithm.
+
+    Examples
+    --------
+    >>> from sdagd.optim import SDAGD
+    >>> SDAGD(radius=0.3, schedule={"kind": "cosine", "epochs": 20, "radius_min": 0.0}).radius_at(10)
+    0.15
     """
 
     needs_hessian = True
 
     def __init__(self, radius: float, eps: float = 1e-8, norm: str = "layer", hessian_every: int = 1,
-                 max_step: float | None = None):
+                 max_step: float | None = None, schedule: dict | None = None, average: float | None = None,
+                 hessian_scale: float = 1.0):
         if norm not in _NORM:
             raise ValueError(f"SDAGD: invalid norm {norm!r}; choose 'layer' or 'global'")
         if isinstance(hessian_every, bool) or not isinstance(hessian_every, (int, np.integer)) or hessian_every < 1:
             raise ValueError(f"SDAGD: invalid hessian_every {hessian_every!r}; it must be an integer >= 1")
         if max_step is not None:
             max_step = _positive("max_step", max_step, "SDAGD")
-        super().__init__(radius=_positive("radius", radius, "SDAGD"), eps=_positive("eps", eps, "SDAGD"),
-                         norm=norm, hessian_every=int(hessian_every), max_step=max_step)
+        radius = _positive("radius", radius, "SDAGD")
+        schedule = _check_schedule(schedule, radius)
+        if average is not None:
+            average = _number("average", average, "SDAGD")
+            if not 0 < average <= 1:
+                raise ValueError(f"SDAGD: invalid average {average!r}; the running average's weight must be in (0, 1]")
+        hessian_scale = _positive("hessian_scale", hessian_scale, "SDAGD")
+        hyper = dict(radius=radius, eps=_positive("eps", eps, "SDAGD"), norm=norm,
+                     hessian_every=int(hessian_every), max_step=max_step)
+        # The options appear in config() only when used, so the paper's SDAGD keeps its records.
+        for name, value, default in [("schedule", schedule, None), ("average", average, None),
+                                     ("hessian_scale", hessian_scale, 1.0)]:
+            if value != default:
+                hyper[name] = value
+        super().__init__(**hyper)
+
+    def radius_at(self, epoch: int) -> float:
+        """R in epoch ``epoch`` (0-based) under the schedule (the same formula the core uses)."""
+        R, s = self._hyper["radius"], self._hyper.get("schedule")
+        if s is None:
+            return R
+        if s["kind"] == "step":
+            return R * s["factor"] ** (epoch // s["every"])
+        e = min(epoch, s["epochs"])
+        return s["radius_min"] + (R - s["radius_min"]) * (1 + math.cos(math.pi * e / s["epochs"])) / 2
 
     def _core_kwargs(self):
         h = self._hyper
-        return dict(radius=h["radius"], eps=h["eps"], norm=_NORM[h["norm"]], hessian_every=h["hessian_every"],
-                    max_step=h["max_step"] or 0.0)
+        kwargs = dict(radius=h["radius"], eps=h["eps"], norm=_NORM[h["norm"]], hessian_every=h["hessian_every"],
+                      max_step=h["max_step"] or 0.0, hessian_scale=h.get("hessian_scale", 1.0))
+        if h.get("average") is not None:
+            kwargs.update(average=True, gamma=h["average"])
+        s = h.get("schedule")
+        if s is not None:
+            kwargs["schedule"] = _SCHEDULE[s["kind"]]
+            if s["kind"] == "step":
+                kwargs.update(schedule_factor=s["factor"], schedule_every=s["every"])
+            else:
+                kwargs.update(schedule_epochs=s["epochs"], radius_min=s["radius_min"])
+        return kwargs
+
+
+def _check_schedule(schedule, radius):
+    """A validated, JSON-able copy of an SDAGD radius schedule (or None)."""
+    if schedule is None:
+        return None
+    if not isinstance(schedule, dict) or schedule.get("kind") not in ("step", "cosine"):
+        raise ValueError(f"SDAGD: invalid schedule {schedule!r}; use None, {{'kind': 'step', 'factor': f, "
+                         f"'every': n}} or {{'kind': 'cosine', 'epochs': E, 'radius_min': r}}")
+    kind = schedule["kind"]
+    expected = {"step": {"kind", "factor", "every"}, "cosine": {"kind", "epochs", "radius_min"}}[kind]
+    if set(schedule) != expected:
+        raise ValueError(f"SDAGD: a {kind} schedule takes exactly the keys {sorted(expected)}, got {sorted(schedule)}")
+
+    def count(name):
+        value = schedule[name]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value < 2**31:
+            raise ValueError(f"SDAGD: schedule {name} must be an integer in [1, 2**31), got {value!r}")
+        return int(value)
+
+    if kind == "step":
+        factor = _number("schedule factor", schedule["factor"], "SDAGD")
+        if not 0 < factor <= 1:
+            raise ValueError(f"SDAGD: schedule factor must be in (0, 1], got {factor!r}")
+        return {"kind": "step", "factor": factor, "every": count("every")}
+    r_min = _number("schedule radius_min", schedule["radius_min"], "SDAGD")
+    if not 0 <= r_min <= radius:
+        raise ValueError(f"SDAGD: schedule radius_min must be in [0, radius={radius}], got {r_min!r}")
+    return {"kind": "cosine", "epochs": count("epochs"), "radius_min": r_min}
 
 
 class SDLM(Optimizer):

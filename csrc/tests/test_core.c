@@ -116,8 +116,11 @@ static void test_gradient_and_training(int hidden, int output, int loss_kind) {
         CHECK(optim_create(&opt, &oc, net) == SDAGD_OK, "optimizer %d: %s", kind, sdagd_last_error());
         if (!opt) continue;
         train_stats stats = {0};
-        sdagd_status st = train_epoch(net, opt, X, y, B, 4, 1, 0, &stats, NULL, NULL);
+        sdagd_dataset *ds = NULL;
+        CHECK(dataset_create(&ds, net, X, y, B) == SDAGD_OK, "dataset: %s", sdagd_last_error());
+        sdagd_status st = train_epoch(net, opt, ds, 4, 1, 0, &stats, NULL, NULL);
         CHECK(st == SDAGD_OK, "epoch with optimizer %d: %s", kind, sdagd_last_error());
+        dataset_free(ds);
         CHECK(stats.steps == 3 && stats.rows == B, "optimizer %d: %lld steps, %lld rows", kind,
               (long long)stats.steps, (long long)stats.rows);
         optim_free(opt);
@@ -150,16 +153,22 @@ static void test_interrupt_and_divergence(void) {
     optim_create(&opt, &oc, net);
     train_stats stats = {0};
     int polls = 0;
-    CHECK(train_epoch(net, opt, X, y, 10, 2, 0, 0, &stats, stop_now, &polls) == SDAGD_ERR_INTERRUPTED,
+    sdagd_dataset *ds = NULL;
+    CHECK(dataset_create(&ds, net, X, y, 10) == SDAGD_OK, "dataset: %s", sdagd_last_error());
+    CHECK(train_epoch(net, opt, ds, 2, 0, 0, &stats, stop_now, &polls) == SDAGD_ERR_INTERRUPTED,
           "poll did not stop the epoch");
     CHECK(stats.steps == 2, "interrupted after %lld steps, expected 2", (long long)stats.steps);
     optim_free(opt);
     oc.lr = 1e30; /* certain overflow */
     optim_create(&opt, &oc, net);
     sdagd_status st = SDAGD_OK;
-    for (int e = 0; e < 5 && st == SDAGD_OK; e++) st = train_epoch(net, opt, X, y, 10, 2, 0, e, &stats, NULL, NULL);
+    for (int e = 0; e < 5 && st == SDAGD_OK; e++) {
+        train_stats_reset(&stats);
+        st = train_epoch(net, opt, ds, 2, 0, e, &stats, NULL, NULL);
+    }
     CHECK(st == SDAGD_ERR_NONFINITE, "divergence not reported (status %d)", st);
     CHECK(strstr(sdagd_last_error(), "diverged") != NULL, "divergence message: %s", sdagd_last_error());
+    dataset_free(ds);
     optim_free(opt);
     mlp_free(net);
 }
@@ -175,8 +184,117 @@ static void test_shuffle(void) {
     CHECK(memcmp(a, b, sizeof a) != 0, "epochs 0 and 1 share a permutation");
 }
 
+/* K networks trained together equal the same networks trained one by one, bit for bit, and
+ * one that diverges stops alone. */
+static void test_trainer_equals_solo(void) {
+    enum { K = 3, N = 23, NIN = 6 };
+    int sizes[] = {NIN, 7, 5, 4};
+    int acts[K] = {ACT_SIGMOID, ACT_TANH, ACT_RELU};
+    optim_config ocs[K] = {{.kind = OPT_SGD, .lr = 0.1, .momentum = 0.5},
+                           {.kind = OPT_SDAGD, .radius = 0.2, .eps = 1e-8, .norm = NORM_LAYER, .hessian_every = 1},
+                           {.kind = OPT_SGD, .lr = 1e30}}; /* the third diverges */
+    float X[N * NIN];
+    int32_t y[N];
+    for (int i = 0; i < N * NIN; i++) X[i] = (float)cos(0.37 * i);
+    for (int i = 0; i < N; i++) y[i] = (i * 7) % 4;
+    mlp *nets[2][K] = {{0}};
+    optimizer *opts[2][K] = {{0}};
+    for (int copy = 0; copy < 2; copy++)
+        for (int k = 0; k < K; k++) {
+            mlp_config c = {.n_layers = 3, .sizes = sizes, .hidden = acts[k], .output = ACT_LINEAR,
+                            .loss = LOSS_MSE, .leaky_slope = 0.01f, .device = DEVICE_CPU, .batch_capacity = 5};
+            CHECK(mlp_create(&nets[copy][k], &c) == SDAGD_OK, "create: %s", sdagd_last_error());
+            mlp_init_params(nets[copy][k], INIT_XAVIER_UNIFORM, 11 + (uint64_t)k);
+            CHECK(optim_create(&opts[copy][k], &ocs[k], nets[copy][k]) == SDAGD_OK, "optim: %s", sdagd_last_error());
+        }
+    uint64_t seeds[K] = {1, 2, 3};
+    train_stats together[K] = {{0}}, alone[K] = {{0}};
+    sdagd_dataset *ds = NULL;
+    CHECK(dataset_create(&ds, nets[0][0], X, y, N) == SDAGD_OK, "dataset");
+    trainer *t = NULL;
+    CHECK(trainer_create(&t, nets[0], opts[0], K) == SDAGD_OK, "trainer: %s", sdagd_last_error());
+    for (int64_t e = 0; e < 2 && t; e++) {
+        int64_t epochs[K] = {e, e, e};
+        for (int k = 0; k < K; k++) {
+            train_stats kept = together[k];
+            train_stats_reset(&together[k]);
+            together[k].diverged = kept.diverged; /* stopped networks stay stopped */
+            together[k].diverged_step = kept.diverged_step;
+        }
+        CHECK(trainer_epoch(t, ds, 5, seeds, epochs, together, NULL, NULL) == SDAGD_OK, "trainer_epoch: %s",
+              sdagd_last_error());
+    }
+    trainer_free(t);
+    for (int k = 0; k < K; k++) {
+        sdagd_status st = SDAGD_OK;
+        for (int64_t e = 0; e < 2 && st == SDAGD_OK; e++) {
+            train_stats_reset(&alone[k]);
+            st = train_epoch(nets[1][k], opts[1][k], ds, 5, seeds[k], e, &alone[k], NULL, NULL);
+        }
+        CHECK((st == SDAGD_ERR_NONFINITE) == (k == 2), "network %d alone: status %d", k, st);
+        CHECK((together[k].diverged != 0) == (k == 2), "network %d together: diverged %d", k, together[k].diverged);
+        if (k == 2) {
+            CHECK(together[k].diverged_step == alone[k].diverged_step, "diverged at step %lld together, %lld alone",
+                  (long long)together[k].diverged_step, (long long)alone[k].diverged_step);
+            continue;
+        }
+        size_t P = mlp_num_params(nets[0][k]);
+        float *a = malloc(P * sizeof(float)), *b = malloc(P * sizeof(float));
+        mlp_get_params(nets[0][k], a);
+        mlp_get_params(nets[1][k], b);
+        CHECK(memcmp(a, b, P * sizeof(float)) == 0, "network %d: parameters differ between together and alone", k);
+        CHECK(together[k].loss_sum == alone[k].loss_sum && together[k].steps == alone[k].steps,
+              "network %d: loss %g/%g, steps %lld/%lld", k, together[k].loss_sum, alone[k].loss_sum,
+              (long long)together[k].steps, (long long)alone[k].steps);
+        CHECK(optim_step_count(opts[0][k]) == optim_step_count(opts[1][k]), "network %d: step counts differ", k);
+        free(a);
+        free(b);
+    }
+    dataset_free(ds);
+    for (int copy = 0; copy < 2; copy++)
+        for (int k = 0; k < K; k++) {
+            optim_free(opts[copy][k]);
+            mlp_free(nets[copy][k]);
+        }
+}
+
+static void test_sdagd_options(void) {
+    int sizes[] = {4, 3, 2};
+    mlp_config c = {.n_layers = 2, .sizes = sizes, .hidden = ACT_SIGMOID, .output = ACT_SIGMOID, .loss = LOSS_MSE,
+                    .device = DEVICE_CPU, .batch_capacity = 4};
+    mlp *net = NULL;
+    CHECK(mlp_create(&net, &c) == SDAGD_OK, "create");
+    optim_config cosine = {.kind = OPT_SDAGD, .radius = 1.0, .eps = 1e-8, .hessian_every = 1,
+                           .schedule = SCHEDULE_COSINE, .schedule_epochs = 4, .radius_min = 0.2};
+    CHECK(fabs(optim_radius_at(&cosine, 0) - 1.0) < 1e-12 && fabs(optim_radius_at(&cosine, 2) - 0.6) < 1e-12 &&
+              fabs(optim_radius_at(&cosine, 4) - 0.2) < 1e-12,
+          "cosine schedule: %g %g %g", optim_radius_at(&cosine, 0), optim_radius_at(&cosine, 2),
+          optim_radius_at(&cosine, 4));
+    optim_config step = {.kind = OPT_SDAGD, .radius = 1.0, .eps = 1e-8, .hessian_every = 1,
+                         .schedule = SCHEDULE_STEP, .schedule_factor = 0.5, .schedule_every = 3};
+    CHECK(optim_radius_at(&step, 2) == 1.0 && optim_radius_at(&step, 3) == 0.5 && optim_radius_at(&step, 7) == 0.25,
+          "step schedule");
+    optimizer *opt = (optimizer *)1;
+    optim_config bad = cosine;
+    bad.radius_min = 2.0;
+    CHECK(optim_create(&opt, &bad, net) == SDAGD_ERR_ARG && opt == NULL, "radius_min above radius accepted");
+    bad = step;
+    bad.schedule_factor = 1.5;
+    CHECK(optim_create(&opt, &bad, net) == SDAGD_ERR_ARG, "growing step schedule accepted");
+    bad = cosine;
+    bad.schedule = SCHEDULE_CONSTANT;
+    bad.average = 1;
+    bad.gamma = 0.0;
+    CHECK(optim_create(&opt, &bad, net) == SDAGD_ERR_ARG, "average with gamma 0 accepted");
+    CHECK(sdagd_device_check(DEVICE_CUDA) == SDAGD_ERR_DEVICE && strlen(sdagd_last_error()) > 0,
+          "CUDA reported usable without a library");
+    mlp_free(net);
+}
+
 int main(void) {
     test_bad_configs();
+    test_trainer_equals_solo();
+    test_sdagd_options();
     for (int hidden = ACT_SIGMOID; hidden <= ACT_LEAKY_RELU; hidden++) {
         test_gradient_and_training(hidden, ACT_SIGMOID, LOSS_MSE);
         test_gradient_and_training(hidden, ACT_LINEAR, LOSS_MSE);

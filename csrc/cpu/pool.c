@@ -1,0 +1,151 @@
+/* A spin-then-sleep thread pool for the CPU backend (see pool.h).
+ *
+ * One operation at a time: the caller publishes fn and arg, then one atomic word that holds
+ * the run's generation, its number of tasks and the next task to take. Workers claim tasks
+ * by compare-and-swap on that word, so a worker that wakes late, after its run is over,
+ * sees another generation and claims nothing; fn and arg are read only after a successful
+ * claim, which the caller waits for before it publishes the next run. Workers spin for a few
+ * tens of microseconds between runs (during training, operations follow each other within
+ * microseconds) and then sleep on a condition variable. */
+#include "pool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+enum { MAX_THREADS = 256, SPIN_ROUNDS = 40000 };
+
+/* The claim word: generation (24 bits) | tasks (20 bits) | next task (20 bits). */
+#define TASK_BITS 20
+#define TASK_MASK ((UINT64_C(1) << TASK_BITS) - 1)
+#define MAX_TASKS ((int)TASK_MASK)
+static uint64_t pack(uint64_t gen, uint64_t n, uint64_t next) {
+    return (gen << (2 * TASK_BITS)) | (n << TASK_BITS) | next;
+}
+
+static struct {
+    pthread_mutex_t busy; /* held by the caller of pool_run */
+    pthread_mutex_t lock; /* guards sleeping, thread creation and the thread count */
+    pthread_cond_t wake;
+    atomic_int threads;   /* requested, including the caller; 0 until first asked */
+    int started;          /* worker threads running */
+    atomic_uint_fast64_t claim;
+    atomic_int done;
+    pool_task_fn fn;
+    void *arg;
+} pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static uint64_t generation_of(uint64_t word) { return word >> (2 * TASK_BITS); }
+
+/* Claims and runs tasks of generation `gen` until none is left. */
+static void work(uint64_t gen) {
+    uint64_t word = atomic_load(&pool.claim);
+    for (;;) {
+        uint64_t n = (word >> TASK_BITS) & TASK_MASK, next = word & TASK_MASK;
+        if (generation_of(word) != gen || next >= n) return;
+        if (!atomic_compare_exchange_weak(&pool.claim, &word, word + 1)) continue;
+        pool.fn(pool.arg, (int)next);
+        atomic_fetch_add(&pool.done, 1);
+        word = atomic_load(&pool.claim);
+    }
+}
+
+static void *worker_main(void *index_ptr) {
+    int index = (int)(intptr_t)index_ptr; /* 1.. : the caller is thread 0 */
+    uint64_t seen = generation_of(atomic_load(&pool.claim));
+    for (;;) {
+        uint64_t now;
+        int spins = 0;
+        while ((now = generation_of(atomic_load(&pool.claim))) == seen && spins < SPIN_ROUNDS) {
+            CPU_RELAX();
+            spins++;
+        }
+        if (now == seen) {
+            pthread_mutex_lock(&pool.lock);
+            while ((now = generation_of(atomic_load(&pool.claim))) == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+            pthread_mutex_unlock(&pool.lock);
+        }
+        seen = now;
+        if (index < atomic_load(&pool.threads)) work(now); /* a worker beyond a lowered thread count idles */
+    }
+    return NULL;
+}
+
+/* After fork() only the calling thread exists in the child: forget the workers. */
+static void forget_workers_in_child(void) {
+    pthread_mutex_init(&pool.busy, NULL);
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pool.started = 0;
+}
+
+/* With pool.lock held. */
+static void start_workers(int wanted) {
+    static int registered = 0;
+    if (!registered) {
+        pthread_atfork(NULL, NULL, forget_workers_in_child);
+        registered = 1;
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    while (pool.started < wanted) {
+        pthread_t id;
+        if (pthread_create(&id, &attr, worker_main, (void *)(intptr_t)(pool.started + 1)) != 0)
+            break; /* fewer threads: slower, same results */
+        pool.started++;
+    }
+    pthread_attr_destroy(&attr);
+}
+
+static int default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+}
+
+void pool_run(int n_tasks, pool_task_fn fn, void *arg) {
+    if (n_tasks <= 0) return;
+    int threads = pool_threads();
+    if (threads <= 1 || n_tasks == 1 || n_tasks > MAX_TASKS || pthread_mutex_trylock(&pool.busy) != 0) {
+        for (int t = 0; t < n_tasks; t++) fn(arg, t);
+        return;
+    }
+    pthread_mutex_lock(&pool.lock);
+    if (pool.started < threads - 1) start_workers(threads - 1);
+    pthread_mutex_unlock(&pool.lock);
+    pool.fn = fn;
+    pool.arg = arg;
+    atomic_store(&pool.done, 0);
+    uint64_t gen = (generation_of(atomic_load(&pool.claim)) + 1) & ((UINT64_C(1) << 24) - 1);
+    pthread_mutex_lock(&pool.lock); /* so that a worker about to sleep sees the new word */
+    atomic_store(&pool.claim, pack(gen, (uint64_t)n_tasks, 0));
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    work(gen);
+    while (atomic_load(&pool.done) < n_tasks) CPU_RELAX();
+    pthread_mutex_unlock(&pool.busy);
+}
+
+int pool_threads(void) {
+    pthread_mutex_lock(&pool.lock);
+    if (pool.threads == 0) pool.threads = default_threads();
+    int n = pool.threads;
+    pthread_mutex_unlock(&pool.lock);
+    return n;
+}
+
+int pool_set_threads(int n) {
+    int previous = pool_threads();
+    pthread_mutex_lock(&pool.lock);
+    pool.threads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
+    pthread_mutex_unlock(&pool.lock);
+    return previous;
+}

@@ -1,0 +1,167 @@
+/*
+ * Per-element formulas of ALGORITHMS.md that both backends evaluate: activations and their
+ * derivatives (sections 1, 3, 4), the output layer's delta and curvature, and the optimizer
+ * updates (section 5). Written once here; compiled as C11 by the CPU backend and as CUDA by
+ * the GPU backend (SDAGD_HD adds __host__ __device__ under nvcc), so the CPU tests exercise
+ * exactly what the kernels compute.
+ *
+ * Each function is pure: scalars in, scalars out (or through pointers to one element).
+ */
+#ifndef SDAGD_KERNELS_H
+#define SDAGD_KERNELS_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "sdagd.h"
+
+#ifdef __CUDACC__
+#define SDAGD_HD static __host__ __device__ __forceinline__
+#else
+#define SDAGD_HD static inline
+#endif
+
+/* ---- activations (section 1) ----------------------------------------------------------- */
+
+SDAGD_HD float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+SDAGD_HD float relu_f(float x) { return x > 0.0f ? x : 0.0f; }
+SDAGD_HD float leaky_relu_f(float x, float slope) { return x > 0.0f ? x : slope * x; }
+
+/* h = f(a) for every activation but softmax (row-wise, see softmax_row below). */
+SDAGD_HD float activation_value(int act, float slope, float a) {
+    switch (act) {
+    case ACT_SIGMOID: return sigmoid_f(a);
+    case ACT_RELU: return relu_f(a);
+    case ACT_TANH: return tanhf(a);
+    case ACT_LEAKY_RELU: return leaky_relu_f(a, slope);
+    default: return a; /* ACT_LINEAR */
+    }
+}
+
+/* f'(a) through the output h = f(a), which is all the backward sweep keeps: sigmoid h(1-h),
+ * tanh 1-h^2, relu [h>0] (relu'(0) = 0 by convention), leaky_relu h>0 ? 1 : s (for s >= 0,
+ * h > 0 exactly when a > 0), linear 1. */
+SDAGD_HD float activation_slope(int act, float slope, float h) {
+    switch (act) {
+    case ACT_SIGMOID: return h * (1.0f - h);
+    case ACT_TANH: return 1.0f - h * h;
+    case ACT_RELU: return h > 0.0f ? 1.0f : 0.0f;
+    case ACT_LEAKY_RELU: return h > 0.0f ? 1.0f : slope;
+    default: return 1.0f;
+    }
+}
+
+/* Saturated unit for the diagnostics: f'(a) below 1 % of its maximum (sigmoid max 1/4, tanh
+ * max 1); never for the rectifiers, whose derivative does not shrink. */
+SDAGD_HD int activation_saturated(int act, float h) {
+    if (act == ACT_SIGMOID) return h * (1.0f - h) < 0.0025f;
+    if (act == ACT_TANH) return 1.0f - h * h < 0.01f;
+    return 0;
+}
+
+SDAGD_HD int activation_saturates(int act) { return act == ACT_SIGMOID || act == ACT_TANH; }
+SDAGD_HD int activation_rectifies(int act) { return act == ACT_RELU || act == ACT_LEAKY_RELU; }
+
+/* ---- output layer (sections 2-4) --------------------------------------------------------- */
+
+/* Softmax of one row in place, with the max shift for stability; the sum in double. */
+SDAGD_HD void softmax_row(float *row, int n) {
+    float max = row[0];
+    for (int c = 1; c < n; c++) max = row[c] > max ? row[c] : max;
+    double sum = 0.0;
+    for (int c = 0; c < n; c++) {
+        row[c] = expf(row[c] - max);
+        sum += row[c];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int c = 0; c < n; c++) row[c] *= inv;
+}
+
+/* Loss of one row (section 2) and whether it is misclassified (argmax, ties to the first).
+ * y: the output h_{L+1}; a: its pre-activation, used by the cross-entropy as
+ * -log softmax(a)_label = logsumexp(a) - a_label. */
+SDAGD_HD double row_loss(int loss, const float *y, const float *a, int n, int label, int *wrong) {
+    int best = 0;
+    for (int j = 1; j < n; j++)
+        if (y[j] > y[best]) best = j;
+    *wrong = best != label;
+    if (loss == LOSS_MSE) {
+        double e = 0.0;
+        for (int j = 0; j < n; j++) {
+            double d = (double)y[j] - (j == label);
+            e += d * d;
+        }
+        return 0.5 * e;
+    }
+    double max = a[0], sum = 0.0;
+    for (int j = 1; j < n; j++) max = a[j] > max ? a[j] : max;
+    for (int j = 0; j < n; j++) sum += exp((double)a[j] - max);
+    return max + log(sum) - a[label];
+}
+
+/* delta_{L+1} and s_{L+1} of one output unit. MSE: delta = (y - d) f'(a), s = f'(a)^2 (the
+ * (y - d) f'' term is truncated); softmax + CE: delta = p - d, s = p (1 - p). */
+SDAGD_HD void output_delta_value(int output, int loss, float y, float target, float *delta, float *s) {
+    if (loss == LOSS_CE) {
+        *delta = y - target;
+        *s = y * (1.0f - y);
+    } else {
+        float d = activation_slope(output, 0.0f, y);
+        *delta = (y - target) * d;
+        *s = d * d;
+    }
+}
+
+/* ---- optimizer updates (section 5), one parameter each ---------------------------------- */
+
+/* SGD (paper eq. 6). */
+SDAGD_HD float sgd_update(float theta, float g, float lr) { return theta - lr * g; }
+
+/* SGD with momentum, torch's convention: m <- beta m + g; theta <- theta - lr m. */
+SDAGD_HD float sgd_momentum_update(float theta, float *m, float g, float lr, float beta) {
+    *m = beta * *m + g;
+    return theta - lr * *m;
+}
+
+/* SDAGD (Tan & Lim eq. 7): theta <- theta - scale * g / (mu + h + eps); scale < 1 only when
+ * a max_step cap shortens the step. */
+SDAGD_HD float sdagd_step(float g, float mu, float h, float eps) { return g / (mu + h + eps); }
+SDAGD_HD float sdagd_update(float theta, float g, float mu, float h, float eps, float scale) {
+    return theta - scale * sdagd_step(g, mu, h, eps);
+}
+
+/* Running average of the curvature, SDLM's (LeCun 1998) and SDAGD's option: hbar starts at
+ * the first estimate, not at zero, so early steps are not inflated. */
+SDAGD_HD float running_average(float hbar, float h, float gamma, int first) {
+    return first ? h : (1.0f - gamma) * hbar + gamma * h;
+}
+
+/* SDLM: theta <- theta - lr g / (mu + hbar). */
+SDAGD_HD float sdlm_update(float theta, float g, float hbar, float lr, float mu) {
+    return theta - lr * g / (mu + hbar);
+}
+
+/* AdaGrad as torch.optim.Adagrad (no lr decay, zero initial sum). */
+SDAGD_HD float adagrad_update(float theta, float *sum, float g, float lr, float eps) {
+    *sum += g * g;
+    return theta - lr * g / (sqrtf(*sum) + eps);
+}
+
+/* AdaDelta (Zeiler 2012) as torch.optim.Adadelta. */
+SDAGD_HD float adadelta_update(float theta, float *v, float *u, float g, float lr, float rho, float eps) {
+    *v = rho * *v + (1.0f - rho) * g * g;
+    float delta = sqrtf(*u + eps) / sqrtf(*v + eps) * g;
+    *u = rho * *u + (1.0f - rho) * delta * delta;
+    return theta - lr * delta;
+}
+
+/* Adam (Kingma & Ba 2014) as torch.optim.Adam; step_size = lr / (1 - b1^t) and
+ * inv_sqrt_bc2 = 1 / sqrt(1 - b2^t) are computed once per step. */
+SDAGD_HD float adam_update(float theta, float *m, float *v, float g, float b1, float b2, float step_size,
+                           float inv_sqrt_bc2, float eps) {
+    *m = b1 * *m + (1.0f - b1) * g;
+    *v = b2 * *v + (1.0f - b2) * g * g;
+    return theta - step_size * *m / (sqrtf(*v) * inv_sqrt_bc2 + eps);
+}
+
+#endif /* SDAGD_KERNELS_H */

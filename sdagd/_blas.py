@@ -1,0 +1,59 @@
+"""Loads OpenBLAS (the `scipy-openblas32` wheel) for the C core, with the right kernels.
+
+The extension is linked against OpenBLAS's symbols without a fixed library path; importing
+`scipy_openblas32` loads the library into the process (RTLD_GLOBAL) first, wherever pip put it.
+This copy of OpenBLAS is sdagd's alone (NumPy ships and loads its own).
+
+OpenBLAS picks its kernels when it loads, from OPENBLAS_CORETYPE or else the processor's model.
+For a processor newer than the OpenBLAS build it falls back to an older family (0.3.34 runs
+AVX2 "Haswell" kernels on AMD Zen 5, which has AVX-512), and some machines set
+OPENBLAS_CORETYPE=Haswell for all programs. When the processor has the AVX-512 subsets that
+OpenBLAS's SkylakeX kernels use, sdagd loads its copy with those kernels, which run the
+paper's GEMMs faster (BENCHMARKS.md), and restores OPENBLAS_CORETYPE right after, so that
+other libraries and child processes see the environment unchanged. SDAGD_BLAS_CORETYPE
+overrides the choice: a core name (e.g. "Haswell"), or "none" for OpenBLAS's own choice.
+sdagd.blas_info() reports what ran.
+"""
+from __future__ import annotations
+
+import os
+
+_AVX512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
+
+
+def _cpu_flags() -> set:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def choose_coretype(environ=os.environ, flags=None) -> str | None:
+    """The OpenBLAS core type to load sdagd's OpenBLAS with, or None for OpenBLAS's own choice."""
+    wanted = environ.get("SDAGD_BLAS_CORETYPE", "auto").strip()
+    if wanted.lower() == "none":
+        return None
+    if wanted and wanted.lower() != "auto":
+        return wanted
+    return "SkylakeX" if _AVX512 <= (_cpu_flags() if flags is None else flags) else None
+
+
+def _load():
+    coretype = choose_coretype()
+    saved = os.environ.get("OPENBLAS_CORETYPE")
+    if coretype:
+        os.environ["OPENBLAS_CORETYPE"] = coretype
+    try:
+        import scipy_openblas32  # noqa: F401  (loads the library, RTLD_GLOBAL)
+    finally:
+        if saved is None:
+            os.environ.pop("OPENBLAS_CORETYPE", None)
+        else:
+            os.environ["OPENBLAS_CORETYPE"] = saved
+
+
+_load()
