@@ -28,6 +28,10 @@
 
 #include "sdagd.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Hyperparameters of one network's optimizer, as the update kernels read them ([K] in
  * backend memory). radius is this epoch's R (after a schedule). */
 typedef struct {
@@ -56,6 +60,8 @@ typedef struct {
     int n_layers;              /* L weight layers */
     const int *sizes;          /* host (L + 1) widths n_0 .. n_L */
     const size_t *w_off, *b_off; /* host (L) offsets of W_l and b_l in a parameter slab */
+    const size_t *offsets;     /* the same in backend memory, (2L + 1): w_off[l], then b_off[l]
+                                * at L + l, then P */
     size_t P;                  /* parameters per network */
     int capacity;              /* C rows the work buffers hold */
     int output, loss;          /* shared output activation and loss */
@@ -222,4 +228,7 @@ typedef struct {
 typedef const sdagd_backend_ops *(*sdagd_cuda_entry_fn)(const sdagd_host_services *host);
 #define SDAGD_CUDA_ENTRY "sdagd_cuda_backend"
 
+#ifdef __cplusplus
+}
+#endif
 #endif /* SDAGD_BACKEND_H */

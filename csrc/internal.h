@@ -64,6 +64,7 @@ struct mlp {
     double *loss_slot;     /* (1) */
     int64_t *error_slot;   /* (1) */
     double *segments;      /* (2L) sums of squares of dW_l, db_l */
+    size_t *offsets;       /* (2L + 1) w_off, b_off and P in backend memory, for the kernels */
     float *grad, *hess;    /* (P) for mlp_loss_grad, allocated on first use */
     struct trainer *solo;  /* kept for train_step with the same optimizer (solo_opt_id) */
     uint64_t solo_opt_id;

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "sdagd.h"
 
 #ifdef __CUDACC__
@@ -162,6 +163,98 @@ SDAGD_HD float adam_update(float theta, float *m, float *v, float g, float b1, f
     *m = b1 * *m + (1.0f - b1) * g;
     *v = b2 * *v + (1.0f - b2) * g * g;
     return theta - step_size * *m / (sqrtf(*v) * inv_sqrt_bc2 + eps);
+}
+
+/* ---- one network's step bookkeeping, run once per step per network -------------------- */
+
+/* Does this optimizer compute h at step `step` (SDAGD every hessian_every steps, SDLM always)? */
+SDAGD_HD int optimizer_needs_hessian(const optim_hyper *h, int64_t step) {
+    if (h->kind == OPT_SDLM) return 1;
+    return h->kind == OPT_SDAGD && step % h->hessian_every == 0;
+}
+
+/* What prepare_network reads and writes, all in backend memory (so a GPU thread can run it). */
+typedef struct {
+    int L, window;
+    const size_t *offsets;   /* (2L + 1) w_off[l], then b_off[l] at L + l */
+    uint8_t *active;
+    const double *loss;      /* [K][window] */
+    const int64_t *slot;
+    const optim_hyper *hyper;
+    const double *segments;  /* [K][2L] */
+    const int64_t *step;
+    step_coef *coef;
+    double *grad_sq;         /* [K][L] */
+    float *mu;               /* [K][L] */
+    net_stats *stats;
+} prepare_job;
+
+/* After the backward sweep, for network k: a NaN or inf batch loss stops the network;
+ * otherwise the step's coefficients, the diagnostics' mean square of each dW_l, and SDAGD's
+ * mu_k = ||g|| / R of every norm group (ALGORITHMS.md 5) with its statistics. mu_k is
+ * computed in double and used in float. */
+SDAGD_HD void prepare_network(prepare_job j, int k) {
+    int L = j.L;
+    if (!isfinite(j.loss[(size_t)k * j.window + (size_t)*j.slot])) j.active[k] = 0;
+    if (!j.active[k]) return;
+    const optim_hyper *h = &j.hyper[k];
+    const double *seg = j.segments + (size_t)k * 2 * L;
+    int64_t step = j.step[k];
+    step_coef *c = &j.coef[k];
+    c->fresh_hessian = optimizer_needs_hessian(h, step);
+    c->first = step == 0;
+    if (h->kind == OPT_ADAM) { /* torch's bias corrections, in double */
+        double t = (double)(step + 1);
+        c->step_size = (float)(h->lr / (1.0 - pow((double)h->beta1, t)));
+        c->inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow((double)h->beta2, t)));
+    }
+    for (int l = 0; l < L; l++)
+        j.grad_sq[(size_t)k * L + l] += seg[2 * l] / (double)(j.offsets[L + l] - j.offsets[l]);
+    if (h->kind != OPT_SDAGD) return;
+    net_stats *st = &j.stats[k];
+    double total = 0.0;
+    for (int i = 0; i < 2 * L; i++) total += seg[i];
+    int groups = h->norm == NORM_GLOBAL ? 1 : L;
+    for (int grp = 0; grp < groups; grp++) {
+        double mu = sqrt(h->norm == NORM_GLOBAL ? total : seg[2 * grp] + seg[2 * grp + 1]) / h->radius;
+        if (h->norm == NORM_GLOBAL)
+            for (int l = 0; l < L; l++) j.mu[(size_t)k * L + l] = (float)mu;
+        else
+            j.mu[(size_t)k * L + grp] = (float)mu;
+        st->mu_sum += mu;
+        if (st->mu_count == 0 || mu < st->mu_min) st->mu_min = mu;
+        if (st->mu_count == 0 || mu > st->mu_max) st->mu_max = mu;
+        st->mu_count++;
+    }
+}
+
+/* The job of a prepare call (host code: it reads the host-side group view). */
+static inline prepare_job prepare_job_of(const prepare_args *a) {
+    prepare_job j = {a->g->n_layers, a->window, a->g->offsets, a->g->active, a->loss, a->slot, a->hyper,
+                     a->segments, a->step, a->coef, a->grad_sq, a->mu, a->stats};
+    return j;
+}
+
+/* The curvature an SDAGD update uses, with its options: this step's h (scaled by
+ * hessian_scale), or the h kept from the last step that computed one (hessian_every > 1), or
+ * the running average of the computed ones (average). *kept, the optimizer's state, always
+ * ends holding what is in use. */
+SDAGD_HD float sdagd_curvature(const optim_hyper *h, const step_coef *c, float fresh, float *kept) {
+    if (!c->fresh_hessian) return *kept;
+    float v = fresh * h->hessian_scale;
+    *kept = h->average ? running_average(*kept, v, h->gamma, c->first) : v;
+    return *kept;
+}
+
+/* The same without writing the state: for the max_step cap's length, before the update. */
+SDAGD_HD float sdagd_curvature_peek(const optim_hyper *h, const step_coef *c, float fresh, float kept) {
+    return sdagd_curvature(h, c, fresh, &kept);
+}
+
+/* The max_step cap of one norm group: the factor its step is multiplied by. */
+SDAGD_HD float max_step_scale(const optim_hyper *h, double step_sq) {
+    double len = sqrt(step_sq);
+    return h->max_step > 0.0 && len > h->max_step ? (float)(h->max_step / len) : 1.0f;
 }
 
 #endif /* SDAGD_KERNELS_H */

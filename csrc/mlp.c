@@ -116,6 +116,7 @@ void group_view_init(group_view *g, const mlp *net, const workspace *ws, int K, 
         .sizes = net->sizes,
         .w_off = net->w_off,
         .b_off = net->b_off,
+        .offsets = net->offsets,
         .P = net->n_params,
         .capacity = ws->capacity,
         .output = net->output,
@@ -157,7 +158,7 @@ void mlp_free(mlp *net) {
         trainer_free(net->solo); /* uses the work buffers and context freed below */
         workspace_free(net, &net->ws);
         void *buffers[] = {net->params, net->grad, net->hess, net->act, net->slope, net->active,
-                           net->counters, net->loss_slot, net->error_slot, net->segments};
+                           net->counters, net->loss_slot, net->error_slot, net->segments, net->offsets};
         for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) free_on(net, buffers[i]);
         if (net->ctx) net->be->context_free(net->ctx);
     }
@@ -239,7 +240,19 @@ sdagd_status mlp_create(mlp **out, const mlp_config *c) {
     ALLOC(loss_slot, sizeof(double));
     ALLOC(error_slot, sizeof(int64_t));
     ALLOC(segments, 2 * (size_t)c->n_layers * sizeof(double));
+    ALLOC(offsets, (2 * (size_t)c->n_layers + 1) * sizeof(size_t));
 #undef ALLOC
+    size_t *offsets = malloc((2 * (size_t)c->n_layers + 1) * sizeof(size_t));
+    if (!offsets && st == SDAGD_OK) st = sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
+    if (st == SDAGD_OK) {
+        for (int l = 0; l < c->n_layers; l++) {
+            offsets[l] = net->w_off[l];
+            offsets[c->n_layers + l] = net->b_off[l];
+        }
+        offsets[2 * c->n_layers] = p;
+        st = be->upload(net->ctx, net->offsets, offsets, (2 * (size_t)c->n_layers + 1) * sizeof(size_t));
+    }
+    free(offsets);
     if (st == SDAGD_OK) st = be->zero(net->ctx, net->params, p * sizeof(float));
     if (st == SDAGD_OK) st = be->upload(net->ctx, net->act, &act, sizeof act);
     if (st == SDAGD_OK) st = be->upload(net->ctx, net->slope, &slope, sizeof slope);

@@ -231,6 +231,9 @@ void trainer_free(trainer *t); /* accepts NULL */
 sdagd_status trainer_epoch(trainer *t, const sdagd_dataset *ds, int batch_size, const uint64_t *seeds,
                            const int64_t *epochs, train_stats *stats, sdagd_poll_fn poll, void *poll_ctx);
 
+/* The message train_epoch fails with, for a network whose stats say it diverged. */
+void train_divergence_message(char *buf, size_t size, const optimizer *opt, const train_stats *stats);
+
 /* The permutation train_epoch uses: perm (N) for (seed, epoch), Fisher-Yates. */
 sdagd_status sdagd_shuffle_order(int64_t *perm, int64_t N, uint64_t seed, int64_t epoch);
 

@@ -10,6 +10,7 @@
  * over the networks), copied in at creation and written back after every call.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -506,13 +507,19 @@ sdagd_status trainer_epoch(trainer *t, const sdagd_dataset *ds, int batch_size, 
 
 /* ---- one network ------------------------------------------------------------------------ */
 
-static void divergence_message(const optimizer *opt, const train_stats *s) {
+void train_divergence_message(char *buf, size_t size, const optimizer *opt, const train_stats *s) {
     if (s->diverged == SDAGD_DIVERGED_LOSS)
-        sdagd_fail(SDAGD_ERR_NONFINITE, "%s diverged: the batch loss is %g at step %lld",
-                   optimizer_name(opt->config.kind), s->diverged_loss, (long long)s->diverged_step);
+        snprintf(buf, size, "%s diverged: the batch loss is %g at step %lld", optimizer_name(opt->config.kind),
+                 s->diverged_loss, (long long)s->diverged_step);
     else
-        sdagd_fail(SDAGD_ERR_NONFINITE, "%s diverged: parameters became NaN or inf by step %lld",
-                   optimizer_name(opt->config.kind), (long long)s->diverged_step);
+        snprintf(buf, size, "%s diverged: parameters became NaN or inf by step %lld",
+                 optimizer_name(opt->config.kind), (long long)s->diverged_step);
+}
+
+static sdagd_status divergence_status(const optimizer *opt, const train_stats *s) {
+    char message[256];
+    train_divergence_message(message, sizeof message, opt, s);
+    return sdagd_fail(SDAGD_ERR_NONFINITE, "%s", message);
 }
 
 /* The network's trainer for this optimizer, kept between calls. */
@@ -536,10 +543,7 @@ sdagd_status train_epoch(mlp *net, optimizer *opt, const sdagd_dataset *ds, int 
     if (st != SDAGD_OK) return st;
     stats->diverged = 0;
     st = trainer_epoch(t, ds, batch_size, &seed, &epoch, stats, poll, poll_ctx);
-    if (st == SDAGD_OK && stats->diverged) {
-        divergence_message(opt, stats);
-        return SDAGD_ERR_NONFINITE;
-    }
+    if (st == SDAGD_OK && stats->diverged) return divergence_status(opt, stats);
     return st;
 }
 
@@ -567,9 +571,6 @@ sdagd_status train_step(mlp *net, optimizer *opt, const float *X, const int32_t 
     }
     if (st == SDAGD_OK) st = end_epoch(t, stats);
     if (st == SDAGD_OK) st = check_parameters(t, stats);
-    if (st == SDAGD_OK && stats->diverged) {
-        divergence_message(opt, stats);
-        return SDAGD_ERR_NONFINITE;
-    }
+    if (st == SDAGD_OK && stats->diverged) return divergence_status(opt, stats);
     return st;
 }

@@ -6,7 +6,8 @@ experiments of Tan & Lim, on a C core.
 >>> net.n_params
 1047210
 
-Main entry points: :class:`sdagd.MLP`, :mod:`sdagd.optim`, :func:`sdagd.datasets.load_mnist`.
+Main entry points: :class:`sdagd.MLP`, :func:`sdagd.fit_many`, :mod:`sdagd.optim`,
+:func:`sdagd.datasets.load_mnist`.
 """
 import os as _os
 
@@ -36,9 +37,10 @@ if _os.path.exists(_cuda_library):
 from . import datasets, optim  # noqa: E402
 from .history import History  # noqa: E402
 from .mlp import MLP, DeviceError, DivergenceError, Evaluation  # noqa: E402
+from .many import fit_many  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["MLP", "History", "Evaluation", "DivergenceError", "DeviceError", "optim", "datasets",
+__all__ = ["MLP", "fit_many", "History", "Evaluation", "DivergenceError", "DeviceError", "optim", "datasets",
            "set_num_threads", "get_num_threads", "blas_info", "device_available"]
 
 

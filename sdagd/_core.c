@@ -920,6 +920,14 @@ static PyObject *Trainer_epoch(TrainerObject *self, PyObject *args, PyObject *kw
     result = PyList_New(K);
     for (int k = 0; result && k < K; k++) {
         PyObject *d = stats_dict(&stats[k], self->n_layers);
+        if (d && stats[k].diverged) { /* the same words fit() raises with */
+            char message[256];
+            train_divergence_message(message, sizeof message,
+                                     ((OptimizerObject *)PyTuple_GET_ITEM(self->opts, k))->opt, &stats[k]);
+            PyObject *text = PyUnicode_FromString(message);
+            if (!text || PyDict_SetItemString(d, "message", text) < 0) Py_CLEAR(d);
+            Py_XDECREF(text);
+        }
         if (!d) Py_CLEAR(result);
         else PyList_SET_ITEM(result, k, d);
     }

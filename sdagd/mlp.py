@@ -308,33 +308,17 @@ class MLP:
         self._require_optimizer(optimizer)
         X = _as_inputs(X, self.sizes[0])
         y = _as_labels(y, X.shape[0], self.sizes[-1])
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if validation_data is not None:
-            if len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (X_val, y_val)")
-            X_val = _as_inputs(validation_data[0], self.sizes[0], "X_val")
-            y_val = _as_labels(validation_data[1], X_val.shape[0], self.sizes[-1], "y_val")
-            bad = ~np.isfinite(X_val)  # checked now, not after an epoch of training
-            if bad.any():
-                raise ValueError(f"X_val contains NaN or inf (first at flat index {np.flatnonzero(bad)[0]})")
+        X_val, y_val, report = _check_fit_arguments(self, epochs, batch_size, validation_data, progress, on_divergence)
         seed = self._config["seed"] if seed is None else seed
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
             raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-        if on_divergence not in ("raise", "stop"):
-            raise ValueError(f"on_divergence must be 'raise' or 'stop', got {on_divergence!r}")
-        report = _print_epoch if progress is True else (progress or None)
-        if report is not None and not callable(report):
-            raise TypeError("progress must be True, False or a callable taking the epoch record")
 
         core_opt = optimizer._bind(self._net)  # binds: only once the arguments are good
         history = History()
         if int(epochs) == 0:
             return history
         data = _core.Dataset(self._net, X, y)  # on the network's device, once for the whole fit
-        val_data = _core.Dataset(self._net, X_val, y_val) if validation_data is not None else None
+        val_data = _core.Dataset(self._net, X_val, y_val) if X_val is not None else None
         for _ in range(int(epochs)):
             epoch = self.epochs_trained + 1
             start = time.perf_counter()
@@ -406,6 +390,30 @@ class MLP:
         optimizer = from_config(saved["config"])
         optimizer.load_state_dict({"config": saved["config"], "state": opt_state, "step": saved["step"]}, net)
         return net, optimizer
+
+
+def _check_fit_arguments(net, epochs, batch_size, validation_data, progress, on_divergence):
+    """Checks fit's (and fit_many's) arguments before any work: returns the validation arrays
+    (or None, None) and the per-epoch reporter (or None)."""
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    X_val = y_val = None
+    if validation_data is not None:
+        if len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (X_val, y_val)")
+        X_val = _as_inputs(validation_data[0], net.sizes[0], "X_val")
+        y_val = _as_labels(validation_data[1], X_val.shape[0], net.sizes[-1], "y_val")
+        bad = ~np.isfinite(X_val)  # checked now, not after an epoch of training
+        if bad.any():
+            raise ValueError(f"X_val contains NaN or inf (first at flat index {np.flatnonzero(bad)[0]})")
+    if on_divergence not in ("raise", "stop"):
+        raise ValueError(f"on_divergence must be 'raise' or 'stop', got {on_divergence!r}")
+    report = _print_epoch if progress is True else (progress or None)
+    if report is not None and not callable(report):
+        raise TypeError("progress must be True, False or a callable taking the epoch record")
+    return X_val, y_val, report
 
 
 def _print_epoch(record):

@@ -394,51 +394,10 @@ static sdagd_status cpu_backward(void *ctx, const backward_args *a) {
 
 /* ---- the optimizer -------------------------------------------------------------------- */
 
-static int needs_hessian(const optim_hyper *h, int64_t step) {
-    if (h->kind == OPT_SDLM) return 1;
-    return h->kind == OPT_SDAGD && step % h->hessian_every == 0;
-}
-
 static sdagd_status cpu_prepare(void *ctx, const prepare_args *a) {
     (void)ctx;
-    const group_view *g = a->g;
-    int L = g->n_layers;
-    for (int k = 0; k < g->K; k++) {
-        if (!isfinite(a->loss[(size_t)k * a->window + (size_t)*a->slot])) g->active[k] = 0;
-        if (!g->active[k]) continue;
-        const optim_hyper *h = &a->hyper[k];
-        const double *seg = a->segments + (size_t)k * 2 * L;
-        int64_t step = a->step[k];
-        step_coef *c = &a->coef[k];
-        c->fresh_hessian = needs_hessian(h, step);
-        c->first = step == 0;
-        if (h->kind == OPT_ADAM) { /* torch's bias corrections, in double */
-            double t = (double)(step + 1);
-            c->step_size = (float)(h->lr / (1.0 - pow(h->beta1, t)));
-            c->inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow(h->beta2, t)));
-        }
-        for (int l = 0; l < L; l++) {
-            double n_w = (double)(g->b_off[l] - g->w_off[l]);
-            a->grad_sq[(size_t)k * L + l] += seg[2 * l] / n_w;
-        }
-        if (h->kind != OPT_SDAGD) continue;
-        net_stats *st = &a->stats[k];
-        double total = 0.0;
-        for (int i = 0; i < 2 * L; i++) total += seg[i];
-        int groups = h->norm == NORM_GLOBAL ? 1 : L;
-        for (int grp = 0; grp < groups; grp++) {
-            double sq = h->norm == NORM_GLOBAL ? total : seg[2 * grp] + seg[2 * grp + 1];
-            double mu = sqrt(sq) / h->radius;
-            if (h->norm == NORM_GLOBAL)
-                for (int l = 0; l < L; l++) a->mu[(size_t)k * L + l] = (float)mu;
-            else
-                a->mu[(size_t)k * L + grp] = (float)mu;
-            st->mu_sum += mu;
-            if (st->mu_count == 0 || mu < st->mu_min) st->mu_min = mu;
-            if (st->mu_count == 0 || mu > st->mu_max) st->mu_max = mu;
-            st->mu_count++;
-        }
-    }
+    prepare_job job = prepare_job_of(a);
+    for (int k = 0; k < a->g->K; k++) prepare_network(job, k);
     return SDAGD_OK;
 }
 
@@ -447,15 +406,6 @@ typedef struct {
     size_t chunks_per_net;      /* sum over layers of ceil(layer size / CHUNK) */
     int pass;                   /* 0: squared SDAGD step lengths (max_step); 1: the update */
 } update_job;
-
-/* The curvature an SDAGD update uses, with its options: fresh h (scaled), kept for later
- * steps (hessian_every > 1) or averaged (average); state0 always holds what is in use. */
-static inline float sdagd_curvature(const optim_hyper *h, const step_coef *c, float fresh, float *kept) {
-    if (!c->fresh_hessian) return *kept;
-    float v = fresh * h->hessian_scale;
-    *kept = h->average ? running_average(*kept, v, h->gamma, c->first) : v;
-    return *kept;
-}
 
 /* Chunk `chunk` of network k's slab: its layer and range. */
 static int chunk_range(const group_view *g, size_t chunk, size_t *lo, size_t *hi) {
@@ -477,9 +427,7 @@ static double sdagd_step_sq_range(const optim_hyper *h, const step_coef *c, cons
                                   const float *kept, float mu, size_t lo, size_t hi) {
     double total = 0.0;
     for (size_t i = lo; i < hi; i++) {
-        float hv = c->fresh_hessian ? fresh[i] * h->hessian_scale : kept[i];
-        if (c->fresh_hessian && h->average) hv = running_average(kept[i], hv, h->gamma, c->first);
-        double s = sdagd_step(g_[i], mu, hv, h->eps);
+        double s = sdagd_step(g_[i], mu, sdagd_curvature_peek(h, c, fresh ? fresh[i] : 0.0f, kept[i]), h->eps);
         total += s * s;
     }
     return total;
@@ -498,7 +446,7 @@ static int64_t update_range(const optim_hyper *h, const step_coef *c, float *the
         break;
     case OPT_SDAGD:
         for (size_t i = lo; i < hi; i++) {
-            float hv = sdagd_curvature(h, c, fresh[i], &s0[i]);
+            float hv = sdagd_curvature(h, c, fresh ? fresh[i] : 0.0f, &s0[i]);
             theta[i] = sdagd_update(theta[i], g_[i], mu, hv, h->eps, scale);
             phase1 += mu > hv;
         }
@@ -547,11 +495,8 @@ static void update_task(void *p, int task) {
             sdagd_step_sq_range(h, c, gr, fresh, s0, mu, lo, hi);
         return;
     }
-    float scale = 1.0f;
-    if (h->kind == OPT_SDAGD && h->max_step > 0.0) {
-        double len = sqrt(a->step_sq[(size_t)k * L + (h->norm == NORM_GLOBAL ? 0 : l)]);
-        if (len > h->max_step) scale = (float)(h->max_step / len);
-    }
+    int capped = h->kind == OPT_SDAGD && h->max_step > 0.0;
+    float scale = capped ? max_step_scale(h, a->step_sq[(size_t)k * L + (h->norm == NORM_GLOBAL ? 0 : l)]) : 1.0f;
     int64_t phase1 = update_range(h, c, theta, gr, fresh, s0, s1, mu, scale, lo, hi);
     if (phase1) add_count(&a->stats[k].phase1, phase1);
 }

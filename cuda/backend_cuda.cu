@@ -1,0 +1,770 @@
+/*
+ * The CUDA backend: the operations of csrc/backend.h on an NVIDIA GPU, built as its own
+ * shared library (libsdagd_cuda.so) that the core loads only when a CUDA device is asked for.
+ *
+ * - Matrix products go through cuBLAS in plain FP32 (CUBLAS_DEFAULT_MATH: no TF32 unless the
+ *   user opts in with SDAGD_CUDA_TF32=1). cuBLAS is column-major and the core row-major:
+ *   gemm() below swaps the operands (C^T = op(B)^T op(A)^T), so no data is transposed.
+ * - K networks of one shape run as strided-batched GEMMs and as one launch of each
+ *   elementwise kernel over all K slabs (gridDim.y = network).
+ * - Per-element formulas come from csrc/kernels.h, shared with the CPU backend.
+ * - Every floating-point reduction is summed in a fixed order (per-block partials, then one
+ *   block per network): the same seed gives the same bits on the same GPU. Only integer
+ *   counters use atomics.
+ * - Nothing in a step talks to the host: the batch offset, the loss slot and the step counts
+ *   live in device memory, so one step can be recorded as a CUDA graph and replayed
+ *   (SDAGD_CUDA_GRAPHS=0 turns that off, for comparison).
+ *
+ * Naming: *_kernel is a kernel; the host function of the same stem launches it.
+ */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "kernels.h"
+
+#define EXPORT extern "C" __attribute__((visibility("default")))
+
+#define THREADS 256
+static const size_t MAX_BLOCKS_PER_NET = 1024;
+static const int MAX_NETS = 65535;
+enum { MAX_RECORDED = 16 };
+static const size_t WORKSPACE_BYTES = (size_t)32 << 20;
+
+static sdagd_status (*fail)(sdagd_status, const char *, ...); /* the core's, from the entry point */
+
+static sdagd_status cuda_ok(cudaError_t err, const char *what) {
+    if (err == cudaSuccess) return SDAGD_OK;
+    return fail(SDAGD_ERR_DEVICE, "CUDA error in %s: %s", what, cudaGetErrorString(err));
+}
+
+static sdagd_status blas_ok(cublasStatus_t st, const char *what) {
+    if (st == CUBLAS_STATUS_SUCCESS) return SDAGD_OK;
+    return fail(SDAGD_ERR_DEVICE, "cuBLAS error in %s: %s", what, cublasGetStatusString(st));
+}
+
+/* After a launch: its configuration error, if any (a kernel's own failure shows at the next
+ * synchronisation, which every download is). */
+static sdagd_status launched(const char *what) { return cuda_ok(cudaGetLastError(), what); }
+
+/* ---- context and memory --------------------------------------------------------------- */
+
+typedef struct {
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *workspace;   /* cuBLAS's own, so that it never allocates while a step is recorded */
+    uint8_t *flags;    /* all_finite's per-network results */
+    size_t flag_capacity;
+} cuda_ctx;
+
+static void cuda_context_free(void *p) {
+    cuda_ctx *c = (cuda_ctx *)p;
+    if (!c) return;
+    if (c->blas) cublasDestroy(c->blas);
+    if (c->workspace) cudaFree(c->workspace);
+    if (c->flags) cudaFree(c->flags);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    free(c);
+}
+
+static sdagd_status device_present(void) {
+    /* The runtime says "driver version is insufficient" also when there is no driver at all. */
+    void *driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!driver) return fail(SDAGD_ERR_DEVICE, "no NVIDIA driver is installed here (libcuda.so.1 not found); use device='cpu'");
+    dlclose(driver);
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err == cudaErrorInsufficientDriver)
+        return fail(SDAGD_ERR_DEVICE, "the NVIDIA driver is older than the CUDA %d.%d runtime sdagd was built with; "
+                    "update the driver or rebuild sdagd with an older CUDA toolkit", CUDART_VERSION / 1000,
+                    CUDART_VERSION % 1000 / 10);
+    if (err == cudaErrorNoDevice || err == cudaErrorInitializationError || err == cudaErrorStubLibrary)
+        return fail(SDAGD_ERR_DEVICE, "the CUDA driver found no usable GPU (%s); use device='cpu'", cudaGetErrorString(err));
+    if (err != cudaSuccess) return cuda_ok(err, "cudaGetDeviceCount");
+    if (count < 1) return fail(SDAGD_ERR_DEVICE, "the CUDA driver found no GPU; use device='cpu'");
+    return SDAGD_OK;
+}
+
+static sdagd_status cuda_context_create(void **out) {
+    *out = NULL;
+    sdagd_status st = device_present();
+    if (st != SDAGD_OK) return st;
+    cuda_ctx *c = (cuda_ctx *)calloc(1, sizeof *c);
+    if (!c) return fail(SDAGD_ERR_NOMEM, "out of memory");
+    st = cuda_ok(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    if (st == SDAGD_OK) st = blas_ok(cublasCreate(&c->blas), "cublasCreate");
+    if (st == SDAGD_OK) st = blas_ok(cublasSetStream(c->blas, c->stream), "cublasSetStream");
+    if (st == SDAGD_OK) st = cuda_ok(cudaMalloc(&c->workspace, WORKSPACE_BYTES), "cudaMalloc (cuBLAS workspace)");
+    if (st == SDAGD_OK) st = blas_ok(cublasSetWorkspace(c->blas, c->workspace, WORKSPACE_BYTES), "cublasSetWorkspace");
+    const char *tf32 = getenv("SDAGD_CUDA_TF32");
+    cublasMath_t math = tf32 && strcmp(tf32, "1") == 0 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+    if (st == SDAGD_OK) st = blas_ok(cublasSetMathMode(c->blas, math), "cublasSetMathMode");
+    if (st != SDAGD_OK) {
+        cuda_context_free(c);
+        return st;
+    }
+    *out = c;
+    return SDAGD_OK;
+}
+
+static cudaStream_t stream_of(void *ctx) { return ((cuda_ctx *)ctx)->stream; }
+
+static sdagd_status cuda_alloc(void *ctx, void **p, size_t bytes) {
+    (void)ctx;
+    *p = NULL;
+    cudaError_t err = cudaMalloc(p, bytes);
+    if (err == cudaErrorMemoryAllocation) {
+        cudaGetLastError(); /* clear it: the context stays usable */
+        return fail(SDAGD_ERR_NOMEM, "out of GPU memory (%zu bytes)", bytes);
+    }
+    return cuda_ok(err, "cudaMalloc");
+}
+
+static void cuda_dealloc(void *ctx, void *p) {
+    (void)ctx;
+    if (p) cudaFree(p);
+}
+
+static sdagd_status cuda_sync(void *ctx) {
+    return cuda_ok(cudaStreamSynchronize(stream_of(ctx)), "a kernel or copy on the GPU");
+}
+
+/* Host buffers may be freed as soon as these return, so they wait for the copy. */
+static sdagd_status cuda_upload(void *ctx, void *dst, const void *src, size_t bytes) {
+    sdagd_status st = cuda_ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_of(ctx)), "upload");
+    return st == SDAGD_OK ? cuda_sync(ctx) : st;
+}
+
+static sdagd_status cuda_download(void *ctx, void *dst, const void *src, size_t bytes) {
+    sdagd_status st = cuda_ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_of(ctx)), "download");
+    return st == SDAGD_OK ? cuda_sync(ctx) : st;
+}
+
+static sdagd_status cuda_copy(void *ctx, void *dst, const void *src, size_t bytes) {
+    return cuda_ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_of(ctx)), "copy");
+}
+
+static sdagd_status cuda_zero(void *ctx, void *dst, size_t bytes) {
+    return cuda_ok(cudaMemsetAsync(dst, 0, bytes, stream_of(ctx)), "memset");
+}
+
+/* ---- launch geometry ------------------------------------------------------------------- */
+
+static sdagd_status check_nets(int K) {
+    if (K > MAX_NETS) return fail(SDAGD_ERR_ARG, "the CUDA backend trains at most %d networks at once, got %d", MAX_NETS, K);
+    return SDAGD_OK;
+}
+
+/* Blocks along x for `work` elements of one network, covered by grid-stride loops. */
+static unsigned blocks_for(size_t work) {
+    size_t blocks = (work + THREADS - 1) / THREADS;
+    return (unsigned)(blocks < 1 ? 1 : blocks > MAX_BLOCKS_PER_NET ? MAX_BLOCKS_PER_NET : blocks);
+}
+
+static dim3 grid_for(size_t work, int K) { return dim3(blocks_for(work), (unsigned)K); }
+
+#define GRID_STRIDE(i, n) \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
+/* Sum of a block's values in a fixed order (a tree over threadIdx): deterministic. */
+template <typename T>
+__device__ T block_sum(T v) {
+    __shared__ T shared[THREADS];
+    shared[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned width = THREADS / 2; width > 0; width /= 2) {
+        if (threadIdx.x < width) shared[threadIdx.x] += shared[threadIdx.x + width];
+        __syncthreads();
+    }
+    T total = shared[0];
+    __syncthreads(); /* shared is reused by the next call */
+    return total;
+}
+
+/* ---- GEMM -------------------------------------------------------------------------------- */
+
+/* Row-major C (M, N) = alpha op(A) op(B) + beta C for `count` networks whose matrices lie
+ * sa, sb, sc elements apart. cuBLAS sees the row-major matrices as their transposes, so it
+ * computes C^T = op(B)^T op(A)^T: the operands and the sizes M, N swap places. */
+static sdagd_status gemm(void *ctx, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                         size_t sa, const float *B, int ldb, size_t sb, float beta, float *C, int ldc, size_t sc,
+                         int count) {
+    cublasHandle_t h = ((cuda_ctx *)ctx)->blas;
+    cublasOperation_t op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (count == 1)
+        return blas_ok(cublasSgemm(h, op_b, op_a, N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc), "cublasSgemm");
+    return blas_ok(cublasSgemmStridedBatched(h, op_b, op_a, N, M, K, &alpha, B, ldb, (long long)sb, A, lda,
+                                             (long long)sa, &beta, C, ldc, (long long)sc, count),
+                   "cublasSgemmStridedBatched");
+}
+
+/* ---- gather -------------------------------------------------------------------------------- */
+
+__global__ void gather_kernel(int B, int n0, const float *X, const int32_t *labels, const int32_t *perm,
+                              size_t perm_stride, const int64_t *start, float *x, float *x_sq, int32_t *y,
+                              size_t x_stride, size_t y_stride, const uint8_t *active) {
+    int k = blockIdx.y;
+    if (!active[k]) return;
+    int64_t first = *start;
+    GRID_STRIDE(i, (size_t)B * n0) {
+        int r = (int)(i / n0), c = (int)(i % n0);
+        int64_t src = perm ? perm[(size_t)k * perm_stride + first + r] : first + r;
+        float v = X[(size_t)src * n0 + c];
+        x[(size_t)k * x_stride + i] = v;
+        if (x_sq) x_sq[(size_t)k * x_stride + i] = v * v;
+        if (labels && c == 0) y[(size_t)k * y_stride + r] = labels[src];
+    }
+}
+
+static sdagd_status cuda_gather(void *ctx, const gather_args *a) {
+    const group_view *g = a->g;
+    sdagd_status st = check_nets(g->K);
+    if (st != SDAGD_OK) return st;
+    int n0 = g->sizes[0];
+    gather_kernel<<<grid_for((size_t)a->B * n0, g->K), THREADS, 0, stream_of(ctx)>>>(
+        a->B, n0, a->X, a->labels, a->perm, a->perm_stride, a->start, g->x, a->want_sq ? g->x_sq : NULL, g->y,
+        g->x_stride, g->y_stride, g->active);
+    return launched("gather");
+}
+
+/* ---- forward ------------------------------------------------------------------------------- */
+
+/* Bias, activation, h o h and the diagnostics of a hidden layer's (B, n) output. */
+__global__ void hidden_epilogue_kernel(int B, int n, float *out, float *out_sq, size_t out_stride, const float *bias,
+                                       size_t p_stride, const int32_t *act, const float *slope,
+                                       const uint8_t *active, int64_t *saturated, size_t saturated_stride,
+                                       uint8_t *ever, size_t ever_stride) {
+    int k = blockIdx.y;
+    if (!active[k]) return; /* block-uniform: block_sum below is reached by all threads or none */
+    int code = act[k];
+    float s = slope[k];
+    const float *b = bias + (size_t)k * p_stride;
+    float *o = out + (size_t)k * out_stride;
+    unsigned long long count = 0;
+    GRID_STRIDE(i, (size_t)B * n) {
+        int c = (int)(i % n);
+        float v = activation_value(code, s, o[i] + b[c]);
+        o[i] = v;
+        if (out_sq) out_sq[(size_t)k * out_stride + i] = v * v;
+        count += activation_saturated(code, v);
+        if (ever && v > 0.0f) ever[(size_t)k * ever_stride + c] = 1; /* only ever set: same value from every row */
+    }
+    if (saturated) {
+        unsigned long long total = block_sum(count);
+        if (threadIdx.x == 0 && total)
+            atomicAdd((unsigned long long *)&saturated[(size_t)k * saturated_stride], total);
+    }
+}
+
+/* Bias and the output activation, one thread per row (softmax needs the row). */
+__global__ void output_epilogue_kernel(int B, int n, float *out, size_t out_stride, const float *bias, size_t p_stride,
+                                       float *pre, size_t pre_stride, int output, const uint8_t *active) {
+    int k = blockIdx.y;
+    if (!active[k]) return;
+    const float *b = bias + (size_t)k * p_stride;
+    GRID_STRIDE(r, (size_t)B) {
+        float *row = out + (size_t)k * out_stride + r * n;
+        for (int c = 0; c < n; c++) {
+            row[c] += b[c];
+            if (pre) pre[(size_t)k * pre_stride + r * n + c] = row[c];
+        }
+        if (output == ACT_SOFTMAX)
+            softmax_row(row, n);
+        else
+            for (int c = 0; c < n; c++) row[c] = activation_value(output, 0.0f, row[c]);
+    }
+}
+
+static sdagd_status cuda_forward(void *ctx, const forward_args *a) {
+    const group_view *g = a->g;
+    sdagd_status st = check_nets(g->K);
+    if (st != SDAGD_OK) return st;
+    int l = a->layer, B = a->B, n_in = g->sizes[l], n_out = g->sizes[l + 1], K = g->K;
+    float *out = g->h + g->h_off[l];
+    /* a (B, n_out) = in (B, n_in) W^T */
+    st = gemm(ctx, 0, 1, B, n_out, n_in, 1.0f, a->in, n_in, a->in_stride, a->params.p + g->w_off[l], n_in,
+              a->params.stride, 0.0f, out, n_out, g->h_stride, K);
+    if (st != SDAGD_OK) return st;
+    const float *bias = a->params.p + g->b_off[l];
+    if (l == g->n_layers - 1) {
+        output_epilogue_kernel<<<grid_for((size_t)B, K), THREADS, 0, stream_of(ctx)>>>(
+            B, n_out, out, g->h_stride, bias, a->params.stride, g->loss == LOSS_CE ? g->pre : NULL, g->pre_stride,
+            g->output, g->active);
+        return launched("output layer");
+    }
+    /* network k's counter for layer l is saturated[k L + l] */
+    hidden_epilogue_kernel<<<grid_for((size_t)B * n_out, K), THREADS, 0, stream_of(ctx)>>>(
+        B, n_out, out, a->want_sq ? g->h_sq + g->h_off[l] : NULL, g->h_stride, bias, a->params.stride, g->act,
+        g->slope, g->active, a->saturated ? a->saturated + l : NULL, (size_t)g->n_layers,
+        a->ever_active ? a->ever_active + a->active_offset : NULL, a->active_stride);
+    return launched("hidden layer");
+}
+
+/* ---- loss and output delta ------------------------------------------------------------------ */
+
+/* One block per network: each thread takes rows r = threadIdx.x, + THREADS, ...; the loss and
+ * the misclassified count are summed over the block in a fixed order. */
+__global__ void loss_kernel(int B, int n, const float *Y, size_t y_stride, const float *pre, size_t pre_stride,
+                            const int32_t *labels, size_t label_stride, int loss, int output, float *delta, float *s,
+                            size_t d_stride, int want_delta, int want_s, double *loss_out, int64_t *errors_out,
+                            int window, const int64_t *slot, const uint8_t *active) {
+    int k = blockIdx.x;
+    if (!active[k]) return;
+    double total = 0.0;
+    long long wrong = 0;
+    for (int r = threadIdx.x; r < B; r += blockDim.x) {
+        const float *y = Y + (size_t)k * y_stride + (size_t)r * n;
+        int label = labels[(size_t)k * label_stride + r], miss;
+        total += row_loss(loss, y, pre ? pre + (size_t)k * pre_stride + (size_t)r * n : NULL, n, label, &miss);
+        wrong += miss;
+        if (!want_delta) continue;
+        for (int j = 0; j < n; j++) {
+            float d, c;
+            output_delta_value(output, loss, y[j], j == label ? 1.0f : 0.0f, &d, &c);
+            delta[(size_t)k * d_stride + (size_t)r * n + j] = d;
+            if (want_s) s[(size_t)k * d_stride + (size_t)r * n + j] = c;
+        }
+    }
+    total = block_sum(total);
+    wrong = block_sum(wrong);
+    if (threadIdx.x == 0) {
+        size_t at = (size_t)k * window + (size_t)*slot;
+        loss_out[at] = total;
+        errors_out[at] = wrong;
+    }
+}
+
+static sdagd_status cuda_loss(void *ctx, const loss_args *a) {
+    const group_view *g = a->g;
+    sdagd_status st = check_nets(g->K);
+    if (st != SDAGD_OK) return st;
+    int L = g->n_layers, n = g->sizes[L];
+    loss_kernel<<<g->K, THREADS, 0, stream_of(ctx)>>>(
+        a->B, n, g->h + g->h_off[L - 1], g->h_stride, g->loss == LOSS_CE ? g->pre : NULL, g->pre_stride, g->y,
+        g->y_stride, g->loss, g->output, g->delta[0], a->want_s ? g->s[0] : NULL, g->d_stride, a->want_delta,
+        a->want_s, a->loss, a->errors, a->window, a->slot, g->active);
+    return launched("loss");
+}
+
+/* ---- backward ------------------------------------------------------------------------------ */
+
+/* dst[c] = scale * sum_r M[r, c], rows in order, as the CPU backend sums them. */
+__global__ void column_sums_kernel(int B, int n, const float *M, size_t m_stride, float *dst, size_t dst_stride,
+                                   float scale, const uint8_t *active) {
+    int k = blockIdx.y;
+    if (!active[k]) return;
+    GRID_STRIDE(c, (size_t)n) {
+        float sum = 0.0f;
+        for (int r = 0; r < B; r++) sum += M[(size_t)k * m_stride + (size_t)r * n + c];
+        dst[(size_t)k * dst_stride + c] = sum * scale;
+    }
+}
+
+__global__ void square_kernel(size_t n, const float *src, size_t src_stride, float *dst, size_t dst_stride,
+                              const uint8_t *active) {
+    int k = blockIdx.y;
+    if (!active[k]) return;
+    GRID_STRIDE(i, n) {
+        float v = src[(size_t)k * src_stride + i];
+        dst[(size_t)k * dst_stride + i] = v * v;
+    }
+}
+
+/* delta *= f'(a), s *= f'(a)^2, with f' read from the layer's output h. */
+__global__ void activation_backward_kernel(size_t n, const float *h, size_t h_stride, float *delta, float *s,
+                                           size_t d_stride, const int32_t *act, const float *slope,
+                                           const uint8_t *active) {
+    int k = blockIdx.y;
+    if (!active[k]) return;
+    int code = act[k];
+    float sl = slope[k];
+    GRID_STRIDE(i, n) {
+        float d = activation_slope(code, sl, h[(size_t)k * h_stride + i]);
+        delta[(size_t)k * d_stride + i] *= d;
+        if (s) s[(size_t)k * d_stride + i] *= d * d;
+    }
+}
+
+/* Sums of squares of n values per network, in double: per-block partials ... */
+__global__ void sum_squares_partial_kernel(size_t n, const float *x, size_t x_stride, double *partials,
+                                           size_t partial_stride, const uint8_t *active) {
+    int k = blockIdx.y;
+    if (!active[k]) return;
+    double sum = 0.0;
+    GRID_STRIDE(i, n) {
+        double v = x[(size_t)k * x_stride + i];
+        sum += v * v;
+    }
+    sum = block_sum(sum);
+    if (threadIdx.x == 0) partials[(size_t)k * partial_stride + blockIdx.x] = sum;
+}
+
+/* ... then one block per network adds its partials in order. */
+__global__ void sum_partials_kernel(int count, const double *partials, size_t partial_stride, double *out,
+                                    size_t out_stride, const uint8_t *active) {
+    int k = blockIdx.x;
+    if (!active[k]) return;
+    double sum = 0.0;
+    for (int i = threadIdx.x; i < count; i += blockDim.x) sum += partials[(size_t)k * partial_stride + i];
+    sum = block_sum(sum);
+    if (threadIdx.x == 0) out[(size_t)k * out_stride] = sum;
+}
+
+/* out[k * out_stride] = sum of squares of x[k * x_stride .. + n), for every active network. */
+static sdagd_status sum_of_squares(void *ctx, const group_view *g, size_t n, const float *x, size_t x_stride,
+                                   double *out, size_t out_stride) {
+    unsigned blocks = blocks_for(n);
+    if (blocks > g->partials_stride) blocks = (unsigned)g->partials_stride;
+    sum_squares_partial_kernel<<<dim3(blocks, g->K), THREADS, 0, stream_of(ctx)>>>(n, x, x_stride, g->partials,
+                                                                                   g->partials_stride, g->active);
+    sdagd_status st = launched("sum of squares");
+    if (st != SDAGD_OK) return st;
+    sum_partials_kernel<<<g->K, THREADS, 0, stream_of(ctx)>>>((int)blocks, g->partials, g->partials_stride, out,
+                                                              out_stride, g->active);
+    return launched("sum of partials");
+}
+
+static sdagd_status cuda_backward(void *ctx, const backward_args *a) {
+    const group_view *g = a->g;
+    sdagd_status st = check_nets(g->K);
+    if (st != SDAGD_OK) return st;
+    int l = a->layer, B = a->B, n_in = g->sizes[l], n_out = g->sizes[l + 1], K = g->K, L = g->n_layers;
+    int cur = a->cur, other = 1 - cur, curvature = a->hess.p != NULL;
+    float scale = 1.0f / (float)B;
+    cudaStream_t stream = stream_of(ctx);
+    const float *in = l == 0 ? g->x : g->h + g->h_off[l - 1];
+    const float *in_sq = !curvature ? NULL : l == 0 ? g->x_sq : g->h_sq + g->h_off[l - 1];
+    size_t in_stride = l == 0 ? g->x_stride : g->h_stride;
+    const float *W = a->params.p + g->w_off[l];
+    float *dW = a->grad.p + g->w_off[l], *db = a->grad.p + g->b_off[l];
+    /* dW = (1/B) delta^T in, db = mean_rows delta */
+    st = gemm(ctx, 1, 0, n_out, n_in, B, scale, g->delta[cur], n_out, g->d_stride, in, n_in, in_stride, 0.0f, dW, n_in,
+              a->grad.stride, K);
+    if (st != SDAGD_OK) return st;
+    column_sums_kernel<<<grid_for((size_t)n_out, K), THREADS, 0, stream>>>(B, n_out, g->delta[cur], g->d_stride, db,
+                                                                           a->grad.stride, scale, g->active);
+    if ((st = launched("bias gradient")) != SDAGD_OK) return st;
+    if (curvature) { /* hW = (1/B) s^T (in o in), hb = mean_rows s */
+        float *hW = a->hess.p + g->w_off[l], *hb = a->hess.p + g->b_off[l];
+        st = gemm(ctx, 1, 0, n_out, n_in, B, scale, g->s[cur], n_out, g->d_stride, in_sq, n_in, in_stride, 0.0f, hW,
+                  n_in, a->hess.stride, K);
+        if (st != SDAGD_OK) return st;
+        column_sums_kernel<<<grid_for((size_t)n_out, K), THREADS, 0, stream>>>(B, n_out, g->s[cur], g->d_stride, hb,
+                                                                               a->hess.stride, scale, g->active);
+        if ((st = launched("bias curvature")) != SDAGD_OK) return st;
+    }
+    /* the segments' sums of squares, for SDAGD's norms and the diagnostics */
+    st = sum_of_squares(ctx, g, (size_t)n_out * n_in, dW, a->grad.stride, a->segments + 2 * l, 2 * (size_t)L);
+    if (st == SDAGD_OK)
+        st = sum_of_squares(ctx, g, (size_t)n_out, db, a->grad.stride, a->segments + 2 * l + 1, 2 * (size_t)L);
+    if (st != SDAGD_OK || l == 0) return st;
+    /* delta_below = f'(in) * (delta W),  s_below = f'(in)^2 * (s (W o W)) */
+    st = gemm(ctx, 0, 0, B, n_in, n_out, 1.0f, g->delta[cur], n_out, g->d_stride, W, n_in, a->params.stride, 0.0f,
+              g->delta[other], n_in, g->d_stride, K);
+    if (st == SDAGD_OK && curvature) {
+        square_kernel<<<grid_for((size_t)n_out * n_in, K), THREADS, 0, stream>>>(
+            (size_t)n_out * n_in, W, a->params.stride, g->w_sq, g->w_sq_stride, g->active);
+        st = launched("W o W");
+        if (st == SDAGD_OK)
+            st = gemm(ctx, 0, 0, B, n_in, n_out, 1.0f, g->s[cur], n_out, g->d_stride, g->w_sq, n_in, g->w_sq_stride,
+                      0.0f, g->s[other], n_in, g->d_stride, K);
+    }
+    if (st != SDAGD_OK) return st;
+    activation_backward_kernel<<<grid_for((size_t)B * n_in, K), THREADS, 0, stream>>>(
+        (size_t)B * n_in, in, in_stride, g->delta[other], curvature ? g->s[other] : NULL, g->d_stride, g->act,
+        g->slope, g->active);
+    return launched("activation backward");
+}
+
+/* ---- the optimizer ------------------------------------------------------------------------- */
+
+__global__ void prepare_kernel(prepare_job job, int K) {
+    int k = blockIdx.x * blockDim.x + threadIdx.x;
+    if (k < K) prepare_network(job, k);
+}
+
+static sdagd_status cuda_prepare(void *ctx, const prepare_args *a) {
+    int K = a->g->K;
+    prepare_kernel<<<(K + 63) / 64, 64, 0, stream_of(ctx)>>>(prepare_job_of(a), K);
+    return launched("prepare");
+}
+
+/* Everything the update kernels read; pointers are device memory. */
+typedef struct {
+    int L;
+    const size_t *offsets; /* (2L + 1) w_off, b_off, P */
+    float *params, *grad, *hess, *s0, *s1;
+    size_t params_stride, grad_stride, hess_stride, s0_stride, s1_stride;
+    const optim_hyper *hyper;
+    const step_coef *coef;
+    const float *mu;       /* [K][L] */
+    double *step_sq;       /* [K][L] */
+    net_stats *stats;
+    const uint8_t *active;
+    size_t P;
+} update_job;
+
+/* The layer of parameter i (offsets: w_off of each layer, ascending). */
+__device__ int layer_of(const size_t *offsets, int L, size_t i) {
+    int l = 0;
+    while (l + 1 < L && i >= offsets[l + 1]) l++;
+    return l;
+}
+
+/* For max_step: each network's squared SDAGD step length per layer, in two fixed-order stages. */
+__global__ void step_length_partial_kernel(update_job j, double *partials, size_t partial_stride) {
+    int k = blockIdx.y;
+    if (!j.active[k]) return;
+    optim_hyper h = j.hyper[k];
+    if (h.kind != OPT_SDAGD || !(h.max_step > 0.0)) return; /* block-uniform */
+    step_coef c = j.coef[k];
+    const float *g = j.grad + (size_t)k * j.grad_stride;
+    const float *fresh = j.hess ? j.hess + (size_t)k * j.hess_stride : NULL;
+    const float *kept = j.s0 + (size_t)k * j.s0_stride;
+    for (int l = 0; l < j.L; l++) { /* one partial per (block, layer): the layer loop is block-uniform */
+        size_t lo = j.offsets[l], hi = l + 1 < j.L ? j.offsets[l + 1] : j.P;
+        float mu = j.mu[(size_t)k * j.L + l];
+        double sum = 0.0;
+        for (size_t i = lo + (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < hi; i += (size_t)gridDim.x * blockDim.x) {
+            double s = sdagd_step(g[i], mu, sdagd_curvature_peek(&h, &c, fresh ? fresh[i] : 0.0f, kept[i]), h.eps);
+            sum += s * s;
+        }
+        sum = block_sum(sum);
+        if (threadIdx.x == 0) partials[(size_t)k * partial_stride + (size_t)l * gridDim.x + blockIdx.x] = sum;
+    }
+}
+
+__global__ void step_length_total_kernel(update_job j, int blocks, const double *partials, size_t partial_stride) {
+    int k = blockIdx.x;
+    if (!j.active[k]) return;
+    optim_hyper h = j.hyper[k];
+    if (h.kind != OPT_SDAGD || !(h.max_step > 0.0)) return;
+    double global = 0.0;
+    for (int l = 0; l < j.L; l++) {
+        double sum = 0.0;
+        for (int b = threadIdx.x; b < blocks; b += blockDim.x) sum += partials[(size_t)k * partial_stride + (size_t)l * blocks + b];
+        sum = block_sum(sum);
+        global += sum;
+        if (threadIdx.x == 0) j.step_sq[(size_t)k * j.L + l] = h.norm == NORM_GLOBAL ? global : sum;
+    }
+    if (threadIdx.x == 0 && h.norm == NORM_GLOBAL) j.step_sq[(size_t)k * j.L] = global;
+}
+
+/* One optimizer step over every parameter of every active network (ALGORITHMS.md 5). */
+__global__ void update_kernel(update_job j) {
+    int k = blockIdx.y;
+    if (!j.active[k]) return;
+    optim_hyper h = j.hyper[k];
+    step_coef c = j.coef[k];
+    float *theta = j.params + (size_t)k * j.params_stride;
+    const float *g = j.grad + (size_t)k * j.grad_stride;
+    const float *fresh = j.hess ? j.hess + (size_t)k * j.hess_stride : NULL;
+    float *s0 = j.s0 ? j.s0 + (size_t)k * j.s0_stride : NULL, *s1 = j.s1 ? j.s1 + (size_t)k * j.s1_stride : NULL;
+    int capped = h.kind == OPT_SDAGD && h.max_step > 0.0;
+    unsigned long long phase1 = 0;
+    GRID_STRIDE(i, j.P) {
+        int l = layer_of(j.offsets, j.L, i);
+        float mu = j.mu[(size_t)k * j.L + l];
+        switch (h.kind) {
+        case OPT_SGD:
+            theta[i] = h.momentum > 0.0f ? sgd_momentum_update(theta[i], &s0[i], g[i], h.lr, h.momentum)
+                                         : sgd_update(theta[i], g[i], h.lr);
+            break;
+        case OPT_SDAGD: {
+            float scale = capped ? max_step_scale(&h, j.step_sq[(size_t)k * j.L + (h.norm == NORM_GLOBAL ? 0 : l)]) : 1.0f;
+            float hv = sdagd_curvature(&h, &c, fresh ? fresh[i] : 0.0f, &s0[i]);
+            theta[i] = sdagd_update(theta[i], g[i], mu, hv, h.eps, scale);
+            phase1 += mu > hv;
+            break;
+        }
+        case OPT_SDLM:
+            s0[i] = running_average(s0[i], fresh[i], h.gamma, c.first);
+            theta[i] = sdlm_update(theta[i], g[i], s0[i], h.lr, h.mu);
+            break;
+        case OPT_ADAGRAD: theta[i] = adagrad_update(theta[i], &s0[i], g[i], h.lr, h.eps); break;
+        case OPT_ADADELTA: theta[i] = adadelta_update(theta[i], &s0[i], &s1[i], g[i], h.lr, h.rho, h.eps); break;
+        case OPT_ADAM:
+            theta[i] = adam_update(theta[i], &s0[i], &s1[i], g[i], h.beta1, h.beta2, c.step_size, c.inv_sqrt_bc2, h.eps);
+            break;
+        }
+    }
+    if (h.kind == OPT_SDAGD) { /* block-uniform */
+        unsigned long long total = block_sum(phase1);
+        if (threadIdx.x == 0 && total) atomicAdd((unsigned long long *)&j.stats[k].phase1, total);
+    }
+}
+
+static sdagd_status cuda_update(void *ctx, const update_args *a) {
+    const group_view *g = a->g;
+    sdagd_status st = check_nets(g->K);
+    if (st != SDAGD_OK) return st;
+    update_job j = {g->n_layers, g->offsets, a->params.p, a->grad.p, a->hess.p, a->state0.p, a->state1.p,
+                    a->params.stride, a->grad.stride, a->hess.stride, a->state0.stride, a->state1.stride,
+                    a->hyper, a->coef, a->mu, a->step_sq, a->stats, g->active, g->P};
+    cudaStream_t stream = stream_of(ctx);
+    /* the max_step cap needs each group's step length before any parameter moves: the
+     * kernels skip every network without one, so this costs two near-empty launches otherwise */
+    unsigned blocks = blocks_for(g->P / (size_t)g->n_layers + 1);
+    if (blocks * (unsigned)g->n_layers > g->partials_stride) blocks = (unsigned)(g->partials_stride / g->n_layers);
+    if (blocks < 1) return fail(SDAGD_ERR_ARG, "too many layers for the CUDA backend's scratch");
+    step_length_partial_kernel<<<dim3(blocks, g->K), THREADS, 0, stream>>>(j, g->partials, g->partials_stride);
+    if ((st = launched("step length")) != SDAGD_OK) return st;
+    step_length_total_kernel<<<g->K, THREADS, 0, stream>>>(j, (int)blocks, g->partials, g->partials_stride);
+    if ((st = launched("step length total")) != SDAGD_OK) return st;
+    update_kernel<<<grid_for(g->P, g->K), THREADS, 0, stream>>>(j);
+    return launched("update");
+}
+
+__global__ void advance_kernel(int B, int64_t *start, int64_t *slot, int window, int64_t *step, const uint8_t *active,
+                               int K) {
+    int k = blockIdx.x * blockDim.x + threadIdx.x;
+    if (k == 0) {
+        *start += B;
+        *slot = (*slot + 1) % window;
+    }
+    if (k < K) step[k] += active[k] != 0;
+}
+
+static sdagd_status cuda_advance(void *ctx, const advance_args *a) {
+    int K = a->g->K;
+    advance_kernel<<<(K + 63) / 64, 64, 0, stream_of(ctx)>>>(a->B, a->start, a->slot, a->window, a->step,
+                                                             a->g->active, K);
+    return launched("advance");
+}
+
+/* ---- checks -------------------------------------------------------------------------------- */
+
+__global__ void finite_kernel(size_t n, const float *x, size_t stride, uint8_t *bad) {
+    int k = blockIdx.y;
+    GRID_STRIDE(i, n) if (!isfinite(x[(size_t)k * stride + i])) bad[k] = 1; /* only ever set */
+}
+
+static sdagd_status cuda_all_finite(void *ctx, const float *x, size_t n, size_t stride, int K, uint8_t *ok_host) {
+    cuda_ctx *c = (cuda_ctx *)ctx;
+    sdagd_status st = check_nets(K);
+    if (st != SDAGD_OK) return st;
+    if (c->flag_capacity < (size_t)K) {
+        if (c->flags) cudaFree(c->flags);
+        c->flags = NULL;
+        c->flag_capacity = 0;
+        if ((st = cuda_alloc(ctx, (void **)&c->flags, (size_t)K)) != SDAGD_OK) return st;
+        c->flag_capacity = (size_t)K;
+    }
+    if ((st = cuda_zero(ctx, c->flags, (size_t)K)) != SDAGD_OK) return st;
+    finite_kernel<<<grid_for(n, K), THREADS, 0, c->stream>>>(n, x, stride, c->flags);
+    if ((st = launched("finite check")) != SDAGD_OK) return st;
+    if ((st = cuda_download(ctx, ok_host, c->flags, (size_t)K)) != SDAGD_OK) return st;
+    for (int k = 0; k < K; k++) ok_host[k] = !ok_host[k];
+    return SDAGD_OK;
+}
+
+/* ---- recorded steps (CUDA graphs) ---------------------------------------------------------- */
+
+typedef struct {
+    int count;
+    int keys[MAX_RECORDED];
+    cudaGraphExec_t steps[MAX_RECORDED];
+    int capturing;
+} recorder;
+
+static void recorder_clear(void *ctx, void *p) {
+    (void)ctx;
+    recorder *r = (recorder *)p;
+    for (int i = 0; i < r->count; i++) cudaGraphExecDestroy(r->steps[i]);
+    r->count = 0;
+}
+
+static sdagd_status recorder_create(void *ctx, void **out) {
+    (void)ctx;
+    *out = NULL;
+    const char *graphs = getenv("SDAGD_CUDA_GRAPHS");
+    if (graphs && strcmp(graphs, "0") == 0) return SDAGD_OK; /* no recorder: every step launched anew */
+    recorder *r = (recorder *)calloc(1, sizeof *r);
+    if (!r) return fail(SDAGD_ERR_NOMEM, "out of memory");
+    *out = r;
+    return SDAGD_OK;
+}
+
+static void recorder_free(void *ctx, void *p) {
+    if (!p) return;
+    recorder_clear(ctx, p);
+    free(p);
+}
+
+static int replay(void *ctx, void *p, int key) {
+    recorder *r = (recorder *)p;
+    for (int i = 0; i < r->count; i++)
+        if (r->keys[i] == key) return cudaGraphLaunch(r->steps[i], stream_of(ctx)) == cudaSuccess;
+    return 0;
+}
+
+static sdagd_status capture_begin(void *ctx, void *p, int key) {
+    (void)key;
+    recorder *r = (recorder *)p;
+    sdagd_status st = cuda_ok(cudaStreamBeginCapture(stream_of(ctx), cudaStreamCaptureModeThreadLocal), "begin capture");
+    r->capturing = st == SDAGD_OK;
+    return st;
+}
+
+static sdagd_status capture_end(void *ctx, void *p, int key) {
+    recorder *r = (recorder *)p;
+    if (!r->capturing) return SDAGD_OK;
+    r->capturing = 0;
+    cudaGraph_t graph = NULL;
+    sdagd_status st = cuda_ok(cudaStreamEndCapture(stream_of(ctx), &graph), "end capture");
+    cudaGraphExec_t exec = NULL;
+    if (st == SDAGD_OK) st = cuda_ok(cudaGraphInstantiate(&exec, graph, 0), "instantiate the recorded step");
+    if (graph) cudaGraphDestroy(graph);
+    if (st != SDAGD_OK) return st;
+    if (r->count == MAX_RECORDED) { /* forget the oldest */
+        cudaGraphExecDestroy(r->steps[0]);
+        memmove(r->steps, r->steps + 1, (MAX_RECORDED - 1) * sizeof *r->steps);
+        memmove(r->keys, r->keys + 1, (MAX_RECORDED - 1) * sizeof *r->keys);
+        r->count--;
+    }
+    r->keys[r->count] = key;
+    r->steps[r->count++] = exec;
+    return cuda_ok(cudaGraphLaunch(exec, stream_of(ctx)), "launch the recorded step"); /* it was only recorded */
+}
+
+/* ---- the table ----------------------------------------------------------------------------- */
+
+static sdagd_backend_ops cuda_ops;
+
+EXPORT const sdagd_backend_ops *sdagd_cuda_backend(const sdagd_host_services *host) {
+    fail = host->fail;
+    if (device_present() != SDAGD_OK) return NULL;
+    cuda_ops.name = "cuda";
+    cuda_ops.host_memory = 0;
+    cuda_ops.loss_window = 64; /* losses come back every 64 steps; the divergence step is still exact */
+    cuda_ops.context_create = cuda_context_create;
+    cuda_ops.context_free = cuda_context_free;
+    cuda_ops.alloc = cuda_alloc;
+    cuda_ops.dealloc = cuda_dealloc;
+    cuda_ops.upload = cuda_upload;
+    cuda_ops.download = cuda_download;
+    cuda_ops.copy = cuda_copy;
+    cuda_ops.zero = cuda_zero;
+    cuda_ops.sync = cuda_sync;
+    cuda_ops.recorder_create = recorder_create;
+    cuda_ops.recorder_free = recorder_free;
+    cuda_ops.recorder_clear = recorder_clear;
+    cuda_ops.replay = replay;
+    cuda_ops.capture_begin = capture_begin;
+    cuda_ops.capture_end = capture_end;
+    cuda_ops.gather = cuda_gather;
+    cuda_ops.forward = cuda_forward;
+    cuda_ops.loss = cuda_loss;
+    cuda_ops.backward = cuda_backward;
+    cuda_ops.prepare = cuda_prepare;
+    cuda_ops.update = cuda_update;
+    cuda_ops.advance = cuda_advance;
+    cuda_ops.all_finite = cuda_all_finite;
+    return &cuda_ops;
+}
