@@ -331,7 +331,7 @@ sdagd_status mlp_forward_group(const mlp *net, const group_view *g, int B, const
             .saturated = hidden ? saturated : NULL,
             .ever_active = hidden ? ever_active : NULL,
             .active_offset = unit,
-            .active_stride = net->hidden_units,
+            .active_stride = net->hidden_units + 1, /* + 1: never zero-sized */
         };
         st = net->be->forward(net->ctx, &a);
         unit += (size_t)net->sizes[l + 1];

@@ -52,10 +52,9 @@ def diagnostics(stats, activation, widths):
 def stall_reason(activation, saturated, dead):
     """Why an epoch's network can no longer learn, from its diagnostics, or None."""
     if activation in _SATURATING and saturated and all(s is not None and s >= STALL_SHARE for s in saturated):
-        worst = min(saturated)
-        return (f"{100 * worst:.0f}% or more of the {activation} units of every hidden layer are saturated "
-                f"(f' < 1% of its maximum): no gradient passes, training has stalled; lower the learning "
-                f"rate or radius")
+        return (f"{activation} units saturated in every hidden layer ({100 * min(saturated):.1f}% or more of "
+                f"each layer's activations have f' below 1% of its maximum): no gradient passes, training "
+                f"has stalled; lower the learning rate or radius")
     if activation in _RECTIFYING and dead and any(d is not None and d >= STALL_SHARE for d in dead):
         layer = max(range(len(dead)), key=lambda i: dead[i])
         return (f"{100 * dead[layer]:.0f}% of the {activation} units of hidden layer {layer + 1} never fired "

@@ -299,11 +299,14 @@ class SDAGD:
     norm="layer": one group per layer (its W and b together); "global": one group.
     hessian_every=N: the h used at step k (k = 0, 1, ...) is the one passed at the latest
     step with k % N == 0; at other steps `hess` is ignored (may be None).
+    Options (spec 5): average=gamma keeps hbar <- (1 - gamma) hbar + gamma h (hbar starting at
+    the first h) and uses it in place of h; hessian_scale multiplies every h passed.
     Records self.last_mu (mu per group) and self.last_phase1_fraction
     (#params with mu_of_their_group > h) / #params.
     """
 
-    def __init__(self, radius, eps=1e-8, norm="layer", hessian_every=1, max_step=None):
+    def __init__(self, radius, eps=1e-8, norm="layer", hessian_every=1, max_step=None, average=None,
+                 hessian_scale=1.0):
         if not radius > 0:
             raise ValueError("radius must be > 0")
         if norm not in ("layer", "global"):
@@ -315,7 +318,9 @@ class SDAGD:
         self.norm = norm
         self.hessian_every = int(hessian_every)
         self.max_step = None if max_step is None else float(max_step)
-        self.h = None          # stored Hessian diagonal, list of (hW, hb)
+        self.average = None if average is None else float(average)  # running-average weight gamma
+        self.hessian_scale = float(hessian_scale)
+        self.h = None          # the h in use: stored, or averaged (list of (hW, hb))
         self.k = 0             # number of steps taken so far
         self.last_mu = None
         self.last_phase1_fraction = None
@@ -329,7 +334,14 @@ class SDAGD:
         _check_match(params, grads, "grads")
         if self.k % self.hessian_every == 0:
             _check_match(params, hess, "hess (required at this step)")
-            self.h = [(_f64(hW).copy(), _f64(hb).copy()) for (hW, hb) in hess]
+            c = self.hessian_scale
+            fresh = [(c * _f64(hW), c * _f64(hb)) for (hW, hb) in hess]
+            if self.average is None or self.h is None:  # the average starts at the first h
+                self.h = fresh
+            else:
+                g_ = self.average
+                self.h = [((1 - g_) * HW + g_ * hW, (1 - g_) * Hb + g_ * hb)
+                          for (HW, Hb), (hW, hb) in zip(self.h, fresh)]
         h = self.h
         steps = [None] * len(params)
         mus = []

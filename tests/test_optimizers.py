@@ -48,6 +48,12 @@ OPTIMIZERS = [
          lambda: ref.SDAGD(1.0, max_step=0.05), True, ["h"]),
     case("SDAGD-global-max_step-eps", lambda: optim.SDAGD(radius=2.0, eps=1e-3, norm="global", max_step=0.1),
          lambda: ref.SDAGD(2.0, eps=1e-3, norm="global", max_step=0.1), True, ["h"]),
+    case("SDAGD-average", lambda: optim.SDAGD(radius=0.3, average=0.3),
+         lambda: ref.SDAGD(0.3, average=0.3), True, ["h"]),
+    case("SDAGD-average-every2-global", lambda: optim.SDAGD(radius=0.5, average=0.5, hessian_every=2, norm="global"),
+         lambda: ref.SDAGD(0.5, average=0.5, hessian_every=2, norm="global"), True, ["h"]),
+    case("SDAGD-hessian_scale", lambda: optim.SDAGD(radius=0.3, hessian_scale=1e4),
+         lambda: ref.SDAGD(0.3, hessian_scale=1e4), True, ["h"]),
     case("SDLM", lambda: optim.SDLM(lr=0.1, mu=0.01, gamma=0.2), lambda: ref.SDLM(0.1, 0.01, 0.2), True, ["hbar"]),
     case("AdaGrad", lambda: optim.AdaGrad(), lambda: ref.AdaGrad(), False, ["s"]),
     case("AdaGrad-custom", lambda: optim.AdaGrad(lr=0.1, eps=1e-4), lambda: ref.AdaGrad(0.1, 1e-4), False, ["s"]),
@@ -386,3 +392,55 @@ def test_train_step_returns_the_loss_before_the_update():
     E = net.train_step(X, y, optim.SGD(lr=0.5))
     assert E == pytest.approx(before, rel=1e-7)  # the same float32 forward pass
     assert net.evaluate(X, y).loss < before  # and a small SGD step on the batch lowers it
+
+
+# ------------------------------------------------------------------------------ R schedules
+
+@pytest.mark.parametrize("schedule", [{"kind": "step", "factor": 0.5, "every": 1},
+                                      {"kind": "cosine", "epochs": 3, "radius_min": 0.05}])
+def test_radius_schedule_equals_constant_radius_per_epoch(schedule):
+    """A schedule only sets R per epoch (ALGORITHMS.md 5): three epochs under it give the same
+    bits as three one-epoch fits with SDAGD(radius=R_e) (h is recomputed every step, so a
+    fresh optimizer per epoch carries no state that matters)."""
+    X, y = batch(0, rows=60)
+    scheduled = optim.SDAGD(radius=0.4, schedule=schedule)
+    a, b = make_net("sigmoid-mse"), make_net("sigmoid-mse")
+    a.fit(X, y, scheduled, epochs=3, batch_size=16, progress=False)
+    for e in range(3):
+        b.fit(X, y, optim.SDAGD(radius=scheduled.radius_at(e)), epochs=1, batch_size=16, progress=False)
+    for (Wa, ba), (Wb, bb) in zip(a.params, b.params):
+        np.testing.assert_array_equal(Wa, Wb)
+        np.testing.assert_array_equal(ba, bb)
+
+
+def test_radius_schedule_formulas():
+    """radius_at follows ALGORITHMS.md 5 (and, by the test above, so does the core)."""
+    step = optim.SDAGD(radius=0.8, schedule={"kind": "step", "factor": 0.5, "every": 2})
+    assert [step.radius_at(e) for e in range(5)] == [0.8, 0.8, 0.4, 0.4, 0.2]
+    cosine = optim.SDAGD(radius=1.0, schedule={"kind": "cosine", "epochs": 4, "radius_min": 0.2})
+    want = [0.2 + 0.8 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)] + [0.2, 0.2]
+    assert [cosine.radius_at(e) for e in range(6)] == pytest.approx(want, abs=1e-15)
+    assert optim.SDAGD(radius=0.3).radius_at(7) == 0.3
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(schedule={"kind": "linear"}), "invalid schedule"),
+    (dict(schedule={"kind": "step", "factor": 2.0, "every": 1}), "factor must be in"),
+    (dict(schedule={"kind": "step", "factor": 0.5}), "takes exactly the keys"),
+    (dict(schedule={"kind": "cosine", "epochs": 0, "radius_min": 0.0}), "epochs must be an integer"),
+    (dict(schedule={"kind": "cosine", "epochs": 5, "radius_min": 1.0}), "radius_min must be in"),
+    (dict(average=0.0), "average"),
+    (dict(average=1.5), "average"),
+    (dict(hessian_scale=-1.0), "hessian_scale"),
+])
+def test_sdagd_option_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        optim.SDAGD(radius=0.3, **kwargs)
+
+
+def test_sdagd_options_round_trip_through_config():
+    opt = optim.SDAGD(radius=0.3, schedule={"kind": "cosine", "epochs": 20, "radius_min": 0.0}, average=0.1,
+                      hessian_scale=10.0)
+    again = optim.from_config(opt.config())
+    assert again.config() == opt.config()
+    assert "schedule" not in optim.SDAGD(radius=0.3).config()  # the paper's SDAGD keeps its records
