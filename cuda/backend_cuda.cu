@@ -76,7 +76,8 @@ static void cuda_context_free(void *p) {
 static sdagd_status device_present(void) {
     /* The runtime says "driver version is insufficient" also when there is no driver at all. */
     void *driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!driver) return fail(SDAGD_ERR_DEVICE, "no NVIDIA driver is installed here (libcuda.so.1 not found); use device='cpu'");
+    if (!driver) return fail(SDAGD_ERR_DEVICE, "CUDA cannot be used: no NVIDIA driver is installed here (libcuda.so.1 not found); "
+                                       "use device='cpu'");
     dlclose(driver);
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
@@ -85,9 +86,10 @@ static sdagd_status device_present(void) {
                     "update the driver or rebuild sdagd with an older CUDA toolkit", CUDART_VERSION / 1000,
                     CUDART_VERSION % 1000 / 10);
     if (err == cudaErrorNoDevice || err == cudaErrorInitializationError || err == cudaErrorStubLibrary)
-        return fail(SDAGD_ERR_DEVICE, "the CUDA driver found no usable GPU (%s); use device='cpu'", cudaGetErrorString(err));
+        return fail(SDAGD_ERR_DEVICE, "CUDA cannot be used: the driver found no usable GPU (%s); use device='cpu'",
+                    cudaGetErrorString(err));
     if (err != cudaSuccess) return cuda_ok(err, "cudaGetDeviceCount");
-    if (count < 1) return fail(SDAGD_ERR_DEVICE, "the CUDA driver found no GPU; use device='cpu'");
+    if (count < 1) return fail(SDAGD_ERR_DEVICE, "CUDA cannot be used: the driver found no GPU; use device='cpu'");
     return SDAGD_OK;
 }
 

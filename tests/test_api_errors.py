@@ -127,7 +127,7 @@ CONSTRUCTION_CASES = [
     ("leaky-slope-negative", lambda: net(leaky_slope=-0.1), ValueError, r"leaky_slope must be in \[0, 1\)"),
     ("leaky-slope-nan", lambda: net(leaky_slope=float("nan")), ValueError, r"leaky_slope must be in \[0, 1\), got nan"),
     # This build has no CUDA backend: a clear RuntimeError, not a crash or a silent CPU run.
-    ("device-cuda", lambda: net(device="cuda"), RuntimeError, r"no CUDA backend"),
+    ("device-cuda", lambda: net(device="cuda"), RuntimeError, r"CUDA"),
 ]
 
 OPTIMIZER_CASES = [

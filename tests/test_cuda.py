@@ -58,6 +58,7 @@ def test_unusable_cuda_says_why():
     message = str(info.value)
     assert any(reason in message for reason in ("no CUDA backend", "could not be loaded", "no NVIDIA driver",
                                                 "older than the CUDA", "no usable GPU", "found no GPU")), message
+    assert "CUDA" in message
     assert "device='cpu'" in message or "rebuild" in message or "update the driver" in message
     assert isinstance(info.value, RuntimeError)
     assert WHY and WHY in message
