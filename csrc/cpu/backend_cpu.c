@@ -433,46 +433,76 @@ static double sdagd_step_sq_range(const optim_hyper *h, const step_coef *c, cons
     return total;
 }
 
+/* The SDAGD update of [lo, hi) for one combination of options, so that each loop vectorises
+ * (the options are loop constants; `fresh` may be the state slab itself, K = 1). */
 VECTOR_CLONES
-static int64_t update_range(const optim_hyper *h, const step_coef *c, float *theta, const float *g_, const float *fresh,
-                            float *s0, float *s1, float mu, float scale, size_t lo, size_t hi) {
+static int64_t sdagd_range(optim_hyper h, step_coef c, float *theta, const float *g_, const float *fresh, float *kept,
+                           float mu, float scale, size_t lo, size_t hi) {
     int64_t phase1 = 0;
-    switch (h->kind) {
-    case OPT_SGD:
-        if (h->momentum > 0.0f)
-            for (size_t i = lo; i < hi; i++) theta[i] = sgd_momentum_update(theta[i], &s0[i], g_[i], h->lr, h->momentum);
-        else
-            for (size_t i = lo; i < hi; i++) theta[i] = sgd_update(theta[i], g_[i], h->lr);
-        break;
-    case OPT_SDAGD:
+    float eps = h.eps, hs = h.hessian_scale;
+    if (!c.fresh_hessian) { /* the h kept from an earlier step */
         for (size_t i = lo; i < hi; i++) {
-            float hv = sdagd_curvature(h, c, fresh ? fresh[i] : 0.0f, &s0[i]);
-            theta[i] = sdagd_update(theta[i], g_[i], mu, hv, h->eps, scale);
+            float hv = kept[i];
+            theta[i] = sdagd_update(theta[i], g_[i], mu, hv, eps, scale);
             phase1 += mu > hv;
         }
-        break;
-    case OPT_SDLM:
+    } else if (!h.average && fresh == kept && hs == 1.0f) { /* h written straight into the state */
         for (size_t i = lo; i < hi; i++) {
-            s0[i] = running_average(s0[i], fresh[i], h->gamma, c->first);
-            theta[i] = sdlm_update(theta[i], g_[i], s0[i], h->lr, h->mu);
+            float hv = fresh[i];
+            theta[i] = sdagd_update(theta[i], g_[i], mu, hv, eps, scale);
+            phase1 += mu > hv;
         }
-        break;
-    case OPT_ADAGRAD:
-        for (size_t i = lo; i < hi; i++) theta[i] = adagrad_update(theta[i], &s0[i], g_[i], h->lr, h->eps);
-        break;
-    case OPT_ADADELTA:
-        for (size_t i = lo; i < hi; i++)
-            theta[i] = adadelta_update(theta[i], &s0[i], &s1[i], g_[i], h->lr, h->rho, h->eps);
-        break;
-    case OPT_ADAM:
-        for (size_t i = lo; i < hi; i++)
-            theta[i] = adam_update(theta[i], &s0[i], &s1[i], g_[i], h->beta1, h->beta2, c->step_size, c->inv_sqrt_bc2,
-                                   h->eps);
-        break;
+    } else {
+        for (size_t i = lo; i < hi; i++) {
+            float hv = sdagd_curvature(&h, &c, fresh[i], &kept[i]);
+            theta[i] = sdagd_update(theta[i], g_[i], mu, hv, eps, scale);
+            phase1 += mu > hv;
+        }
     }
     return phase1;
 }
 
+/* One optimizer's update of [lo, hi); hyperparameters by value, so that no store can change
+ * them and every loop vectorises. */
+VECTOR_CLONES
+static int64_t update_range(optim_hyper h, step_coef c, float *theta, const float *g_, const float *fresh, float *s0,
+                            float *s1, float mu, float scale, size_t lo, size_t hi) {
+    float lr = h.lr, eps = h.eps;
+    switch (h.kind) {
+    case OPT_SGD:
+        if (h.momentum > 0.0f) {
+            float beta = h.momentum;
+            for (size_t i = lo; i < hi; i++) theta[i] = sgd_momentum_update(theta[i], &s0[i], g_[i], lr, beta);
+        } else {
+            for (size_t i = lo; i < hi; i++) theta[i] = sgd_update(theta[i], g_[i], lr);
+        }
+        return 0;
+    case OPT_SDAGD: return sdagd_range(h, c, theta, g_, fresh, s0, mu, scale, lo, hi);
+    case OPT_SDLM: {
+        float gamma = h.gamma, damping = h.mu;
+        int first = c.first;
+        for (size_t i = lo; i < hi; i++) {
+            s0[i] = running_average(s0[i], fresh[i], gamma, first);
+            theta[i] = sdlm_update(theta[i], g_[i], s0[i], lr, damping);
+        }
+        return 0;
+    }
+    case OPT_ADAGRAD:
+        for (size_t i = lo; i < hi; i++) theta[i] = adagrad_update(theta[i], &s0[i], g_[i], lr, eps);
+        return 0;
+    case OPT_ADADELTA: {
+        float rho = h.rho;
+        for (size_t i = lo; i < hi; i++) theta[i] = adadelta_update(theta[i], &s0[i], &s1[i], g_[i], lr, rho, eps);
+        return 0;
+    }
+    case OPT_ADAM: {
+        float b1 = h.beta1, b2 = h.beta2, step = c.step_size, bc2 = c.inv_sqrt_bc2;
+        for (size_t i = lo; i < hi; i++) theta[i] = adam_update(theta[i], &s0[i], &s1[i], g_[i], b1, b2, step, bc2, eps);
+        return 0;
+    }
+    }
+    return 0;
+}
 
 static void update_task(void *p, int task) {
     const update_job *job = p;
@@ -497,7 +527,7 @@ static void update_task(void *p, int task) {
     }
     int capped = h->kind == OPT_SDAGD && h->max_step > 0.0;
     float scale = capped ? max_step_scale(h, a->step_sq[(size_t)k * L + (h->norm == NORM_GLOBAL ? 0 : l)]) : 1.0f;
-    int64_t phase1 = update_range(h, c, theta, gr, fresh, s0, s1, mu, scale, lo, hi);
+    int64_t phase1 = update_range(*h, *c, theta, gr, fresh, s0, s1, mu, scale, lo, hi);
     if (phase1) add_count(&a->stats[k].phase1, phase1);
 }
 
