@@ -12,6 +12,8 @@ Main entry points: :class:`sdagd.MLP`, :mod:`sdagd.optim`, :func:`sdagd.datasets
 # which is linked against its symbols without a fixed library path (see setup.py).
 import scipy_openblas32 as _openblas  # noqa: F401
 
+import numpy as _np
+
 from . import _core, datasets, optim
 from .history import History
 from .mlp import MLP, DivergenceError, Evaluation
@@ -22,9 +24,15 @@ __all__ = ["MLP", "History", "Evaluation", "DivergenceError", "optim", "datasets
 
 
 def set_num_threads(n: int) -> int:
-    """Set the number of BLAS threads the core uses; returns the previous number.
-    Worker processes of a sweep use 1 each, so that they do not oversubscribe the cores."""
-    return _core.set_num_threads(n)
+    """Set the number of BLAS threads the core uses (an integer from 1 to 4096); returns the
+    previous number. Worker processes of a sweep use 1 each, so that they do not oversubscribe
+    the cores."""
+    # Checked here: the core would take True for 1, and raise OverflowError beyond a C long.
+    if isinstance(n, bool) or not isinstance(n, (int, _np.integer)):
+        raise TypeError(f"set_num_threads: n must be an integer from 1 to 4096, got {n!r}")
+    if not 1 <= n <= 4096:
+        raise ValueError(f"set_num_threads: n must be an integer from 1 to 4096, got {n}")
+    return _core.set_num_threads(int(n))
 
 
 def get_num_threads() -> int:
