@@ -143,6 +143,8 @@ def read_idx(filename):
         the gzip stream is damaged.
     FileNotFoundError
         If the file does not exist.
+    OSError
+        If the file cannot be opened or read; the message names the file.
 
     Notes
     -----
@@ -221,6 +223,11 @@ def _read_idx_file(path, expected_magic=None, what=None):
         raise DatasetError(
             f"{path}: damaged gzip data ({exc}); "
             "re-download or delete the file") from exc
+    except OSError as exc:
+        if exc.filename is not None:  # opening it failed: the message names it
+            raise
+        # A read failed (EIO, ...): "[Errno 5] Input/output error" alone names no file.
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
     found = len(content) - header_len
     if found != expected:
         # Reading stopped one byte past the announced size: "more".
