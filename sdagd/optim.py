@@ -290,9 +290,12 @@ _CLASSES = {cls.__name__: cls for cls in (SGD, SDAGD, SDLM, AdaGrad, AdaDelta, A
 
 def from_config(config: dict) -> Optimizer:
     """Rebuild an optimizer (without state) from :meth:`Optimizer.config`."""
+    if not isinstance(config, dict):
+        raise TypeError(f"an optimizer configuration is a dict such as {{'name': 'SGD', 'lr': 0.1}} "
+                        f"(from Optimizer.config()), got {config!r}")
     config = dict(config)
     name = config.pop("name", None)
-    if name not in _CLASSES:
+    if not isinstance(name, str) or name not in _CLASSES:  # a list would fail with "unhashable type"
         raise ValueError(f"unknown optimizer {name!r}; known: {sorted(_CLASSES)}")
     if name == "Adam" and "betas" in config:
         config["betas"] = tuple(config["betas"])

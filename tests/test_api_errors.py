@@ -188,6 +188,10 @@ OPTIMIZER_CASES = [
     ("AdaGrad-eps-negative", lambda: optim.AdaGrad(eps=-1e-10), ValueError, r"AdaGrad: invalid eps"),
     ("from_config-unknown", lambda: optim.from_config({"name": "RMSprop"}), ValueError,
      r"unknown optimizer 'RMSprop'; known: \['AdaDelta', 'AdaGrad', 'Adam', 'SDAGD', 'SDLM', 'SGD'\]"),
+    ("from_config-name-list", lambda: optim.from_config({"name": ["SGD"]}), ValueError,
+     r"unknown optimizer \['SGD'\]; known:"),
+    ("from_config-not-a-dict", lambda: optim.from_config("SGD"), TypeError,
+     r"an optimizer configuration is a dict such as .*got 'SGD'"),
 ]
 
 USE_CASES = [
