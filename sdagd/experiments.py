@@ -423,7 +423,14 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
     Notes
     -----
     The default process pool starts workers with "spawn": in a script, call ``sweep`` under
-    ``if __name__ == "__main__":`` (notebooks and the REPL need nothing).
+    ``if __name__ == "__main__":`` (notebooks and the REPL need nothing). Its workers exit when
+    this process dies, even by ``kill -9``.
+
+    Before the first run, the grid (as :class:`sdagd.MLP` would check it), ``out`` (that it can
+    be written) and the data (loaded, or the arrays checked; not with a custom ``executor``,
+    whose workers load data folders themselves) are checked: a mistake there raises at once
+    instead of becoming failed runs. A run that fails before training starts (its data, its
+    configuration) or whose worker fails is returned but not saved, so a rerun retries it.
 
     Returns
     -------

@@ -213,6 +213,8 @@ USE_CASES = [
      r"optimizer must be an sdagd.optim optimizer.*got object"),
     ("train_step-optimizer-class", lambda: net().train_step(X, Y, optim.SGD), TypeError,
      r"optimizer must be an sdagd.optim optimizer"),
+    ("save-not-an-optimizer", lambda: net().save("never-written.npz", optimizer="sgd"), TypeError,
+     r"optimizer must be an sdagd.optim optimizer.*got str"),
     ("optimizer-two-networks", used_with_another_network, ValueError,
      r"this SGD optimizer already holds state for another network; create a new optimizer"),
     ("set_params-too-few-layers", lambda: net().set_params(net().params[:1]), ValueError,
