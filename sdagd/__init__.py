@@ -11,6 +11,8 @@ Main entry points: :class:`sdagd.MLP`, :func:`sdagd.fit_many`, :mod:`sdagd.optim
 """
 import os as _os
 
+import numpy as _np
+
 from . import _blas  # noqa: F401  (OpenBLAS, with the right kernels, before the extension)
 
 
@@ -45,10 +47,16 @@ __all__ = ["MLP", "fit_many", "History", "Evaluation", "DivergenceError", "Devic
 
 
 def set_num_threads(n: int) -> int:
-    """Set the number of CPU threads the core uses; returns the previous number. The core runs
-    independent matrix products side by side on its own threads, each with a single-threaded
-    BLAS. Worker processes of a sweep use 1 each, so that they do not oversubscribe the cores."""
-    return _core.set_num_threads(n)
+    """Set the number of CPU threads the core uses (an integer from 1 to 256); returns the
+    previous number. The core runs independent matrix products side by side on its own
+    threads, each with a single-threaded BLAS. Worker processes of a sweep use 1 each, so
+    that they do not oversubscribe the cores."""
+    # Checked here: the core would take True for 1, and raise OverflowError beyond a C long.
+    if isinstance(n, bool) or not isinstance(n, (int, _np.integer)):
+        raise TypeError(f"set_num_threads: n must be an integer from 1 to 256, got {n!r}")
+    if not 1 <= n <= 256:
+        raise ValueError(f"set_num_threads: n must be an integer from 1 to 256, got {n}")
+    return _core.set_num_threads(int(n))
 
 
 def get_num_threads() -> int:

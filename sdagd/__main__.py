@@ -12,8 +12,9 @@ import sys
 import time
 
 
-def _count(low):
-    """argparse type: an integer >= low."""
+def _count(low, high=None, high_text=None):
+    """argparse type: an integer >= low (and <= high, written ``high_text`` in messages): the
+    limits of the core are checked here, before the data is loaded, not at the first use."""
     def parse(text):
         try:
             value = int(text)
@@ -21,6 +22,8 @@ def _count(low):
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high_text or high}, got {value}")
         return value
     return parse
 
@@ -30,21 +33,28 @@ def _seed_list(text):
         seeds = [int(s) for s in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
-    if any(s < 0 for s in seeds):
-        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {text!r}")
+    if any(not 0 <= s < 2**64 for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be in [0, 2**64), got {text!r}")
     return seeds
+
+
+def _fail(message, code=2) -> int:
+    """One line on stderr and the exit code: what the user reads instead of a traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    return code
 
 
 def _train(args) -> int:
     import sdagd
     from sdagd.datasets import DatasetError, load_mnist
-    from sdagd.experiments import paper_sizes
+    from sdagd.experiments import _check_writable, paper_sizes
 
     try:
+        if args.save:  # before minutes of training, not after them
+            _check_writable(args.save)
         (X_train, y_train), (X_test, y_test) = load_mnist(args.data)
-    except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (DatasetError, OSError) as exc:  # OSError: an unreadable data file, an unwritable --save
+        return _fail(exc)
     if args.limit:
         X_train, y_train = X_train[: args.limit], y_train[: args.limit]
     if args.threads:
@@ -72,14 +82,15 @@ def _train(args) -> int:
 def _reproduce(args) -> int:
     from sdagd import reproduce
     from sdagd.datasets import DatasetError, load_mnist
+    from sdagd.experiments import _check_writable
 
-    try:
-        load_mnist(args.data)  # fail early, with the loader's message, before any worker starts
-    except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     protocol = "full" if args.full else "quick"
     out = args.out or f"sdagd-{protocol}"
+    try:  # fail early, before any work: the output folder, then the data (the loader's message)
+        _check_writable(out, folder=True)
+        load_mnist(args.data)
+    except (DatasetError, OSError) as exc:
+        return _fail(exc)
     written = reproduce.run(out, protocol=protocol, epochs=args.epochs, workers=args.workers, data=args.data,
                             seeds=args.seeds, train_limit=args.train_limit, progress=not args.no_progress)
     ok = written.pop("ok_runs")
@@ -113,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train one paper network on MNIST and print the test MCR")
     train.add_argument("--depth", type=int, default=5, choices=range(1, 11), metavar="L",
                        help="hidden layers (the paper: 1..5; default 5)")
-    train.add_argument("--width", type=_count(1), default=700, help="units per hidden layer (default 700)")
+    train.add_argument("--width", type=_count(1, 2**24, "2**24"), default=700,
+                       help="units per hidden layer (default 700)")
     train.add_argument("--activation", default="sigmoid", choices=["sigmoid", "relu", "tanh", "leaky_relu"])
     train.add_argument("--output", default="sigmoid", choices=["sigmoid", "linear", "softmax"])
     train.add_argument("--loss", default="mse", choices=["mse", "ce"])
@@ -122,10 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--norm", default="layer", choices=["layer", "global"], help="SDAGD norm (default layer)")
     train.add_argument("--lr", type=float, default=0.5, help="SGD learning rate (default 0.5)")
     train.add_argument("--epochs", type=_count(0), default=3)
-    train.add_argument("--batch-size", type=_count(1), default=100)
-    train.add_argument("--seed", type=_count(0), default=0)
+    train.add_argument("--batch-size", type=_count(1, 2**31 - 1, "2**31-1"), default=100)
+    train.add_argument("--seed", type=_count(0, 2**64 - 1, "2**64-1"), default=0)
     train.add_argument("--limit", type=_count(0), default=0, help="use only the first N training images")
-    train.add_argument("--threads", type=_count(0), default=0, help="BLAS threads (default: OpenBLAS's choice)")
+    train.add_argument("--threads", type=_count(0, 4096), default=0, help="BLAS threads (default: OpenBLAS's choice)")
     train.add_argument("--data", default=None, help="directory of the MNIST IDX files (default: $SDAGD_DATA)")
     train.add_argument("--show-test", action="store_true", help="print the test error after every epoch")
     train.add_argument("--save", default=None, help="save the trained network (.npz)")
@@ -143,11 +155,13 @@ def main(argv=None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except DivergenceError as exc:
-        print(f"error: training diverged: {exc}", file=sys.stderr)
-        return 1
+        return _fail(f"training diverged: {exc}", 1)
     except (ValueError, TypeError) as exc:  # bad combinations argparse cannot see
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc)
+    except MemoryError as exc:  # e.g. a network too wide for this machine
+        return _fail(f"out of memory: {exc}", 1)
+    except OSError as exc:  # a file that could not be read or written once work had started
+        return _fail(exc, 1)
 
 
 if __name__ == "__main__":

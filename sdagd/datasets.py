@@ -34,6 +34,7 @@ import math
 import operator
 import os
 import shutil
+import stat
 import struct
 import tempfile
 import urllib.request
@@ -46,6 +47,7 @@ import numpy as np
 __all__ = [
     "DatasetError",
     "DatasetNotFoundError",
+    "MAX_IDX_BYTES",
     "MNIST_MIRRORS",
     "load_mnist",
     "mnist_cache_dir",
@@ -136,16 +138,26 @@ def read_idx(filename):
     DatasetError
         If the header is malformed, the element type is not unsigned byte
         (type code 0x08, the only one MNIST uses), a dimension is not
-        positive, the data is shorter or longer than the header announces,
-        or the gzip stream is damaged.
+        positive, the header announces more than :data:`MAX_IDX_BYTES` of
+        data, the data is shorter or longer than the header announces, or
+        the gzip stream is damaged.
     FileNotFoundError
         If the file does not exist.
+    OSError
+        If the file cannot be opened or read; the message names the file.
 
     Notes
     -----
     An IDX file starts with a big-endian magic number: two zero bytes, a
     type code and the number of dimensions.  Then come the dimension sizes
     as big-endian 32-bit integers, then the data in row-major order.
+
+    Memory: the header is read and checked first, and then no more than
+    the data size it announces (plus one byte, to detect trailing data) is
+    read or decompressed, in chunks as it arrives.  A damaged or hostile
+    file (a gzip "bomb", ``/dev/zero``) therefore costs no more memory than
+    the data it actually holds, up to the announced size, itself at most
+    :data:`MAX_IDX_BYTES` (2 GiB).
 
     Examples
     --------
@@ -161,86 +173,169 @@ def read_idx(filename):
     >>> os.remove(name)
     """
     path = Path(filename)
-    # The parsed array is a read-only view of an immutable bytes object;
-    # callers of a public reader expect an array they can modify.
-    return _parse_idx(_read_bytes(path), path).copy()
+    _, array = _read_idx_file(path)
+    return array
 
 
-def _read_bytes(path):
-    """Return the (decompressed) content of ``path``.
+#: Largest IDX payload read (bytes, after decompression).  Real data sets are
+#: far below it (MNIST's training images: 47 MB, EMNIST's largest: 550 MB);
+#: a header announcing more is taken for damage rather than allocated.
+MAX_IDX_BYTES = 2**31
 
-    Damaged gzip data surfaces as one of several unrelated exception types;
-    they are turned into a DatasetError naming the file.
+# Reading granularity: memory grows with the data actually present, not with
+# what a (possibly damaged) header announces.
+_CHUNK = 1 << 20
+
+# How far a gzip stream whose header looks wrong is decompressed (and thrown
+# away) to find out whether the stream itself is damaged: bounded, so that a
+# gzip "bomb" costs a moment, not minutes.
+_GZIP_DIAGNOSIS_BYTES = 64 << 20
+
+
+def _read_idx_file(path, expected_magic=None, what=None):
+    """Read and check the IDX file ``path`` (gzipped if its name ends in .gz).
+
+    Returns ``(content, array)``: the whole uncompressed content (header
+    included, for the checksum) as a bytearray, and a writable ``uint8``
+    array viewing its data.  The header is parsed before any data is read;
+    see :func:`read_idx` for the memory bound.  ``expected_magic`` and
+    ``what`` are as in :func:`_check_idx_header`.
     """
     try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            try:
+                content, dims = _read_idx_header(f, path, expected_magic, what)
+            except DatasetError:
+                # In a gzip file a damaged stream can garble the header before
+                # its checksum, at the end, can be verified: if the stream is
+                # damaged, that is the error to report.
+                if isinstance(f, gzip.GzipFile):
+                    _read_at_most(f, _GZIP_DIAGNOSIS_BYTES)
+                raise
+            header_len = len(content)
+            expected = math.prod(dims)
+            size = _plain_file_size(f)
+            if size is not None and size != header_len + expected:
+                _report_size_mismatch(path, expected, size - header_len)
+            _read_at_most(f, expected + 1, into=content)
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DatasetError(
             f"{path}: damaged gzip data ({exc}); "
             "re-download or delete the file") from exc
+    except OSError as exc:
+        if exc.filename is not None:  # opening it failed: the message names it
+            raise
+        # A read failed (EIO, ...): "[Errno 5] Input/output error" alone names no file.
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
+    found = len(content) - header_len
+    if found != expected:
+        # Reading stopped one byte past the announced size: "more".
+        _report_size_mismatch(
+            path, expected, found if found < expected else None)
+    array = np.frombuffer(content, dtype=np.uint8, offset=header_len)
+    return content, array.reshape(dims)
 
 
-def _parse_idx(data, source, expected_magic=None, what=None):
-    """Parse IDX bytes into a read-only ``uint8`` array viewing ``data``.
+def _read_idx_header(f, path, expected_magic, what):
+    """Read and check the IDX header at the start of ``f``; return it (as a
+    bytearray) and the dimensions, whose product is at most MAX_IDX_BYTES."""
+    content = _read_at_most(f, 4, into=bytearray())
+    ndim = _check_idx_header(content, path, expected_magic, what)
+    header_len = 4 + 4 * ndim
+    _read_at_most(f, header_len - 4, into=content)
+    if len(content) < header_len:
+        raise DatasetError(
+            f"{path}: truncated header: {ndim} dimensions need "
+            f"{header_len} bytes, found {len(content)}")
+    dims = struct.unpack_from(f">{ndim}i", content, 4)
+    if any(d <= 0 for d in dims):
+        raise DatasetError(
+            f"{path}: dimension sizes must be positive, got {dims}")
+    # math.prod on Python ints cannot overflow, unlike a NumPy product.
+    expected = math.prod(dims)
+    if expected > MAX_IDX_BYTES:
+        raise DatasetError(
+            f"{path}: the header announces {dims} = {expected} data "
+            f"bytes, more than the {MAX_IDX_BYTES} this reader "
+            "accepts (sdagd.datasets.MAX_IDX_BYTES); the header is "
+            "damaged, or the limit must be raised for this data set")
+    return content, dims
+
+
+def _read_at_most(f, n, into=None):
+    """Read up to ``n`` bytes of ``f`` (fewer at its end) in chunks, appending
+    them to the bytearray ``into`` (or discarding them, to reach errors);
+    returns ``into``.  Memory grows with what is read, never ahead of it."""
+    count = 0
+    while count < n:
+        chunk = f.read(min(_CHUNK, n - count))
+        if not chunk:
+            break
+        count += len(chunk)
+        if into is not None:
+            into += chunk
+    return into
+
+
+def _plain_file_size(f):
+    """Size of ``f`` if it is an uncompressed regular file, else None
+    (gzip streams, pipes, devices: their size is only known by reading)."""
+    if isinstance(f, gzip.GzipFile):
+        return None
+    info = os.fstat(f.fileno())
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def _report_size_mismatch(path, expected, found):
+    """Raise the DatasetError for ``found`` data bytes where ``expected``
+    were announced; ``found=None`` means "more, not counted"."""
+    if found is None:
+        detail = "found more"
+    elif found < expected:
+        raise DatasetError(
+            f"{path}: truncated: expected {expected} data bytes, "
+            f"found {found}")
+    else:
+        detail = f"found {found} ({found - expected} extra)"
+    raise DatasetError(
+        f"{path}: trailing data: expected {expected} data bytes, {detail}")
+
+
+def _check_idx_header(head, source, expected_magic=None, what=None):
+    """Check the first 4 bytes of an IDX file; return its number of dimensions.
 
     ``source`` names the file in error messages.  If ``expected_magic`` is
     given, the magic number must equal it; it is checked first because a
     file of the wrong kind would otherwise fail later with a confusing
     complaint about its dimensions.
     """
-    if len(data) < 4:
+    if len(head) < 4:
         raise DatasetError(
-            f"{source}: too short for an IDX header ({len(data)} bytes)")
-    magic = int.from_bytes(data[:4], "big")
+            f"{source}: too short for an IDX header ({len(head)} bytes)")
+    magic = int.from_bytes(head[:4], "big")
     if expected_magic is not None and magic != expected_magic:
         raise DatasetError(
             f"{source}: bad magic 0x{magic:08x}, "
             f"expected 0x{expected_magic:08x} ({what})")
-    if data[0] != 0 or data[1] != 0:
+    if head[0] != 0 or head[1] != 0:
         raise DatasetError(
             f"{source}: bad magic 0x{magic:08x}, not an IDX file "
             "(the first two bytes must be zero)")
-    type_code, ndim = data[2], data[3]
+    type_code, ndim = head[2], head[3]
     if type_code != _IDX_UBYTE:
         raise DatasetError(
             f"{source}: unsupported IDX element type 0x{type_code:02x}; "
             f"only 0x{_IDX_UBYTE:02x} (unsigned byte) is supported")
     if ndim == 0:
         raise DatasetError(f"{source}: IDX header declares 0 dimensions")
-
-    header_len = 4 + 4 * ndim
-    if len(data) < header_len:
-        raise DatasetError(
-            f"{source}: truncated header: {ndim} dimensions need "
-            f"{header_len} bytes, found {len(data)}")
-    dims = struct.unpack_from(f">{ndim}i", data, 4)
-    if any(d <= 0 for d in dims):
-        raise DatasetError(
-            f"{source}: dimension sizes must be positive, got {dims}")
-
-    # math.prod on Python ints cannot overflow, unlike a NumPy product.
-    expected = math.prod(dims)
-    found = len(data) - header_len
-    if found < expected:
-        raise DatasetError(
-            f"{source}: truncated: expected {expected} data bytes, "
-            f"found {found}")
-    if found > expected:
-        raise DatasetError(
-            f"{source}: trailing data: expected {expected} data bytes, "
-            f"found {found} ({found - expected} extra)")
-    array = np.frombuffer(data, dtype=np.uint8, offset=header_len)
-    return array.reshape(dims)
+    return ndim
 
 
 def _read_mnist_file(path, name, verify):
     """Read ``path`` and check it as the MNIST file ``name``."""
     spec = _MNIST_FILES[name]
-    data = _read_bytes(path)
-    array = _parse_idx(data, path, spec.magic, spec.what)
+    data, array = _read_idx_file(path, spec.magic, spec.what)
     # Only a file claiming to be the real MNIST size is expected to match the
     # known checksum; smaller or differently sized sets with the same names
     # (synthetic test data, subsets) are legitimate.

@@ -24,10 +24,14 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import socket
 import sys
+import tempfile
+import threading
 import time
 import traceback
+import warnings
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -60,7 +64,11 @@ def _load_data(data):
 
             _DATA_CACHE[key] = load_mnist(key)
         return _DATA_CACHE[key]
-    (X_train, y_train), (X_test, y_test) = data
+    try:
+        (X_train, y_train), (X_test, y_test) = data
+    except (TypeError, ValueError):
+        raise TypeError("data must be an MNIST folder, None (the loader's search) or arrays "
+                        "((X_train, y_train), (X_test, y_test))") from None
     return (X_train, y_train), (X_test, y_test)
 
 
@@ -104,16 +112,23 @@ def run_job(config: dict, data=None) -> dict:
     ``config`` keys: depth, width, activation, output, loss, optimizer (a label),
     optimizer_config (:meth:`sdagd.optim.Optimizer.config`), seed, epochs, batch_size,
     train_limit, evaluate_on ("test" or "validation"), n_val.
+
+    A failure before training starts (the data cannot be loaded or split, the configuration
+    does not make a network) is not the run's own result: its record carries ``"retry": True``,
+    and :func:`sweep` returns it without saving it, so that a rerun (with the data fixed) runs
+    it again.
     """
     from .mlp import MLP
 
     record = _failed_record(config)
     start = time.perf_counter()
+    training = False
     try:
         X_train, y_train, X_eval, y_eval = _split(data, config)
         net = MLP(paper_sizes(config["depth"], config["width"]), activation=config["activation"],
                   output=config["output"], loss=config["loss"], init="xavier", seed=config["seed"])
         optimizer = _optim.from_config(config["optimizer_config"])
+        training = True
         history = net.fit(X_train, y_train, optimizer, epochs=config["epochs"], batch_size=config["batch_size"],
                           validation_data=(X_eval, y_eval), progress=False, on_divergence="stop")
         record["history"] = history.as_dict()
@@ -124,35 +139,137 @@ def run_job(config: dict, data=None) -> dict:
             record["status"] = "ok"
             record["final_error"], record["final_loss"] = result.error, result.loss
     except Exception as exc:  # recorded, not lost: one bad run must not end a sweep
-        record["error"] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
+        note = "" if training else " (before training: not saved, a rerun retries it)"
+        record["error"] = f"{type(exc).__name__}: {exc}{note}\n{traceback.format_exc(limit=5)}"
+        if not training:  # the data or the configuration failed, not this run
+            record["retry"] = True
     record["wall_time"] = time.perf_counter() - start
     return record
 
 
-def _worker_init():
-    """Worker processes share the cores: one BLAS thread each, no oversubscription."""
+# -- worker processes ------------------------------------------------------------------------
+
+def _default_pool(workers):
+    """The default executor: ``workers`` (default: one per core) spawned processes ("fork" would
+    copy BLAS threads), each with one BLAS thread, that end when this process does."""
+    return cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, initializer=_worker_init,
+                                  initargs=(os.getpid(),), mp_context=multiprocessing.get_context("spawn"))
+
+
+def _worker_init(parent_pid):
+    """Worker processes share the cores: one BLAS thread each, no oversubscription; and they
+    exit when the sweep's process (``parent_pid``) dies, even by SIGKILL, which gives it no
+    chance to stop them (they would train on, unseen, for hours)."""
     import sdagd
 
     sdagd.set_num_threads(1)
+    _set_parent_death_signal()
+    _watch_parent(parent_pid)  # the portable way, and a second line on Linux
+
+
+def _set_parent_death_signal():
+    """Linux: have the kernel send SIGKILL to this process when its parent dies (prctl
+    PR_SET_PDEATHSIG). Returns whether that was arranged."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent_pid, poll=1.0):
+    """A daemon thread that ends this process (within ``poll`` seconds) once its parent is no
+    longer ``parent_pid``: an orphan is adopted by another process, so its parent id changes.
+    Checked once at once, too: the parent may have died before this ran."""
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="sdagd-parent-watch", daemon=True).start()
 
 
 # -- results files ---------------------------------------------------------------------------
 
+_STATUSES = ("ok", "diverged", "failed")
+
+
 def load_records(path) -> list:
-    """Records from a JSON-lines results file (a torn last line from a killed run is skipped)."""
+    """Records from a JSON-lines results file.
+
+    A torn last line (a run killed while writing it) is skipped silently. A damaged line
+    elsewhere (bytes that are not UTF-8, text that is not JSON, JSON that is not a record) is
+    skipped with a warning naming the line: the records around it are kept, and a resumed
+    sweep runs the configuration it held (if any) again.
+    """
     records = []
     if not path or not os.path.exists(path):
         return records
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+                record = json.loads(line.decode("utf-8"))
+                problem = _record_problem(record)
+            except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError
+                problem = f"not a JSON line ({exc})"
+            if problem is None:
+                records.append(record)
+            elif line.endswith(b"\n"):  # not the torn end of a killed write
+                warnings.warn(f"{path}, line {number}: {problem}; skipped (a sweep runs its configuration, "
+                              f"if any, again)", stacklevel=2)
     return records
+
+
+def _record_problem(record):
+    """What makes ``record`` unusable as a sweep record (None if nothing)."""
+    if not isinstance(record, dict):
+        return f"not a record but {type(record).__name__} {str(record)[:60]}"
+    if not isinstance(record.get("key"), str) or not isinstance(record.get("config"), dict):
+        return "a record without key or config"
+    if record.get("status") not in _STATUSES:
+        return f"a record with status {record.get('status')!r}, not one of {list(_STATUSES)}"
+    return None
+
+
+def _check_writable(path, *, folder=False, append=False):
+    """Raise an OSError that names ``path`` unless it can be written: a file (``append``: one
+    that is appended to if it exists), or with ``folder`` a folder (made if missing).
+
+    Called before work starts, so that a typo or a read-only folder costs nothing instead of
+    the runs done by the time the first write fails. It writes (and removes) a temporary file
+    where the output will go: os.access answers wrongly for root and for read-only mounts.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if folder:
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise NotADirectoryError(f"{path} exists and is not a folder; choose another output folder")
+        where = path
+        while not os.path.exists(where):  # a missing folder is made by its nearest existing ancestor
+            where = os.path.dirname(where)
+        if not os.path.isdir(where):
+            raise NotADirectoryError(f"cannot make the folder {path}: {where} is a file")
+    else:
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{path} is a folder; give the name of a file")
+        where = os.path.dirname(path)
+        if not os.path.isdir(where):
+            raise FileNotFoundError(f"cannot write {path}: the folder {where} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(dir=where, prefix=".sdagd-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+        if append and os.path.exists(path):
+            open(path, "ab").close()  # appends nothing
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}") from None
 
 
 def _append_record(path, record):
@@ -188,6 +305,48 @@ def _configs(depths, activations, optimizers, seeds, epochs, batch_size, width, 
                            "seed": int(seed), "epochs": int(epochs), "batch_size": int(batch_size),
                            "train_limit": int(train_limit) if train_limit else None,
                            "evaluate_on": evaluate_on, "n_val": int(n_val)}
+
+
+def _check_grid(depths, activations, seeds, width, output, loss):
+    """The grid as lists, every value checked as the runs would check it, before any run."""
+    from .mlp import _MAX_WIDTHS, _check_config, _is_int
+
+    grid = []
+    for name, values, example in [("depths", depths, "(1, 2, 3)"), ("activations", activations, "('sigmoid',)"),
+                                  ("seeds", seeds, "(0, 1, 2)")]:
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise TypeError(f"{name} must be a sequence such as {example}, got {values!r}")
+        grid.append(list(values))
+    depths, activations, seeds = grid
+    for depth in depths:  # int() would quietly make 1.7 a 1, and -1 a network without hidden layers
+        if not _is_int(depth) or not 1 <= depth <= _MAX_WIDTHS - 2:
+            raise ValueError(f"depths must hold integers from 1 to {_MAX_WIDTHS - 2} (hidden layers), "
+                             f"got {depth!r}")
+    for depth in depths[:1]:
+        for activation in activations:
+            for seed in seeds:
+                _check_config(paper_sizes(depth, width), activation, output, loss, seed=seed)
+    return depths, activations, seeds
+
+
+def _check_data(data, evaluate_on, n_val, keep):
+    """Load (a folder; cached for this process's runs if ``keep``) or check (arrays) the data
+    the runs will use, and that the validation split fits it."""
+    from .mlp import _as_inputs, _as_labels
+
+    if keep or not (data is None or isinstance(data, (str, os.PathLike))):
+        (X_train, y_train), (X_test, y_test) = _load_data(data)
+    else:  # loaded by each worker: checked here, not kept
+        from .datasets import load_mnist
+
+        (X_train, y_train), (X_test, y_test) = load_mnist(data)
+    for part, X, y in [("train", X_train, y_train), ("test", X_test, y_test)]:
+        X = _as_inputs(X, 784, f"X_{part}")
+        _as_labels(y, X.shape[0], 10, f"y_{part}")
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"X_{part} contains NaN or inf")
+    if evaluate_on == "validation" and not n_val < len(X_train):
+        raise ValueError(f"n_val must be below the {len(X_train)} training images, got {n_val}")
 
 
 def _describe(record):
@@ -264,7 +423,14 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
     Notes
     -----
     The default process pool starts workers with "spawn": in a script, call ``sweep`` under
-    ``if __name__ == "__main__":`` (notebooks and the REPL need nothing).
+    ``if __name__ == "__main__":`` (notebooks and the REPL need nothing). Its workers exit when
+    this process dies, even by ``kill -9``.
+
+    Before the first run, the grid (as :class:`sdagd.MLP` would check it), ``out`` (that it can
+    be written) and the data (loaded, or the arrays checked; not with a custom ``executor``,
+    whose workers load data folders themselves) are checked: a mistake there raises at once
+    instead of becoming failed runs. A run that fails before training starts (its data, its
+    configuration) or whose worker fails is returned but not saved, so a rerun retries it.
 
     Returns
     -------
@@ -285,10 +451,19 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if batch_size > 2**31 - 1:
+        raise ValueError(f"batch_size must be at most 2**31-1, got {batch_size}")
+    depths, activations, seeds = _check_grid(depths, activations, seeds, width, output, loss)
     configs = list(_configs(depths, activations, optimizers, seeds, epochs, batch_size, width, output, loss,
                             train_limit, evaluate_on, n_val))
     if not configs:
         raise ValueError("the sweep is empty: depths, activations, optimizers and seeds must all be non-empty")
+    if out:
+        _check_writable(out, append=True)
+    if executor is None or not (data is None or isinstance(data, (str, os.PathLike))):
+        # Here, not in the runs: a wrong data folder or bad arrays would fail every run alike.
+        # (A custom executor's workers read data folders themselves, maybe elsewhere.)
+        _check_data(data, evaluate_on, n_val, keep=executor is None and workers == 0)
 
     done = {}
     for record in load_records(out):
@@ -300,9 +475,12 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
         print(f"sweep: {len(configs) - len(todo)} of {len(configs)} runs already in {out}; resuming",
               file=sys.stderr, flush=True)
 
-    def finish(record, persist=True):
+    def finish(record):
+        # A failure outside the run (its data, the executor) is returned but not saved: a rerun
+        # retries it instead of taking it as the run's result.
+        retry = record.pop("retry", False)
         done[record["key"]] = record
-        if out and persist:
+        if out and not retry:
             _append_record(out, record)
         bar.update(record)
 
@@ -313,9 +491,7 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
         else:
             own = executor is None
             if own:
-                executor = cf.ProcessPoolExecutor(
-                    max_workers=workers or os.cpu_count() or 1, initializer=_worker_init,
-                    mp_context=multiprocessing.get_context("spawn"))  # fork would copy BLAS threads
+                executor = _default_pool(workers)
             try:
                 futures = {executor.submit(run_job, config, data): config for config in todo}
                 for future in cf.as_completed(futures):
@@ -324,10 +500,11 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
                         record = future.result()
                     except Exception as exc:
                         # The executor, not the run, failed (a worker died, the pool broke, the
-                        # job could not be sent): returned, but not written, so a resumed sweep
-                        # runs it again instead of taking it as done.
-                        finish(_failed_record(config, f"{type(exc).__name__}: {exc} (executor failure; "
-                                                      f"not saved, a rerun retries it)"), persist=False)
+                        # job could not be sent).
+                        record = _failed_record(config, f"{type(exc).__name__}: {exc} (executor failure; "
+                                                        f"not saved, a rerun retries it)")
+                        record["retry"] = True
+                        finish(record)
                         continue
                     finish(record)
             finally:

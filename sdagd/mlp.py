@@ -5,11 +5,16 @@ parameter slab into per-layer arrays, and keeps the training history.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import secrets
+import struct
 import sys
 import time
 import zipfile
+import zlib
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -46,10 +51,70 @@ class Evaluation(NamedTuple):
     error: float  #: misclassification rate in [0, 1] (x100 for the paper's MCR in %)
 
 
+_MAX_WIDTH = 2**24    # limits of the C core (csrc): each layer width,
+_MAX_WIDTHS = 1000    # the number of widths,
+_INT32_MAX = 2**31 - 1  # and its int counters (batch sizes, rows)
+_CONFIG_KEYS = ("sizes", "activation", "output", "loss", "init", "seed", "leaky_slope", "device")
+
+
 def _choice(name, value, options):
+    if not isinstance(value, str):  # a list would fail the lookup with "unhashable type"
+        raise TypeError(f"{name} must be a string, one of {sorted(options)}; got {value!r}")
     if value not in options:
         raise ValueError(f"invalid {name} {value!r}; choose one of {sorted(options)}")
     return options[value]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_sizes(sizes) -> list:
+    """The layer widths as a list of ints, checked against the C core's limits in Python, so that
+    the message names the entry (the core would raise OverflowError beyond a C long)."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"sizes must be a sequence of integers, got {sizes!r}")
+    sizes = list(sizes)  # read once: an iterator would be empty after a first pass
+    if not all(_is_int(s) for s in sizes):
+        raise TypeError(f"sizes must be a sequence of integers, got {sizes!r}")
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must list at least two positive layer widths (input and output), got {sizes}")
+    if len(sizes) > _MAX_WIDTHS:
+        raise ValueError(f"sizes must list at most {_MAX_WIDTHS} layer widths, got {len(sizes)}")
+    for i, s in enumerate(sizes):
+        if s > _MAX_WIDTH:
+            raise ValueError(f"sizes[{i}] = {s}; each width must be in [1, 2**24]")
+    return sizes
+
+
+def _num_params(sizes) -> int:
+    """Parameters of a network of these widths (W and b per layer), computed before building it."""
+    return sum((n_in + 1) * n_out for n_in, n_out in zip(sizes, sizes[1:]))
+
+
+def _check_config(sizes, activation="sigmoid", output="sigmoid", loss="mse", init="xavier", seed=0,
+                  leaky_slope=0.01, device="cpu") -> dict:
+    """The constructor's arguments checked and normalised, without building anything: shared by
+    MLP(), MLP.load (before it allocates) and the sweeps (before their first run)."""
+    sizes = _check_sizes(sizes)
+    for name, value, options in [("activation", activation, _HIDDEN), ("output", output, _OUTPUT),
+                                 ("loss", loss, _LOSS)]:
+        _choice(name, value, options)
+    if (output == "softmax") != (loss == "ce"):
+        raise ValueError(f"output {output!r} with loss {loss!r}: use output='softmax' with loss='ce', "
+                         f"and 'sigmoid' or 'linear' output with loss='mse'")
+    _choice("init", init, _INIT)
+    _choice("device", device, _DEVICE)
+    if not _is_int(seed) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    if isinstance(leaky_slope, bool) or not isinstance(leaky_slope, (int, float, np.integer, np.floating)):
+        raise TypeError(f"leaky_slope must be a number in [0, 1), got {leaky_slope!r}")
+    leaky_slope = float(leaky_slope)
+    if not 0 <= leaky_slope < 1:
+        raise ValueError(f"leaky_slope must be in [0, 1), got {leaky_slope}")
+    return dict(sizes=sizes, activation=activation, output=output, loss=loss, init=init, seed=int(seed),
+                leaky_slope=leaky_slope, device=device)
 
 
 def _as_inputs(X, n_in, name="X"):
@@ -65,7 +130,17 @@ def _as_inputs(X, n_in, name="X"):
     if X.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
     # "A": aligned too; arrays unpickled from a buffer (e.g. on Dask workers) may not be.
-    return np.require(X, dtype=np.float32, requirements=["C", "A"])
+    with np.errstate(over="ignore"):  # overflow to inf is reported below, by value and position
+        out = np.require(X, dtype=np.float32, requirements=["C", "A"])
+    if X.dtype.itemsize > 4:
+        # A finite float64 beyond the float32 range becomes inf here; say so, rather than let
+        # the core report a "NaN or inf" that the caller's array does not hold.
+        bad = np.flatnonzero(~np.isfinite(out))
+        if bad.size and np.isfinite(X.flat[bad[0]]):
+            raise ValueError(f"{name} holds {X.flat[bad[0]]} at flat index {bad[0]}, beyond the float32 range "
+                             f"(magnitudes up to {np.finfo(np.float32).max:.4g}) the network computes in; "
+                             f"rescale the inputs")
+    return out
 
 
 def _as_labels(y, n_rows, n_out, name="y"):
@@ -122,34 +197,13 @@ class MLP:
 
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse", init="xavier", seed=0,
                  leaky_slope=0.01, device="cpu"):
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__") or not all(
-                isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in sizes):
-            raise TypeError(f"sizes must be a sequence of integers, got {sizes!r}")
-        sizes = [int(s) for s in sizes]
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"sizes must list at least two positive layer widths (input and output), got {sizes}")
-        hidden = _choice("activation", activation, _HIDDEN)
-        out = _choice("output", output, _OUTPUT)
-        loss_code = _choice("loss", loss, _LOSS)
-        if (output == "softmax") != (loss == "ce"):
-            raise ValueError(f"output {output!r} with loss {loss!r}: use output='softmax' with loss='ce', "
-                             f"and 'sigmoid' or 'linear' output with loss='mse'")
-        init_code = _choice("init", init, _INIT)
-        device_code = _choice("device", device, _DEVICE)
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**64:
-            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-        if isinstance(leaky_slope, bool) or not isinstance(leaky_slope, (int, float, np.integer, np.floating)):
-            raise TypeError(f"leaky_slope must be a number in [0, 1), got {leaky_slope!r}")
-        leaky_slope = float(leaky_slope)
-        if not 0 <= leaky_slope < 1:
-            raise ValueError(f"leaky_slope must be in [0, 1), got {leaky_slope}")
-        self._config = dict(sizes=sizes, activation=activation, output=output, loss=loss, init=init,
-                            seed=int(seed), leaky_slope=leaky_slope, device=device)
+        c = self._config = _check_config(sizes, activation, output, loss, init, seed, leaky_slope, device)
         try:
-            self._net = _core.Net(sizes, hidden, out, loss_code, leaky_slope, device_code, 100)
+            self._net = _core.Net(c["sizes"], _HIDDEN[activation], _OUTPUT[output], _LOSS[loss], c["leaky_slope"],
+                                  _DEVICE[device], 100)
         except _core.DeviceError as exc:
             raise DeviceError(f"device={device!r} cannot be used: {exc}") from None
-        self._net.init_params(init_code, int(seed))
+        self._net.init_params(_INIT[init], c["seed"])
         self._offsets = self._net.layer_offsets()
         self.epochs_trained = 0  #: epochs completed by fit() over the network's life
 
@@ -343,8 +397,23 @@ class MLP:
 
     def save(self, path, optimizer: Optimizer | None = None) -> None:
         """Write the network (and optionally ``optimizer``'s state) to ``path`` (.npz).
-        The round trip is exact: float32 parameters are stored bit for bit."""
-        arrays = {"params": self._net.get_params()}
+        The round trip is exact: float32 parameters are stored bit for bit.
+
+        The file is written under a temporary name in the same folder and renamed into place
+        only when complete, so a failure (a full disk, an interruption) leaves any earlier file
+        at ``path`` as it was.
+
+        A network whose parameters (or optimizer state) hold NaN or inf, as a diverged run can
+        leave them, is refused with a ValueError and nothing is written: such a file could not
+        be used, :meth:`load` refuses it, and not writing it keeps the last good checkpoint.
+        """
+        if optimizer is not None:
+            self._require_optimizer(optimizer)
+        params = self._net.get_params()
+        if not np.all(np.isfinite(params)):
+            raise ValueError(f"cannot save to {path}: the parameters contain NaN or inf (the network "
+                             f"diverged); nothing was written, an earlier file there is kept")
+        arrays = {"params": params}
         meta = {"format": _FORMAT_VERSION, "config": self.config, "epochs_trained": self.epochs_trained}
         if optimizer is not None:
             if optimizer._net_core is not None and optimizer._net_core is not self._net:
@@ -353,42 +422,64 @@ class MLP:
             meta["optimizer"] = {"config": state["config"], "step": int(state["step"]),
                                  "has_state": state["state"] is not None}
             if state["state"] is not None:
+                if not np.all(np.isfinite(state["state"])):
+                    raise ValueError(f"cannot save to {path}: the optimizer state contains NaN or inf; "
+                                     f"nothing was written, an earlier file there is kept")
                 arrays["optimizer_state"] = state["state"]
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
+        _atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
-    def load(cls, path, with_optimizer: bool = False):
+    def load(cls, path, with_optimizer: bool = False, device: str | None = None):
         """Read a file written by :meth:`save`. With ``with_optimizer=True`` returns
-        ``(net, optimizer)``, the optimizer restored with its state (None if none was saved)."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(bytes(data["meta"]).decode())
-                params = np.array(data["params"], dtype=np.float32)
-                opt_state = np.array(data["optimizer_state"]) if "optimizer_state" in data else None
-        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise ValueError(f"{path}: not a network saved by sdagd.MLP.save ({exc})") from None
-        if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
-            raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (no configuration)")
-        if meta.get("format") != _FORMAT_VERSION:
-            raise ValueError(f"{path}: unsupported file format {meta.get('format')!r}")
-        if "epochs_trained" not in meta:
-            raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (no epochs_trained)")
-        net = cls(**meta["config"])
-        if params.shape != (net.n_params,):
-            raise ValueError(f"{path}: holds {params.size} parameters, the configuration needs {net.n_params}")
-        net._net.set_params(params)
-        net.epochs_trained = int(meta["epochs_trained"])
+        ``(net, optimizer)``, the optimizer restored with its state (None if none was saved).
+        ``device`` puts the network on another device than the one it was saved from (a file
+        saved from a GPU loads on the CPU and the other way round); by default the saved one.
+
+        Raises
+        ------
+        OSError
+            The file cannot be opened (FileNotFoundError, PermissionError, ...).
+        ValueError
+            It is not a network saved by :meth:`save`, or it is damaged or inconsistent; the
+            message says what is wrong. Files holding NaN or inf parameters or optimizer state
+            are refused, as :meth:`save` refuses to write them.
+
+        Notes
+        -----
+        Files are untrusted input. Nothing is built and no array is read before the metadata
+        (at most 1 MiB of JSON) is checked and the ``.npy`` headers of the stored arrays agree
+        with it: the parameters must be float32 of exactly the shape the configuration needs,
+        and the optimizer state float32 of shape (slabs <= 2, parameters). Each array is then
+        read only up to the size its header declares, and no member may declare more than
+        1032 times the file's size (the most deflate can expand). So loading allocates no more
+        than the network the configuration describes, and that is at most about 1000 times the
+        file's size.
+        """
+        with open(path, "rb") as f:  # errors opening it (missing, unreadable) are the OS's own
+            if f.read(6) == b"\x93NUMPY":  # what np.save writes: the context-manager error otherwise
+                raise ValueError(f"{path}: a single .npy array, not a network saved by sdagd.MLP.save "
+                                 f"(an .npz archive)")
+            f.seek(0)
+            try:
+                with zipfile.ZipFile(f) as archive:
+                    saved = _read_checkpoint(_Archive(archive, path, os.fstat(f.fileno()).st_size),
+                                             with_optimizer)
+            # Damaged archives raise any of these, from zipfile (RuntimeError: "encrypted"), zlib
+            # or the reads.
+            except (OSError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+                    struct.error) as exc:
+                raise ValueError(f"{path}: not a network saved by sdagd.MLP.save ({exc})") from None
+        config = saved["config"] if device is None else dict(saved["config"], device=device)
+        net = cls(**config)  # only now: everything it needs has been read and checked
+        net._net.set_params(saved["params"])
+        net.epochs_trained = saved["epochs_trained"]
         if not with_optimizer:
             return net
-        saved = meta.get("optimizer")
-        if saved is None:
-            return net, None
-        optimizer = from_config(saved["config"])
-        optimizer.load_state_dict({"config": saved["config"], "state": opt_state, "step": saved["step"]}, net)
+        optimizer = saved["optimizer"]
+        if optimizer is not None:
+            _checked(path, "optimizer state", lambda: optimizer.load_state_dict(
+                {"config": optimizer.config(), "state": saved["state"], "step": saved["step"]}, net))
         return net, optimizer
 
 
@@ -399,6 +490,8 @@ def _check_fit_arguments(net, epochs, batch_size, validation_data, progress, on_
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size > _INT32_MAX:  # the core counts in C ints; one batch of all rows needs only len(X)
+        raise ValueError(f"batch_size must be at most 2**31-1, got {batch_size}")
     X_val = y_val = None
     if validation_data is not None:
         if len(validation_data) != 2:
@@ -414,6 +507,168 @@ def _check_fit_arguments(net, epochs, batch_size, validation_data, progress, on_
     if report is not None and not callable(report):
         raise TypeError("progress must be True, False or a callable taking the epoch record")
     return X_val, y_val, report
+
+
+def _read_checkpoint(archive, with_optimizer) -> dict:
+    """What :meth:`MLP.load` needs from an .npz, each part checked before it is read: the
+    configuration, the parameters, the epoch count, and with ``with_optimizer`` the optimizer
+    (without state, or None), its state array and step."""
+    path = archive.path
+    meta = archive.meta()
+    config = _checked(path, "configuration", lambda: _check_config(**meta["config"]))
+    n = _num_params(config["sizes"])
+    params = archive.array("params", lambda shape, dtype: _float32_of_shape(shape, dtype, (n,), config))
+    if params is None:
+        raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (no params.npy in the archive)")
+    out = dict(config=config, params=params, epochs_trained=meta["epochs_trained"], optimizer=None)
+    saved = meta.get("optimizer") if with_optimizer else None
+    if saved is None:
+        return out
+    if not (isinstance(saved, dict) and isinstance(saved.get("config"), dict)
+            and _is_count(saved.get("step")) and isinstance(saved.get("has_state"), bool)):
+        raise ValueError(f"{path}: damaged optimizer record {saved!r}; expected "
+                         f"{{'config': {{...}}, 'step': integer >= 0, 'has_state': true or false}}")
+    out["optimizer"] = _checked(path, "optimizer configuration", lambda: from_config(saved["config"]))
+
+    def check_state(shape, dtype):  # (slabs, n): the core's optimizers keep 0 to 2 slabs
+        slabs = shape[0] if len(shape) == 2 and shape[0] <= 2 else "slabs <= 2"
+        return _float32_of_shape(shape, dtype, (slabs, n), config)
+
+    out["state"], out["step"] = archive.array("optimizer_state", check_state), saved["step"]
+    if saved["has_state"] != (out["state"] is not None):
+        raise ValueError(f"{path}: the optimizer record says has_state={saved['has_state']}, but the archive "
+                         f"{'lacks' if out['state'] is None else 'holds'} optimizer_state.npy")
+    return out
+
+
+def _is_count(value) -> bool:
+    """An integer in [0, 2**63): what the core's 64-bit counters (epochs, steps) can hold."""
+    return _is_int(value) and 0 <= value < 2**63
+
+
+def _checked(path, what, fn):
+    """``fn()``, with its argument errors reported as a damaged file ``path``."""
+    try:
+        return fn()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: invalid {what}: {exc}") from None
+
+
+def _float32_of_shape(shape, dtype, want, config):
+    """Why a stored array of ``shape`` and ``dtype`` is not float32 of shape ``want`` (None if it is)."""
+    if dtype.kind != "f" or dtype.itemsize != 4:  # strings, bools, complex, float64: not what save writes
+        return f"holds {dtype} values; it must hold float32 (as sdagd.MLP.save writes)"
+    if tuple(shape) != want:
+        want_text = "(" + ", ".join(map(str, want)) + ("," if len(want) == 1 else "") + ")"
+        return (f"has shape {tuple(shape)}; the configuration (sizes {config['sizes']}, {want[-1]} parameters) "
+                f"needs shape {want_text}")
+    return None
+
+
+#: Most bytes a .npz member may declare per byte of the file: deflate's maximal expansion.
+_MAX_INFLATION = 1032
+#: Largest metadata accepted: a save's JSON is well under 1 KiB.
+_MAX_META_BYTES = 1 << 20
+
+
+class _Archive:
+    """Bounded reading of the members of an .npz that :meth:`MLP.load` does not trust."""
+
+    def __init__(self, archive, path, file_size):
+        self.archive, self.path, self.file_size = archive, path, file_size
+
+    def array(self, name, check):
+        """The array ``name`` (None if absent). Its .npy header is read first and ``check(shape,
+        dtype)`` says what is wrong with it (None if nothing) before any data is read; then at
+        most the declared size is read."""
+        try:
+            info = self.archive.getinfo(f"{name}.npy")
+        except KeyError:
+            return None
+        if info.file_size > _MAX_INFLATION * self.file_size:
+            raise ValueError(f"{self.path}: {name} claims {info.file_size} bytes, more than a {self.file_size}-byte "
+                             f"file can hold; not a network saved by sdagd.MLP.save")
+        with self.archive.open(info) as f:
+            try:
+                version = np.lib.format.read_magic(f)
+                if version not in ((1, 0), (2, 0)):  # what np.savez writes
+                    raise ValueError(f"unsupported .npy version {version}")
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran_order, dtype = read_header(f)
+            except ValueError as exc:
+                raise ValueError(f"{self.path}: {name} is not a valid .npy array ({exc})") from None
+            problem = check(shape, dtype)
+            if problem:
+                raise ValueError(f"{self.path}: {name} {problem}")
+            size = math.prod(shape) * dtype.itemsize
+            if info.file_size != f.tell() + size:
+                raise ValueError(f"{self.path}: {name} is {info.file_size} bytes, but its header describes "
+                                 f"{f.tell() + size}; the file is damaged")
+            data = f.read(size)  # never more than the member's declared size, checked above
+        if len(data) != size:
+            raise ValueError(f"{self.path}: {name} is truncated: {len(data)} of {size} bytes")
+        array = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran_order else "C")
+        array = np.array(array, dtype=np.float32 if dtype.kind == "f" else dtype, order="C")  # native, writable
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise ValueError(f"{self.path}: {name} holds NaN or inf (a diverged network?); such networks "
+                             f"cannot be used, and sdagd.MLP.save refuses to write them")
+        return array
+
+    def meta(self) -> dict:
+        """The metadata, checked enough that loading can rely on its fields."""
+        path = self.path
+        raw = self.array("meta", lambda shape, dtype: None if (
+            dtype == np.uint8 and len(shape) == 1 and shape[0] <= _MAX_META_BYTES) else (
+            f"must be at most {_MAX_META_BYTES} bytes of JSON text (uint8), got {dtype} of shape {shape}"))
+        if raw is None:
+            raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (no meta.npy in the archive)")
+        try:
+            meta = json.loads(raw.tobytes().decode("utf-8"))
+        except ValueError as exc:  # JSON or UTF-8
+            raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (its metadata is not JSON: "
+                             f"{exc})") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+            raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (no configuration)")
+        if not _is_int(meta.get("format")) or meta["format"] != _FORMAT_VERSION:
+            raise ValueError(f"{path}: unsupported file format {meta.get('format')!r}")
+        unknown = sorted(set(meta["config"]) - set(_CONFIG_KEYS))
+        if unknown or "sizes" not in meta["config"]:
+            raise ValueError(f"{path}: invalid configuration {meta['config']!r}: "
+                             + (f"unknown keys {unknown}" if unknown else "no sizes")
+                             + f"; the keys are {list(_CONFIG_KEYS)}")
+        if "epochs_trained" not in meta:
+            raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (no epochs_trained)")
+        if not _is_count(meta["epochs_trained"]):
+            raise ValueError(f"{path}: epochs_trained must be an integer >= 0, got {meta['epochs_trained']!r}")
+        return meta
+
+
+def _atomic_write(path, write):
+    """Create or replace the file ``path`` with what ``write(file)`` writes to a binary file.
+
+    It goes to a temporary file in the same folder (so the final rename stays on one file
+    system), is flushed to disk, and only then renamed over ``path``: a failure at any point
+    leaves an earlier file at ``path`` untouched and removes the temporary file.
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+    try:
+        # Mode 0o666 less the umask, as open() gives; tempfile.mkstemp would give 0o600.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:  # name the file asked for, not the temporary one
+        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _print_epoch(record):

@@ -59,18 +59,32 @@ def _in_unit_interval(name, value, cls, *, closed_high=False):
 
 
 class Optimizer:
-    """Base class: hyperparameters, the binding to one network, and the state in the C core."""
+    """Base class: hyperparameters, the binding to one network, and the state in the C core.
+
+    The update rules run in the C core, so only the classes of this module (and subclasses of
+    them, e.g. to change defaults) can be used: an optimizer of a new kind would need a C
+    update rule, and subclassing :class:`Optimizer` directly raises TypeError.
+    """
 
     needs_hessian = False
 
     def __init__(self, **hyperparameters):
+        # The core's kind: the nearest class of this module in the MRO, so that a subclass of
+        # SGD is an SGD to the core (and in saved files).
+        self._kind = next((c.__name__ for c in type(self).__mro__
+                           if c.__module__ == __name__ and c.__name__ in _KIND), None)
+        if self._kind is None:
+            raise TypeError(f"{type(self).__name__}: the update rules run in the C core, which implements "
+                            f"{', '.join(_KIND)}; subclass one of those (e.g. to change its defaults) "
+                            f"rather than Optimizer itself")
         self._hyper = hyperparameters
         self._core = None      # _core.Optimizer, made on first use
         self._net_core = None  # the _core.Net that state belongs to
 
     @property
     def name(self) -> str:
-        return type(self).__name__
+        """The algorithm: one of SGD, SDAGD, SDLM, AdaGrad, AdaDelta, Adam (also for subclasses)."""
+        return self._kind
 
     @property
     def hyperparameters(self) -> dict:
@@ -87,7 +101,7 @@ class Optimizer:
     def _bind(self, net_core):
         """The C-core optimizer for ``net_core``, made on first use."""
         if self._core is None:
-            self._core = _core.Optimizer(net_core, _KIND[self.name], **self._core_kwargs())
+            self._core = _core.Optimizer(net_core, _KIND[self._kind], **self._core_kwargs())
             self._net_core = net_core
         elif self._net_core is not net_core:
             raise ValueError(
@@ -125,10 +139,15 @@ class Optimizer:
             if array.ndim != 2 or array.shape[1] != net.n_params:
                 raise ValueError(f"saved optimizer state has shape {array.shape}; this network has "
                                  f"{net.n_params} parameters")
+            if not np.all(np.isfinite(array)):  # no optimizer keeps NaN or inf in working order
+                raise ValueError("saved optimizer state contains NaN or inf")
+            step = state["step"]
+            if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 0 <= step < 2**63:
+                raise ValueError(f"saved optimizer step must be an integer >= 0, got {step!r}")
         # Made aside and swapped in only on success: a failed load leaves this optimizer as it was.
-        fresh = _core.Optimizer(net._net, _KIND[self.name], **self._core_kwargs())
+        fresh = _core.Optimizer(net._net, _KIND[self._kind], **self._core_kwargs())
         if state["state"] is not None:
-            fresh.set_state(array, int(state["step"]))
+            fresh.set_state(array, int(step))
         self._core, self._net_core = fresh, net._net
 
     def __repr__(self):
@@ -206,10 +225,13 @@ class SDAGD(Optimizer):
     def __init__(self, radius: float, eps: float = 1e-8, norm: str = "layer", hessian_every: int = 1,
                  max_step: float | None = None, schedule: dict | None = None, average: float | None = None,
                  hessian_scale: float = 1.0):
-        if norm not in _NORM:
+        if not isinstance(norm, str) or norm not in _NORM:  # a list would fail with "unhashable type"
             raise ValueError(f"SDAGD: invalid norm {norm!r}; choose 'layer' or 'global'")
-        if isinstance(hessian_every, bool) or not isinstance(hessian_every, (int, np.integer)) or hessian_every < 1:
-            raise ValueError(f"SDAGD: invalid hessian_every {hessian_every!r}; it must be an integer >= 1")
+        # The core keeps hessian_every in a C int: checked here, not at first use.
+        if (isinstance(hessian_every, bool) or not isinstance(hessian_every, (int, np.integer))
+                or not 1 <= hessian_every <= 2**31 - 1):
+            raise ValueError(f"SDAGD: invalid hessian_every {hessian_every!r}; it must be an integer from 1 "
+                             f"to 2**31-1")
         if max_step is not None:
             max_step = _positive("max_step", max_step, "SDAGD")
         radius = _positive("radius", radius, "SDAGD")
@@ -352,9 +374,12 @@ _CLASSES = {cls.__name__: cls for cls in (SGD, SDAGD, SDLM, AdaGrad, AdaDelta, A
 
 def from_config(config: dict) -> Optimizer:
     """Rebuild an optimizer (without state) from :meth:`Optimizer.config`."""
+    if not isinstance(config, dict):
+        raise TypeError(f"an optimizer configuration is a dict such as {{'name': 'SGD', 'lr': 0.1}} "
+                        f"(from Optimizer.config()), got {config!r}")
     config = dict(config)
     name = config.pop("name", None)
-    if name not in _CLASSES:
+    if not isinstance(name, str) or name not in _CLASSES:  # a list would fail with "unhashable type"
         raise ValueError(f"unknown optimizer {name!r}; known: {sorted(_CLASSES)}")
     if name == "Adam" and "betas" in config:
         config["betas"] = tuple(config["betas"])

@@ -54,6 +54,9 @@ def run(out_dir, protocol="quick", epochs=None, workers=None, data=None, seeds=N
         if int(train_limit) < 1:
             raise ValueError(f"train_limit must be >= 1, got {train_limit}")
         settings["train_limit"] = int(train_limit)
+    # Before any run: a path that is a file, or a folder that cannot be written, would otherwise
+    # fail only when the first results are written.
+    experiments._check_writable(out_dir, folder=True)
     os.makedirs(out_dir, exist_ok=True)
     start = time.perf_counter()
     common = dict(depths=settings["depths"], activations=settings["activations"], data=data,

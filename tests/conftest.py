@@ -1,6 +1,7 @@
 """Shared pytest fixtures for the sdagd tests."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,33 @@ def mnist_dir():
             pytest.fail("SDAGD_REQUIRE_DATA=1 but SDAGD_DATA is not set")
         pytest.skip("set SDAGD_DATA=/dir/with/mnist to run real-data tests")
     return Path(value)
+
+
+# --------------------------------------------------------------------------
+# Folders that cannot be written
+# --------------------------------------------------------------------------
+
+def _can_create_in(folder):
+    try:
+        fd, name = tempfile.mkstemp(dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder in which this process cannot create files: a chmod 0o555 one, or where that
+    does not stop it (root), /sys, which refuses new files; skipped if neither works."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        usable = [c for c in (folder, Path("/sys")) if c.is_dir() and not _can_create_in(c)]
+        if not usable:
+            pytest.skip("no read-only folder here (root, and /sys accepts files)")
+        yield usable[0]
+    finally:
+        folder.chmod(0o755)

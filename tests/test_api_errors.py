@@ -47,6 +47,16 @@ def with_inf(X):
     return X
 
 
+def beyond_float32(X):
+    X = X.astype(np.float64)
+    X[1, 2] = 1e39  # finite as float64, inf as the float32 the network computes in
+    return X
+
+
+class CustomOptimizer(optim.Optimizer):
+    """An optimizer of a new kind: it has no update rule in the C core."""
+
+
 def used_with_another_network():
     opt = optim.SGD(lr=0.1)
     net().train_step(X, Y, opt)
@@ -84,6 +94,8 @@ BAD_X = [
     ("X-nan", with_nan(X), Y, ValueError, r"X(_val)? contains NaN or inf \(first at flat index 15\)"),
     ("X-inf", with_inf(X), Y, ValueError, r"X(_val)? contains NaN or inf"),
     ("X-empty", X[:0], Y[:0], ValueError, r"X(_val)? has no rows"),
+    ("X-beyond-float32", beyond_float32(X), Y, ValueError,
+     r"X(_val)? holds 1e\+39 at flat index 8, beyond the float32 range"),
 ]
 BAD_Y = [
     ("y-wrong-length", X, Y[:5], ValueError, r"y(_val)? has 5 labels but X(_val)? has 8 rows"),
@@ -109,6 +121,13 @@ CONSTRUCTION_CASES = [
     ("sizes-string", lambda: sdagd.MLP("abc"), TypeError, r"sizes must be a sequence of integers, got 'abc'"),
     ("sizes-none", lambda: sdagd.MLP(None), TypeError, r"sizes must be a sequence of integers"),
     ("sizes-too-wide", lambda: sdagd.MLP([5, 2 ** 25, 3]), ValueError, r"sizes\[1\].*2\*\*24"),
+    ("sizes-beyond-C-long", lambda: sdagd.MLP([5, 2 ** 70, 3]), ValueError,
+     r"sizes\[1\] = 1180591620717411303424; each width must be in \[1, 2\*\*24\]"),
+    ("sizes-too-many", lambda: sdagd.MLP([2] * 1001), ValueError, r"at most 1000 layer widths, got 1001"),
+    ("activation-list", lambda: net(activation=["relu"]), TypeError,
+     r"activation must be a string, one of \['leaky_relu', 'relu', 'sigmoid', 'tanh'\]; got \['relu'\]"),
+    ("output-list", lambda: net(output=["linear"]), TypeError, r"output must be a string.*got \['linear'\]"),
+    ("loss-list", lambda: net(loss=["mse"]), TypeError, r"loss must be a string"),
     ("activation", lambda: net(activation="softplus"), ValueError,
      r"invalid activation 'softplus'; choose one of \['leaky_relu', 'relu', 'sigmoid', 'tanh'\]"),
     ("output", lambda: net(output="tanh"), ValueError, r"invalid output 'tanh'; choose one of"),
@@ -144,8 +163,15 @@ OPTIMIZER_CASES = [
     ("SDAGD-eps-negative", lambda: optim.SDAGD(radius=0.3, eps=-1), ValueError, r"SDAGD: invalid eps -1.0"),
     ("SDAGD-norm", lambda: optim.SDAGD(radius=0.3, norm="x"), ValueError, r"SDAGD: invalid norm 'x'; choose 'layer' or 'global'"),
     ("SDAGD-hessian_every-0", lambda: optim.SDAGD(radius=0.3, hessian_every=0), ValueError,
-     r"SDAGD: invalid hessian_every 0; it must be an integer >= 1"),
+     r"SDAGD: invalid hessian_every 0; it must be an integer from 1 to 2\*\*31-1"),
     ("SDAGD-hessian_every-float", lambda: optim.SDAGD(radius=0.3, hessian_every=1.5), ValueError, r"hessian_every 1.5"),
+    # Checked at construction, not at first use (where the core's C int overflowed).
+    ("SDAGD-hessian_every-2**31", lambda: optim.SDAGD(radius=0.3, hessian_every=2**31), ValueError,
+     r"SDAGD: invalid hessian_every 2147483648; it must be an integer from 1 to 2\*\*31-1"),
+    ("SDAGD-norm-list", lambda: optim.SDAGD(radius=0.3, norm=["layer"]), ValueError,
+     r"SDAGD: invalid norm \['layer'\]; choose 'layer' or 'global'"),
+    ("custom-Optimizer-subclass", lambda: CustomOptimizer(lr=0.1), TypeError,
+     r"CustomOptimizer: the update rules run in the C core.*subclass one of those"),
     ("SDAGD-max_step-negative", lambda: optim.SDAGD(radius=0.3, max_step=-1), ValueError, r"SDAGD: invalid max_step -1.0"),
     ("SDAGD-max_step-zero", lambda: optim.SDAGD(radius=0.3, max_step=0), ValueError, r"SDAGD: invalid max_step 0.0"),
     ("SDLM-mu-zero", lambda: optim.SDLM(lr=0.1, mu=0), ValueError, r"SDLM: invalid mu 0.0"),
@@ -162,6 +188,10 @@ OPTIMIZER_CASES = [
     ("AdaGrad-eps-negative", lambda: optim.AdaGrad(eps=-1e-10), ValueError, r"AdaGrad: invalid eps"),
     ("from_config-unknown", lambda: optim.from_config({"name": "RMSprop"}), ValueError,
      r"unknown optimizer 'RMSprop'; known: \['AdaDelta', 'AdaGrad', 'Adam', 'SDAGD', 'SDLM', 'SGD'\]"),
+    ("from_config-name-list", lambda: optim.from_config({"name": ["SGD"]}), ValueError,
+     r"unknown optimizer \['SGD'\]; known:"),
+    ("from_config-not-a-dict", lambda: optim.from_config("SGD"), TypeError,
+     r"an optimizer configuration is a dict such as .*got 'SGD'"),
 ]
 
 USE_CASES = [
@@ -183,6 +213,8 @@ USE_CASES = [
      r"optimizer must be an sdagd.optim optimizer.*got object"),
     ("train_step-optimizer-class", lambda: net().train_step(X, Y, optim.SGD), TypeError,
      r"optimizer must be an sdagd.optim optimizer"),
+    ("save-not-an-optimizer", lambda: net().save("never-written.npz", optimizer="sgd"), TypeError,
+     r"optimizer must be an sdagd.optim optimizer.*got str"),
     ("optimizer-two-networks", used_with_another_network, ValueError,
      r"this SGD optimizer already holds state for another network; create a new optimizer"),
     ("set_params-too-few-layers", lambda: net().set_params(net().params[:1]), ValueError,
@@ -195,6 +227,19 @@ USE_CASES = [
      ValueError, r"parameters contain NaN or inf"),
     ("set_params-inf-bias", lambda: net().set_params([net().params[0], (np.zeros((10, 5)), np.full(10, -np.inf))]),
      ValueError, r"parameters contain NaN or inf"),
+    ("fit-batch_size-beyond-int32", lambda: net().fit(X, Y, optim.SGD(lr=0.1), batch_size=2**31, progress=False),
+     ValueError, r"batch_size must be at most 2\*\*31-1, got 2147483648"),
+    ("set_num_threads-bool", lambda: sdagd.set_num_threads(True), TypeError,
+     r"set_num_threads: n must be an integer from 1 to 256, got True"),
+    ("set_num_threads-float", lambda: sdagd.set_num_threads(2.0), TypeError, r"must be an integer.*got 2.0"),
+    ("set_num_threads-beyond-C-long", lambda: sdagd.set_num_threads(2**70), ValueError,
+     r"set_num_threads: n must be an integer from 1 to 256, got 1180591620717411303424"),
+    ("load_state_dict-nan", lambda: optim.Adam().load_state_dict(
+        {"config": optim.Adam().config(), "state": np.full((2, 95), np.nan), "step": 1}, net()),
+     ValueError, r"saved optimizer state contains NaN or inf"),
+    ("load_state_dict-step-fraction", lambda: optim.Adam().load_state_dict(
+        {"config": optim.Adam().config(), "state": np.zeros((2, 95)), "step": 1.5}, net()),
+     ValueError, r"saved optimizer step must be an integer >= 0, got 1.5"),
     ("load_state_dict-other-config",
      lambda: optim.SGD(lr=0.2).load_state_dict(optim.SGD(lr=0.1).state_dict(), net()),
      ValueError, r"saved optimizer state is for .*'lr': 0.1.*not for .*'lr': 0.2"),
@@ -220,6 +265,28 @@ def meta(obj):
     return np.frombuffer(json.dumps(obj).encode(), dtype=np.uint8)
 
 
+def write_npy(tmp_path):
+    path = tmp_path / "params.npy"
+    np.save(path, np.zeros(95, np.float32))
+    return path
+
+
+def edited(**changes):
+    """GOOD_META with top-level ``changes``; ``config`` entries merge into the good configuration,
+    a value of None removes the entry."""
+    out = json.loads(json.dumps(GOOD_META))
+    for key, value in changes.items():
+        target = out["config"] if key in GOOD_META["config"] or key == "colour" else out
+        if value is None:
+            target.pop(key)
+        else:
+            target[key] = value
+    return meta(out)
+
+
+GOOD_PARAMS = np.zeros(95, np.float32)
+
+
 GOOD_META = {"format": 1, "config": dict(sizes=SIZES, activation="sigmoid", output="sigmoid", loss="mse",
                                          init="xavier", seed=0, leaky_slope=0.01, device="cpu"),
              "epochs_trained": 0}
@@ -234,11 +301,95 @@ LOAD_CASES = [
     ("format-99", lambda p: write_npz(p, meta=meta(dict(GOOD_META, format=99)), params=np.zeros(85, np.float32)),
      r"unsupported file format 99", ()),
     ("wrong-parameter-count", lambda p: write_npz(p, meta=meta(GOOD_META), params=np.zeros(7, np.float32)),
-     r"holds 7 parameters, the configuration needs 95", ()),
+     r"params has shape \(7,\); the configuration \(sizes \[6, 5, 10\], 95 parameters\) needs shape \(95,\)", ()),
     ("empty-file", lambda p: garbage_file(p, b""), r"not a network saved by sdagd.MLP.save", ()),
     ("zip-magic-garbage", lambda p: garbage_file(p, b"PK\x03\x04" + bytes(100)), r"not a network saved", ()),
     ("truncated-save", write_truncated_save, r"not a network saved", ()),
     ("meta-json-list", lambda p: write_npz(p, meta=meta([1, 2]), params=np.zeros(95, np.float32)), r"not a network saved", ()),
+    # A message that names the problem instead of Python's protocol or a contradiction.
+    ("plain-npy", write_npy, r"params.npy: a single .npy array, not a network saved by sdagd.MLP.save", ()),
+    ("params-2d", lambda p: write_npz(p, meta=meta(GOOD_META), params=np.zeros((1, 95), np.float32)),
+     r"params has shape \(1, 95\); the configuration \(sizes \[6, 5, 10\], 95 parameters\) needs shape \(95,\)", ()),
+    ("no-params", lambda p: write_npz(p, meta=meta(GOOD_META)), r"no params.npy in the archive", ()),
+    # Hand-edited metadata: what is wrong, not a KeyError or int()'s complaint.
+    ("epochs-string", lambda p: write_npz(p, meta=edited(epochs_trained="3"), params=GOOD_PARAMS),
+     r"epochs_trained must be an integer >= 0, got '3'", ()),
+    ("config-unknown-key", lambda p: write_npz(p, meta=edited(colour="red"), params=GOOD_PARAMS),
+     r"invalid configuration .*unknown keys \['colour'\]", ()),
+    ("config-without-sizes", lambda p: write_npz(p, meta=edited(sizes=None), params=GOOD_PARAMS),
+     r"invalid configuration .*no sizes", ()),
+    ("config-activation", lambda p: write_npz(p, meta=edited(activation="softplus"), params=GOOD_PARAMS),
+     r"invalid configuration: invalid activation 'softplus'", ()),
+    ("config-sizes-string", lambda p: write_npz(p, meta=edited(sizes="abc"), params=GOOD_PARAMS),
+     r"invalid configuration: sizes must be a sequence of integers", ()),
+    ("config-seed-fraction", lambda p: write_npz(p, meta=edited(seed=1.5), params=GOOD_PARAMS),
+     r"invalid configuration: seed must be an integer", ()),
+    ("format-true", lambda p: write_npz(p, meta=edited(format=True), params=GOOD_PARAMS),
+     r"unsupported file format True", ()),
+    ("meta-not-utf8", lambda p: write_npz(p, meta=np.frombuffer(b"\xff\xfe{}", np.uint8), params=GOOD_PARAMS),
+     r"its metadata is not JSON", ()),
+    ("meta-2d", lambda p: write_npz(p, meta=meta(GOOD_META)[None], params=GOOD_PARAMS),
+     r"meta must be at most 1048576 bytes of JSON text", ()),
+    # Garbage that used to be accepted (converted, truncated or loaded as is).
+    ("params-strings", lambda p: write_npz(p, meta=meta(GOOD_META), params=np.array(["1.5"] * 95)),
+     r"params holds <U3 values; it must hold float32", ()),
+    ("params-bool", lambda p: write_npz(p, meta=meta(GOOD_META), params=np.ones(95, bool)),
+     r"params holds bool values; it must hold float32", ()),
+    ("params-complex", lambda p: write_npz(p, meta=meta(GOOD_META), params=np.ones(95, np.complex64)),
+     r"params holds complex64 values; it must hold float32", ()),
+    ("params-float64", lambda p: write_npz(p, meta=meta(GOOD_META), params=np.ones(95)),
+     r"params holds float64 values; it must hold float32", ()),
+    ("epochs-negative", lambda p: write_npz(p, meta=edited(epochs_trained=-1), params=GOOD_PARAMS),
+     r"epochs_trained must be an integer >= 0, got -1", ()),
+    ("epochs-fraction", lambda p: write_npz(p, meta=edited(epochs_trained=2.5), params=GOOD_PARAMS),
+     r"epochs_trained must be an integer >= 0, got 2.5", ()),
+    ("epochs-bool", lambda p: write_npz(p, meta=edited(epochs_trained=True), params=GOOD_PARAMS),
+     r"epochs_trained must be an integer >= 0, got True", ()),
+]
+
+SGD_MOMENTUM = {"name": "SGD", "lr": 0.1, "momentum": 0.9}  # one state slab
+
+
+def with_optimizer(record, state=None):
+    """A good network file whose optimizer record is ``record`` (and state array ``state``)."""
+    def write(tmp_path):
+        arrays = dict(meta=meta(dict(GOOD_META, optimizer=record)), params=GOOD_PARAMS)
+        if state is not None:
+            arrays["optimizer_state"] = state
+        return write_npz(tmp_path, **arrays)
+    return write
+
+
+OPTIMIZER_LOAD_CASES = [
+    # (id, writer, message): the network loads, its optimizer does not
+    ("no-step", with_optimizer({"config": SGD_MOMENTUM, "has_state": False}), r"damaged optimizer record"),
+    ("step-negative", with_optimizer({"config": SGD_MOMENTUM, "step": -1, "has_state": False}),
+     r"damaged optimizer record .*'step': integer >= 0"),
+    ("config-string", with_optimizer({"config": "SGD", "step": 0, "has_state": False}), r"damaged optimizer record"),
+    ("unknown", with_optimizer({"config": {"name": "RMSprop"}, "step": 0, "has_state": False}),
+     r"invalid optimizer configuration: unknown optimizer 'RMSprop'"),
+    ("hyperparameter", with_optimizer({"config": dict(SGD_MOMENTUM, lr="big"), "step": 0, "has_state": False}),
+     r"invalid optimizer configuration: SGD: lr must be a number, got 'big'"),
+    ("unknown-hyperparameter", with_optimizer({"config": dict(SGD_MOMENTUM, speed=2), "step": 0, "has_state": False}),
+     r"invalid optimizer configuration: .*speed"),
+    ("hessian_every-beyond-int32", with_optimizer({"config": {"name": "SDAGD", "radius": 0.3, "hessian_every": 2**70},
+                                                   "step": 0, "has_state": False}),
+     r"invalid optimizer configuration: SDAGD: invalid hessian_every"),
+    ("state-missing", with_optimizer({"config": SGD_MOMENTUM, "step": 3, "has_state": True}),
+     r"has_state=True, but the archive lacks optimizer_state.npy"),
+    ("state-nan", with_optimizer({"config": SGD_MOMENTUM, "step": 3, "has_state": True},
+                                 np.full((1, 95), np.nan, np.float32)), r"optimizer_state holds NaN or inf"),
+    ("state-complex", with_optimizer({"config": SGD_MOMENTUM, "step": 3, "has_state": True},
+                                     np.zeros((1, 95), np.complex64)), r"optimizer_state holds complex64 values"),
+    ("state-many-slabs", with_optimizer({"config": SGD_MOMENTUM, "step": 3, "has_state": True},
+                                        np.zeros((5, 95), np.float32)),
+     r"optimizer_state has shape \(5, 95\); .* needs shape \(slabs <= 2, 95\)"),
+    ("state-other-network", with_optimizer({"config": SGD_MOMENTUM, "step": 3, "has_state": True},
+                                           np.zeros((1, 7), np.float32)),
+     r"optimizer_state has shape \(1, 7\); .* needs shape \(1, 95\)"),
+    ("state-wrong-slabs-for-kind", with_optimizer({"config": SGD_MOMENTUM, "step": 3, "has_state": True},
+                                                  np.zeros((2, 95), np.float32)),
+     r"invalid optimizer state: state must have shape \(1, 95\), got \(2, 95\)"),
 ]
 
 MESSAGE_CASES = [
@@ -276,10 +427,40 @@ def test_bad_arguments_name_the_parameter(fn, exc, msg):
 @pytest.mark.parametrize("writer,msg", [pytest.param(w, m, id=i, marks=k) for i, w, m, k in LOAD_CASES])
 def test_load_of_a_bad_file(tmp_path, writer, msg):
     path = writer(tmp_path)
-    with pytest.raises(ValueError, match=msg):
+    with pytest.raises(ValueError, match=msg) as info:
         sdagd.MLP.load(path)
+    assert str(path) in str(info.value)
     with pytest.raises(ValueError, match=msg):
         sdagd.MLP.load(path, with_optimizer=True)
+
+
+@pytest.mark.parametrize("writer,msg", [pytest.param(w, m, id=i) for i, w, m in OPTIMIZER_LOAD_CASES])
+def test_load_of_a_bad_optimizer_record(tmp_path, writer, msg):
+    path = writer(tmp_path)
+    assert sdagd.MLP.load(path).n_params == 95  # the network alone is fine
+    with pytest.raises(ValueError, match=msg) as info:
+        sdagd.MLP.load(path, with_optimizer=True)
+    assert str(path) in str(info.value)
+
+
+def test_sizes_may_be_any_iterable():
+    """A generator is read once: validating it used to consume it, leaving no widths."""
+    m = sdagd.MLP(iter(SIZES))
+    assert m.sizes == SIZES and m.n_params == 95
+    assert sdagd.MLP(w for w in SIZES).sizes == SIZES
+
+
+def test_subclasses_of_the_optimizers_work_and_save_as_their_kind(tmp_path):
+    class FastSGD(optim.SGD):
+        def __init__(self):
+            super().__init__(lr=0.5, momentum=0.5)
+
+    m, opt = net(), FastSGD()
+    m.train_step(X, Y, opt)
+    assert opt.name == "SGD" and opt.config() == {"name": "SGD", "lr": 0.5, "momentum": 0.5}
+    m.save(tmp_path / "n.npz", optimizer=opt)
+    loaded, opt2 = sdagd.MLP.load(tmp_path / "n.npz", with_optimizer=True)
+    assert type(opt2) is optim.SGD and opt2.step_count == 1
 
 
 def test_nan_validation_data_is_rejected_before_training():

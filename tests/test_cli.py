@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -108,10 +109,19 @@ def test_quick_reproduce_exits_0_and_prints_table_i(quick):
     assert snapshot["table1.md"].decode("utf-8").strip() == "\n".join(lines)
 
 
+def has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def test_quick_reproduce_writes_its_files(quick):
     proc, out, snapshot = quick
     assert proc.returncode == 0, proc.stderr
-    for name in ("runs.jsonl", "table1.md", "table1.csv", "protocol.json", *FIGURES):
+    figures = FIGURES if has_matplotlib() else ()  # drawn only with the plot extra
+    for name in ("runs.jsonl", "table1.md", "table1.csv", "protocol.json", *figures):
         assert name in snapshot, sorted(snapshot)
         assert len(snapshot[name]) > 0, name
 
@@ -139,11 +149,11 @@ def test_quick_reproduce_writes_its_files(quick):
 
 
 def test_quick_reproduce_figures_are_png_images(quick):
+    image = pytest.importorskip("matplotlib.image", reason="the figures need the plot extra (matplotlib)")
     proc, out, snapshot = quick
     assert proc.returncode == 0, proc.stderr
     for name in FIGURES:
         assert snapshot[name][:8] == PNG_SIGNATURE, name
-    image = pytest.importorskip("matplotlib.image")
     for name in FIGURES:
         pixels = image.imread(out / name)
         assert pixels.ndim == 3 and pixels.shape[0] >= 200 and pixels.shape[1] >= 400, (name, pixels.shape)
@@ -177,7 +187,7 @@ def test_rerun_with_progress_says_it_resumes(quick, rerun, workdir, fake_mnist):
 
 
 def test_one_epoch_figures_have_integer_epoch_ticks(quick):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="the figures need the plot extra (matplotlib)")
     from sdagd import plots
 
     _, out, snapshot = quick
@@ -243,3 +253,105 @@ def test_bad_combination_is_a_clean_error(fake_mnist, capsys):
                str(fake_mnist)])
     assert rc == 2
     assert "error: output 'softmax' with loss 'mse'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ outputs and inputs
+
+def assert_one_line_error(proc, code, *fragments):
+    """Exit ``code`` with a single "error: ..." line on stderr naming ``fragments``."""
+    assert proc.returncode == code, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+TRAIN_SMALL = ["train", "--depth", 1, "--width", 8, "--epochs", 1, "--limit", 100]
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "a-folder", "read-only"])
+def test_train_checks_save_before_training(where, workdir, fake_mnist, tmp_path, request):
+    """--save into a folder that cannot take it used to fail after training, losing the model."""
+    save = {"missing-folder": lambda: tmp_path / "no-such-folder" / "net.npz",
+            "a-folder": lambda: tmp_path,
+            "read-only": lambda: request.getfixturevalue("read_only_dir") / "net.npz"}[where]()
+    proc = run_cli(TRAIN_SMALL + ["--data", fake_mnist, "--save", save], cwd=workdir)
+    assert_one_line_error(proc, 2, str(save))
+    assert "test MCR" not in proc.stdout  # nothing was trained
+
+
+def test_train_saves_where_it_can(workdir, fake_mnist, tmp_path):
+    proc = run_cli(TRAIN_SMALL + ["--data", fake_mnist, "--save", tmp_path / "net.npz"], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["net.npz"]
+
+
+@pytest.fixture
+def unreadable_mnist(tmp_path, fake_mnist):
+    """A copy of the fake MNIST whose training images cannot be read: mode 000, or for root
+    (who reads those anyway) a link to /proc/self/mem, a regular file whose first bytes give
+    EIO."""
+    folder = tmp_path / "mnist"
+    shutil.copytree(fake_mnist, folder)
+    target = folder / "train-images-idx3-ubyte"
+    target.chmod(0)
+    try:
+        target.read_bytes()
+    except OSError:
+        return folder, target
+    target.unlink()
+    if not os.path.exists("/proc/self/mem"):
+        pytest.skip("cannot make an unreadable file here")
+    target.symlink_to("/proc/self/mem")
+    return folder, target
+
+
+@pytest.mark.parametrize("command", ["train", "reproduce"])
+def test_unreadable_data_is_a_one_line_error(command, workdir, unreadable_mnist, tmp_path):
+    folder, target = unreadable_mnist
+    args = TRAIN_SMALL if command == "train" else ["reproduce", "--out", tmp_path / "out", "--workers", 0,
+                                                   "--no-progress"]
+    proc = run_cli(args + ["--data", folder], cwd=workdir)
+    assert_one_line_error(proc, 2, str(target))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("make_out", ["a-file", "under-a-file", "read-only"])
+def test_reproduce_checks_its_output_folder_before_any_work(make_out, workdir, fake_mnist, tmp_path, request):
+    """--out naming a file used to end in a FileExistsError traceback (after loading the data)."""
+    (tmp_path / "results.txt").write_text("not a folder\n")
+    out = {"a-file": lambda: tmp_path / "results.txt",
+           "under-a-file": lambda: tmp_path / "results.txt" / "out",
+           "read-only": lambda: request.getfixturevalue("read_only_dir") / "out"}[make_out]()
+    # The data folder is missing too: the output is checked first, before the data is loaded.
+    proc = run_cli(["reproduce", "--out", out, "--data", tmp_path / "no-mnist", "--workers", 0, "--no-progress"],
+                   cwd=workdir)
+    assert_one_line_error(proc, 2, str(out) if make_out != "under-a-file" else str(tmp_path / "results.txt"))
+    assert (tmp_path / "results.txt").read_text() == "not a folder\n"
+
+
+def test_reproduce_run_refuses_a_file_as_its_folder(tmp_path, fake_mnist):
+    from sdagd import reproduce
+
+    (tmp_path / "out").write_text("")
+    with pytest.raises(NotADirectoryError, match=r"out exists and is not a folder"):
+        reproduce.run(tmp_path / "out", data=fake_mnist, workers=0, progress=False, figures=False)
+
+
+def test_a_network_too_big_for_memory_is_a_one_line_error(workdir, fake_mnist):
+    # 784-2**24-2**24-10: 2**48 weights, a petabyte.
+    proc = run_cli(["train", "--depth", 2, "--width", 2**24, "--epochs", 1, "--limit", 10, "--data", fake_mnist],
+                   cwd=workdir)
+    assert_one_line_error(proc, 1, "out of memory")
+
+
+@pytest.mark.parametrize("args", [["train", "--batch-size", "99999999999"], ["train", "--width", str(2**24 + 1)],
+                                  ["train", "--threads", "5000"], ["train", "--seed", str(2**64)],
+                                  ["reproduce", "--seeds", f"0,{2**64}"]], ids=" ".join)
+def test_numbers_beyond_the_core_limits_are_usage_errors(args, workdir):
+    """--batch-size 99999999999 used to train until the core's C int overflowed (a traceback);
+    now argparse refuses it before the data is loaded."""
+    proc = run_cli(args + ["--data", workdir / "no-such-mnist"], cwd=workdir)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert re.search(r"argument --[a-z-]+: must be <=|seeds must be in", proc.stderr), proc.stderr

@@ -2,7 +2,12 @@
 
 import doctest
 import gzip
+import os
 import struct
+import subprocess
+import sys
+import threading
+import tracemalloc
 import urllib.error
 import urllib.request
 
@@ -472,6 +477,149 @@ def test_validation_split_rejects_n_val(n_val):
 def test_validation_split_rejects_length_mismatch():
     with pytest.raises(ValueError, match="10 rows but y has 9"):
         validation_split(np.zeros((10, 2)), np.zeros(9), n_val=2)
+
+
+# --------------------------------------------------------------------------
+# Hostile files: the header bounds what is read
+# --------------------------------------------------------------------------
+
+TRAILING_MB = 64  # far more than the header announces; compresses to ~64 KB
+
+
+def write_bomb(path, header_count, *, gz):
+    """An IDX labels file whose header announces ``header_count`` bytes but
+    which holds TRAILING_MB MB of zeros after them: a gzip "bomb" (or a huge
+    plain file), written in chunks so that the test itself stays small."""
+    opener = gzip.open if gz else open
+    with opener(path, "wb") as f:
+        f.write(struct.pack(">Ii", 0x0801, header_count))
+        for _ in range(TRAILING_MB):
+            f.write(bytes(1 << 20))
+    return path
+
+
+def peak_memory(fn):
+    """Peak Python-heap bytes allocated while ``fn()`` runs (it must raise
+    DatasetError); returns (peak, the error)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError) as info:
+            fn()
+        return tracemalloc.get_traced_memory()[1], info.value
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_read_idx_reads_no_more_than_the_header_announces(tmp_path, gz):
+    path = write_bomb(tmp_path / ("bomb.gz" if gz else "bomb"), 100, gz=gz)
+    peak, error = peak_memory(lambda: read_idx(path))
+    assert str(path) in str(error) and "trailing data" in str(error)
+    assert "expected 100 data bytes" in str(error)
+    # Inflating the whole file first would need TRAILING_MB MB.
+    assert peak < 8 << 20, f"read_idx allocated {peak / 2**20:.0f} MiB"
+
+
+def test_load_mnist_reads_no_more_than_the_header_announces(tmp_path):
+    write_mnist(tmp_path, gz=True, n_test=100)
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    write_bomb(path, 100, gz=True)
+    peak, error = peak_memory(lambda: load_mnist(tmp_path))
+    assert "t10k-labels-idx1-ubyte.gz: trailing data" in str(error)
+    # The real files need ~0.5 MB; the bomb would need TRAILING_MB MB.
+    assert peak < 8 << 20, f"load_mnist allocated {peak / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_absurd_header_sizes_are_refused_before_reading(tmp_path, gz):
+    # 2**31-1 x 2**31-1 x 2**31-1 bytes announced; the data is 64 MB.
+    path = tmp_path / ("huge.gz" if gz else "huge")
+    opener = gzip.open if gz else open
+    with opener(path, "wb") as f:
+        f.write(struct.pack(">I3i", 0x0803, *[2**31 - 1] * 3))
+        for _ in range(TRAILING_MB):
+            f.write(bytes(1 << 20))
+    peak, error = peak_memory(lambda: read_idx(path))
+    assert str(path) in str(error) and "MAX_IDX_BYTES" in str(error)
+    assert peak < 8 << 20, f"read_idx allocated {peak / 2**20:.0f} MiB"
+
+
+def test_max_idx_bytes_applies(tmp_path, monkeypatch):
+    path = write_file(tmp_path, "x", idx_bytes(np.zeros((4, 5), np.uint8)))
+    monkeypatch.setattr(datasets, "MAX_IDX_BYTES", 19)
+    with pytest.raises(DatasetError, match=r"\(4, 5\) = 20 data bytes, more "
+                                           r"than the 19"):
+        read_idx(path)
+    monkeypatch.setattr(datasets, "MAX_IDX_BYTES", 20)
+    assert read_idx(path).shape == (4, 5)
+
+
+def test_gzip_with_a_bad_header_and_an_intact_stream_blames_the_header(
+        tmp_path):
+    """A header error in a gzip file makes the reader check the stream (a
+    damaged stream garbles headers too); an intact one leaves the blame
+    with the header."""
+    data = idx_bytes(LABELS, magic=0x00000D01)
+    path = write_file(tmp_path, "x", data, gz=True)
+    with pytest.raises(DatasetError,
+                       match="unsupported IDX element type 0x0d"):
+        read_idx(path)
+
+
+def run_reader(filename, tmp_path):
+    """read_idx(filename) in a child process limited to 1 GiB of memory and
+    60 s, so that a reader that does not stop cannot hang the test suite or
+    exhaust the machine; returns the child's (exit code, output)."""
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from sdagd.datasets import read_idx, DatasetError\n"
+        "try:\n"
+        f"    read_idx({str(filename)!r})\n"
+        "except DatasetError as exc:\n"
+        "    print('DatasetError:', exc)\n"
+        "    sys.exit(3)\n")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], env=env,
+                              capture_output=True, text=True, timeout=60,
+                              cwd=tmp_path)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"read_idx({filename}) did not return within 60 s")
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_reading_dev_zero_fails_at_once(tmp_path):
+    rc, out = run_reader("/dev/zero", tmp_path)
+    assert rc == 3, out
+    assert "/dev/zero: unsupported IDX element type 0x00" in out
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_endless_stream_after_a_valid_header_stops_at_the_announced_size(
+        tmp_path):
+    """A pipe that never ends (a valid 10-byte header, then zeros for as long
+    as anyone reads): the reader stops one byte past the announced size."""
+    fifo = tmp_path / "stream"
+    os.mkfifo(fifo)
+
+    def feed():
+        try:
+            with open(fifo, "wb") as f:
+                f.write(struct.pack(">Ii", 0x0801, 10))
+                while True:
+                    f.write(bytes(1 << 16))
+        except (BrokenPipeError, OSError):
+            pass  # the reader closed the pipe
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    rc, out = run_reader(fifo, tmp_path)
+    assert rc == 3, out
+    assert "trailing data: expected 10 data bytes, found more" in out
+    writer.join(timeout=10)
+    assert not writer.is_alive()
 
 
 # --------------------------------------------------------------------------

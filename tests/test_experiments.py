@@ -8,16 +8,22 @@ a second in this process.
 """
 
 import concurrent.futures as cf
+import contextlib
 import json
 import math
 import os
+import signal
 import struct
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
 import sdagd
 from sdagd import experiments, optim
+from sdagd.datasets import DatasetNotFoundError
 from sdagd.experiments import load_records, run_job, run_key, sweep, tune
 
 N_TRAIN, N_TEST = 400, 200
@@ -193,18 +199,23 @@ def test_resume_after_torn_line_keeps_every_record_in_the_file(data, tmp_path):
     full = sweep(**small(data, out=out))
     torn_file(out, 5)
     sweep(**small(data, out=out))
-    assert {r["key"] for r in load_records(out)} == {r["key"] for r in full}
+    # The torn line is now inside the file (the resumed sweep appended after it): named, skipped.
+    with pytest.warns(UserWarning, match=r"runs.jsonl, line 6: not a JSON line"):
+        assert {r["key"] for r in load_records(out)} == {r["key"] for r in full}
     ex = CountingExecutor()
-    sweep(**small(data, out=out, executor=ex))
+    with pytest.warns(UserWarning, match=r"line 6"):
+        sweep(**small(data, out=out, executor=ex))
     assert ex.submitted == []
 
 
-def test_load_records_skips_blank_and_torn_lines(tmp_path):
+def test_load_records_skips_blank_and_torn_lines(tmp_path, recwarn):
     path = tmp_path / "r.jsonl"
     assert load_records(path) == [] and load_records(None) == []
-    path.write_text('{"a": 1}\n\n{"b": NaN}\n{"c": ', encoding="utf-8")
+    path.write_text('{"key": "a", "config": {}, "status": "ok"}\n\n'
+                    '{"key": "b", "config": {}, "status": "ok", "final_error": NaN}\n{"key": "c", ', encoding="utf-8")
     records = load_records(path)
-    assert records[0] == {"a": 1} and math.isnan(records[1]["b"]) and len(records) == 2
+    assert records[0]["key"] == "a" and math.isnan(records[1]["final_error"]) and len(records) == 2
+    assert len(recwarn) == 0  # a torn last line is what a killed run leaves: no warning
 
 
 # ------------------------------------------------------------------------------ failures
@@ -236,15 +247,20 @@ def test_diverged_run_recorded_and_the_sweep_continues(data, tmp_path):
     assert [r["status"] for r in again] == [r["status"] for r in records]
 
 
-def test_failed_runs_recorded_skipped_then_retried(data, tmp_path):
-    (X, y), (Xt, yt) = data
-    bad = ((X[:, :700], y), (Xt[:, :700], yt))  # wrong width for a 784-input net
+def test_failed_runs_recorded_skipped_then_retried(data, tmp_path, monkeypatch):
+    """A run that fails while training (here: a bug, simulated in fit) has its own result: it is
+    recorded as failed, skipped by a rerun, and run again with retry_failed."""
+    def broken_fit(self, *args, **kwargs):
+        raise RuntimeError("a bug in training")
+
     out = tmp_path / "runs.jsonl"
-    failed = sweep(**small(bad, out=out))
+    with monkeypatch.context() as m:
+        m.setattr(sdagd.MLP, "fit", broken_fit)
+        failed = sweep(**small(data, out=out))
     assert len(failed) == 16 and len(load_records(out)) == 16
     for r in failed:
         assert r["status"] == "failed"
-        assert r["error"].startswith("ValueError") and "784" in r["error"]
+        assert r["error"].startswith("RuntimeError: a bug in training")
         assert r["history"] is None and math.isnan(r["final_error"])
 
     ex = CountingExecutor()  # failed runs count as done by default
@@ -281,11 +297,13 @@ def test_a_dead_worker_is_a_failed_record_that_a_rerun_retries(data, tmp_path):
     assert len(load_records(out)) == 16
 
 
-def test_validation_split_too_large_is_a_failed_record(data):
-    r = sweep(**small(data, depths=(1,), activations=("relu",), seeds=(0,), evaluate_on="validation",
-                      n_val=N_TRAIN))
-    assert [x["status"] for x in r] == ["failed", "failed"]
-    assert all("n_val must be in" in x["error"] for x in r)
+def test_validation_split_too_large_is_refused_before_any_run(data, tmp_path):
+    """(It used to be recorded as a failed run of every configuration.)"""
+    out = tmp_path / "runs.jsonl"
+    with pytest.raises(ValueError, match=r"n_val must be below the 400 training images, got 400"):
+        sweep(**small(data, depths=(1,), activations=("relu",), seeds=(0,), evaluate_on="validation",
+                      n_val=N_TRAIN, out=out))
+    assert not out.exists()
 
 
 def test_run_job_never_raises(data):
@@ -488,3 +506,223 @@ def test_bad_protocol_is_rejected_before_any_run(data, tmp_path, bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         sweep(**small(data, out=out, **bad))
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------ checked up front
+
+@pytest.mark.parametrize("where", ["missing-folder", "a-folder", "read-only"])
+def test_an_unwritable_results_file_is_refused_before_the_first_run(data, tmp_path, where, request):
+    """It used to fail when the first run finished, and that run was lost."""
+    out = {"missing-folder": lambda: tmp_path / "no-such-folder" / "runs.jsonl",
+           "a-folder": lambda: tmp_path,
+           "read-only": lambda: request.getfixturevalue("read_only_dir") / "runs.jsonl"}[where]()
+    ex = CountingExecutor()
+    with pytest.raises(OSError, match=r"runs.jsonl|is a folder") as info:
+        sweep(**small(data, out=out, executor=ex))
+    assert str(out) in str(info.value)
+    assert ex.submitted == []
+
+
+BAD_GRIDS = [
+    (dict(depths=(-1,)), ValueError, r"depths must hold integers from 1 to 998 \(hidden layers\), got -1"),
+    (dict(depths=(1.7,)), ValueError, r"depths must hold integers .*got 1.7"),
+    (dict(depths=(True,)), ValueError, r"depths must hold integers .*got True"),
+    (dict(depths=3), TypeError, r"depths must be a sequence such as \(1, 2, 3\), got 3"),
+    (dict(activations=("softplus",)), ValueError, r"invalid activation 'softplus'"),
+    (dict(activations=(["relu"],)), TypeError, r"activation must be a string"),
+    (dict(activations="relu"), TypeError, r"activations must be a sequence such as \('sigmoid',\), got 'relu'"),
+    (dict(seeds=(-1,)), ValueError, r"seed must be an integer in \[0, 2\*\*64\), got -1"),
+    (dict(seeds=(1.5,)), ValueError, r"seed must be an integer .*got 1.5"),
+    (dict(output="softmax"), ValueError, r"output 'softmax' with loss 'mse'"),
+    (dict(loss="hinge"), ValueError, r"invalid loss 'hinge'"),
+    (dict(width=2**25), ValueError, r"each width must be in \[1, 2\*\*24\]"),
+    (dict(batch_size=2**31), ValueError, r"batch_size must be at most 2\*\*31-1"),
+]
+
+
+@pytest.mark.parametrize("kwargs, exc, match", BAD_GRIDS,
+                         ids=[",".join(f"{k}={v!r}" for k, v in kw.items()) for kw, _, _ in BAD_GRIDS])
+def test_a_bad_grid_is_refused_before_any_run(data, tmp_path, kwargs, exc, match):
+    """These used to be run (depth -1 as a network without hidden layers, 1.7 as 1) or recorded
+    as failed runs that a corrected rerun skips."""
+    out = tmp_path / "runs.jsonl"
+    ex = CountingExecutor()
+    with pytest.raises(exc, match=match):
+        sweep(**small(data, out=out, executor=ex, **kwargs))
+    assert ex.submitted == [] and not out.exists()
+
+
+def test_a_wrong_data_folder_is_refused_before_any_run(tmp_path):
+    out = tmp_path / "runs.jsonl"
+    with pytest.raises(DatasetNotFoundError, match="no-such-mnist"):
+        sweep(**small(str(tmp_path / "no-such-mnist"), out=out))
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("bad", ["wrong-width", "nan", "label-10", "not-arrays"])
+def test_bad_in_memory_data_is_refused_before_any_run(data, tmp_path, bad):
+    (X, y), (Xt, yt) = data
+    X_nan = X.copy()
+    X_nan[3, 5] = np.nan
+    arrays = {"wrong-width": ((X[:, :700], y), (Xt[:, :700], yt)), "nan": ((X_nan, y), (Xt, yt)),
+              "label-10": ((X, y), (Xt, np.r_[yt[:-1], 10])), "not-arrays": (X, y, Xt)}[bad]
+    out = tmp_path / "runs.jsonl"
+    ex = CountingExecutor()
+    with pytest.raises((ValueError, TypeError), match=r"X_train|X_test|y_test|data must be"):
+        sweep(**small(arrays, out=out, executor=ex))
+    assert ex.submitted == [] and not out.exists()
+
+
+def test_data_errors_in_workers_are_not_saved_and_a_rerun_retries_them(tmp_path):
+    """With a custom executor the workers load a data folder themselves (it may be theirs, not
+    this machine's); when they cannot, the runs fail, but not as results: nothing is saved and
+    a rerun with the data in place runs them all."""
+    folder = tmp_path / "mnist"
+    out = tmp_path / "runs.jsonl"
+    kw = small(str(folder), out=out, depths=(1,), activations=("relu",))
+    ex = CountingExecutor()
+    records = sweep(**dict(kw, executor=ex))
+    assert len(ex.submitted) == 4
+    assert all(r["status"] == "failed" and "DatasetNotFoundError" in r["error"] for r in records)
+    assert all("not saved, a rerun retries it" in r["error"] and "retry" not in r for r in records)
+    assert load_records(out) == []
+    write_fake_mnist(folder)
+    experiments._DATA_CACHE.clear()
+    ex = CountingExecutor()
+    records = sweep(**dict(kw, executor=ex))
+    assert len(ex.submitted) == 4 and all(r["status"] == "ok" for r in records)
+    assert len(load_records(out)) == 4
+
+
+def test_a_damaged_line_inside_the_results_file_is_skipped_with_a_warning(data, tmp_path):
+    """Bad bytes, a JSON list and a bare number inside the file: each named in a warning and
+    skipped; the runs whose lines were damaged run again, the others are kept."""
+    out = tmp_path / "runs.jsonl"
+    full = sweep(**small(data, out=out))
+    lines = out.read_bytes().splitlines(keepends=True)
+    lines[2] = b"\xff\xfe not UTF-8 \x00\n"
+    lines[6] = b"[1, 2]\n"
+    lines.insert(10, b"42\n")
+    out.write_bytes(b"".join(lines))
+    ex = CountingExecutor()
+    with pytest.warns(UserWarning) as warned:
+        resumed = sweep(**small(data, out=out, executor=ex))
+    messages = [str(w.message) for w in warned]
+    assert any("runs.jsonl, line 3: not a JSON line" in m for m in messages), messages
+    assert any("runs.jsonl, line 7: not a record but list" in m for m in messages), messages
+    assert any("runs.jsonl, line 11: not a record but int" in m for m in messages), messages
+    assert ex.idents() == [ident(full[2]), ident(full[6])]
+    assert [r["final_error"] for r in resumed] == [r["final_error"] for r in full]
+
+
+# ------------------------------------------------------------------------------ worker processes
+
+def children(pid):
+    """Live (not zombie) child processes of ``pid``, from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def is_worker(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"spawn_main" in f.read()
+    except OSError:
+        return False
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+SWEEP_FOREVER = """
+import numpy as np
+from sdagd import experiments, optim
+
+if __name__ == "__main__":
+    rng = np.random.default_rng(0)
+    data = ((rng.random((40, 784), dtype=np.float32), rng.integers(0, 10, 40)),
+            (rng.random((10, 784), dtype=np.float32), rng.integers(0, 10, 10)))
+    experiments.sweep(depths=(1,), activations=("relu",), seeds=(0, 1), optimizers={"SGD": optim.SGD(lr=0.01)},
+                      epochs=10**9, width=8, batch_size=20, data=data, workers=2, progress=False)
+"""
+
+WATCHED_POOL = """
+import concurrent.futures as cf, multiprocessing, os, time
+from sdagd import experiments
+
+
+def job(marker):
+    open(marker, "w").close()
+    time.sleep(600)
+
+
+if __name__ == "__main__":
+    pool = cf.ProcessPoolExecutor(2, initializer=experiments._watch_parent, initargs=(os.getpid(), 0.2),
+                                  mp_context=multiprocessing.get_context("spawn"))
+    jobs = [pool.submit(job, f"started-{i}") for i in range(2)]
+    time.sleep(600)
+"""
+
+# When the workers are surely inside their jobs: the sweep's are training (past the imports,
+# about 0.5 s of CPU), the watched pool's have each left a marker.
+READY = {"sweep": lambda workers, folder: all(cpu_seconds(p) > 1.5 for p in workers),
+         "portable-watch": lambda workers, folder: len(list(folder.glob("started-*"))) == 2}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the worker processes in /proc (Linux)")
+@pytest.mark.parametrize("kind, script", [("sweep", SWEEP_FOREVER), ("portable-watch", WATCHED_POOL)],
+                         ids=["sweep", "portable-watch"])
+def test_workers_exit_when_the_sweep_process_is_killed(tmp_path, kind, script):
+    """kill -9 of a sweep gives it no chance to stop its pool: the workers must notice by
+    themselves (prctl on Linux, the parent-watching thread anywhere) and exit, instead of
+    training on for hours. "sweep": the real default pool, its workers busy training;
+    "portable-watch": the fallback alone, in workers sleeping inside a job."""
+    (tmp_path / "parent.py").write_text(script)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    parent = subprocess.Popen([sys.executable, "parent.py"], cwd=tmp_path, env=env)
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            workers = [p for p in children(parent.pid) if is_worker(p)]  # not the resource tracker
+            if len(workers) == 2 and READY[kind](workers, tmp_path):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"the parent did not get 2 workers into their jobs: {workers}")
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        survivors = [p for p in workers if alive(p)]
+        assert survivors == [], f"workers {survivors} outlived their killed parent"
+    finally:  # never leave processes behind, whatever happened
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        for p in workers:
+            if alive(p):
+                with contextlib.suppress(OSError):
+                    os.kill(p, signal.SIGKILL)
