@@ -38,7 +38,8 @@ import numpy as np
 
 from . import optim as _optim
 
-__all__ = ["sweep", "tune", "run_job", "load_records", "paper_sizes", "TuneResult", "DEFAULT_OPTIMIZERS"]
+__all__ = ["sweep", "tune", "run_job", "run_group", "group_key", "load_records", "paper_sizes", "TuneResult",
+           "DEFAULT_OPTIMIZERS"]
 
 #: The paper's two optimizers with the defaults ALGORITHMS.md reports as working (untuned).
 DEFAULT_OPTIMIZERS = {"SGD": _optim.SGD(lr=0.5), "SDAGD": _optim.SDAGD(radius=0.3)}
@@ -125,19 +126,12 @@ def run_job(config: dict, data=None) -> dict:
     training = False
     try:
         X_train, y_train, X_eval, y_eval = _split(data, config)
-        net = MLP(paper_sizes(config["depth"], config["width"]), activation=config["activation"],
-                  output=config["output"], loss=config["loss"], init="xavier", seed=config["seed"])
+        net = _network(config)
         optimizer = _optim.from_config(config["optimizer_config"])
         training = True
         history = net.fit(X_train, y_train, optimizer, epochs=config["epochs"], batch_size=config["batch_size"],
                           validation_data=(X_eval, y_eval), progress=False, on_divergence="stop")
-        record["history"] = history.as_dict()
-        if history.diverged:
-            record["status"], record["error"] = "diverged", history.diverged
-        else:
-            result = net.evaluate(X_eval, y_eval)
-            record["status"] = "ok"
-            record["final_error"], record["final_loss"] = result.error, result.loss
+        _finish_record(record, net, history, X_eval, y_eval)
     except Exception as exc:  # recorded, not lost: one bad run must not end a sweep
         note = "" if training else " (before training: not saved, a rerun retries it)"
         record["error"] = f"{type(exc).__name__}: {exc}{note}\n{traceback.format_exc(limit=5)}"
@@ -145,6 +139,74 @@ def run_job(config: dict, data=None) -> dict:
             record["retry"] = True
     record["wall_time"] = time.perf_counter() - start
     return record
+
+
+def _network(config):
+    from .mlp import MLP
+
+    return MLP(paper_sizes(config["depth"], config["width"]), activation=config["activation"], output=config["output"],
+               loss=config["loss"], init="xavier", seed=config["seed"], device=config.get("device", "cpu"))
+
+
+def _finish_record(record, net, history, X_eval, y_eval):
+    """A trained run's result into its record: the history, and the final error unless it diverged."""
+    record["history"] = history.as_dict()
+    if history.diverged:
+        record["status"], record["error"] = "diverged", history.diverged
+    else:
+        result = net.evaluate(X_eval, y_eval)
+        record["status"] = "ok"
+        record["final_error"], record["final_loss"] = result.error, result.loss
+
+
+def group_key(config: Mapping) -> str:
+    """Runs with the same key train together (:func:`run_group`): one network shape and one
+    protocol, and optimizers that need the Hessian diagonal at the same steps (none, every
+    step, or every N steps), so that no network computes work it does not use."""
+    opt = config["optimizer_config"]
+    curvature = {"SDLM": "always", "SDAGD": "always" if opt.get("hessian_every", 1) == 1
+                 else f"every {opt.get('hessian_every')}"}.get(opt.get("name"), "none")
+    shared = {k: v for k, v in config.items() if k not in ("activation", "optimizer", "optimizer_config", "seed")}
+    return json.dumps([shared, curvature], sort_keys=True)
+
+
+def run_group(configs: list, data=None) -> list:
+    """Train runs of one :func:`group_key` together (:func:`sdagd.fit_many`); one record each,
+    as :func:`run_job` makes it, with ``group_size`` set and ``wall_time`` the group's."""
+    from .many import fit_many
+
+    records = [_failed_record(c) for c in configs]
+    start = time.perf_counter()
+    training = False
+    try:
+        X_train, y_train, X_eval, y_eval = _split(data, configs[0])
+        nets = [_network(c) for c in configs]
+        opts = [_optim.from_config(c["optimizer_config"]) for c in configs]
+        c0 = configs[0]
+        training = True
+        histories = fit_many(nets, opts, X_train, y_train, epochs=c0["epochs"], batch_size=c0["batch_size"],
+                             validation_data=(X_eval, y_eval), progress=False, on_divergence="stop")
+        for record, net, history in zip(records, nets, histories):
+            _finish_record(record, net, history, X_eval, y_eval)
+    except Exception as exc:  # recorded for every run of the group, as run_job records one
+        note = "" if training else " (before training: not saved, a rerun retries it)"
+        for record in records:
+            if record["status"] == "failed":
+                record["error"] = f"{type(exc).__name__}: {exc}{note}\n{traceback.format_exc(limit=5)}"
+                if not training:
+                    record["retry"] = True
+    for record in records:
+        record["wall_time"] = time.perf_counter() - start
+        record["group_size"] = len(configs)
+    return records
+
+
+def _groups(configs, limit=128):
+    """Configurations in :func:`group_key` groups of at most ``limit``, in grid order."""
+    groups = {}
+    for config in configs:
+        groups.setdefault(group_key(config), []).append(config)
+    return [members[i:i + limit] for members in groups.values() for i in range(0, len(members), limit)]
 
 
 # -- worker processes ------------------------------------------------------------------------
@@ -294,17 +356,20 @@ def _resolve_optimizer(spec, depth, activation):
 
 
 def _configs(depths, activations, optimizers, seeds, epochs, batch_size, width, output, loss, train_limit,
-             evaluate_on, n_val):
+             evaluate_on, n_val, device="cpu"):
     for depth in depths:
         for activation in activations:
             for label, spec in optimizers.items():
                 optimizer = _resolve_optimizer(spec, depth, activation)
                 for seed in seeds:
-                    yield {"depth": int(depth), "width": int(width), "activation": activation, "output": output,
-                           "loss": loss, "optimizer": label, "optimizer_config": optimizer.config(),
-                           "seed": int(seed), "epochs": int(epochs), "batch_size": int(batch_size),
-                           "train_limit": int(train_limit) if train_limit else None,
-                           "evaluate_on": evaluate_on, "n_val": int(n_val)}
+                    config = {"depth": int(depth), "width": int(width), "activation": activation, "output": output,
+                              "loss": loss, "optimizer": label, "optimizer_config": optimizer.config(),
+                              "seed": int(seed), "epochs": int(epochs), "batch_size": int(batch_size),
+                              "train_limit": int(train_limit) if train_limit else None,
+                              "evaluate_on": evaluate_on, "n_val": int(n_val)}
+                    if device != "cpu":  # GPU runs differ from CPU runs in rounding: their own key
+                        config["device"] = device
+                    yield config
 
 
 def _check_grid(depths, activations, seeds, width, output, loss):
@@ -390,7 +455,8 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
           batch_size: int = 100, width: int = 700, output: str = "sigmoid", loss: str = "mse",
           data=None, train_limit: int | None = None, evaluate_on: str = "test", n_val: int = 10000,
           executor: cf.Executor | None = None, workers: int | None = None, out=None,
-          retry_failed: bool = False, progress: bool = True) -> list:
+          retry_failed: bool = False, progress: bool = True, device: str = "cpu",
+          grouped: bool | None = None) -> list:
     """Run every combination of depth x activation x optimizer x seed; one record per run.
 
     Parameters
@@ -419,6 +485,14 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
         (failed ones too, unless ``retry_failed``), so an interrupted sweep resumes.
     progress : bool
         A progress bar (tqdm if installed) or one line per finished run, on stderr.
+    device : {"cpu", "cuda"}, default "cpu"
+        Where the networks train. GPU runs carry ``"device"`` in their configuration (so they
+        are recorded apart from CPU runs) and, unless ``grouped=False``, train in groups.
+    grouped : bool, optional
+        Train the runs that share a network shape and protocol together, with
+        :func:`sdagd.fit_many` (see :func:`group_key`), each group one job. Default: on a GPU,
+        where one run uses a small slice of the device; off on the CPU. Each run still gets
+        exactly what it would get alone, and its record is the same.
 
     Notes
     -----
@@ -453,9 +527,20 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if batch_size > 2**31 - 1:
         raise ValueError(f"batch_size must be at most 2**31-1, got {batch_size}")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"invalid device {device!r}; choose 'cpu' or 'cuda'")
+    if device != "cpu":
+        from . import device_available
+
+        usable, why = device_available(device)
+        if not usable:
+            from .mlp import DeviceError
+
+            raise DeviceError(f"device={device!r} cannot be used: {why}")
+    grouped = device != "cpu" if grouped is None else bool(grouped)
     depths, activations, seeds = _check_grid(depths, activations, seeds, width, output, loss)
     configs = list(_configs(depths, activations, optimizers, seeds, epochs, batch_size, width, output, loss,
-                            train_limit, evaluate_on, n_val))
+                            train_limit, evaluate_on, n_val, device))
     if not configs:
         raise ValueError("the sweep is empty: depths, activations, optimizers and seeds must all be non-empty")
     if out:
@@ -484,29 +569,38 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
             _append_record(out, record)
         bar.update(record)
 
+    # A job is one run, or one group of runs trained together; either gives a list of records.
+    jobs = _groups(todo) if grouped else [[config] for config in todo]
+    work = run_group if grouped else (lambda configs, data: [run_job(configs[0], data)])
+    in_process = (executor is None and workers == 0) or (grouped and executor is None and device != "cpu")
     try:
-        if executor is None and workers == 0:
-            for config in todo:
-                finish(run_job(config, data))
+        if in_process:  # (a GPU is one device: its groups run here, one after another)
+            for job in jobs:
+                for record in work(job, data):
+                    finish(record)
         else:
             own = executor is None
             if own:
                 executor = _default_pool(workers)
             try:
-                futures = {executor.submit(run_job, config, data): config for config in todo}
+                submit = (lambda job: executor.submit(run_group, job, data)) if grouped else \
+                    (lambda job: executor.submit(run_job, job[0], data))
+                futures = {submit(job): job for job in jobs}
                 for future in cf.as_completed(futures):
-                    config = futures[future]
+                    job = futures[future]
                     try:
-                        record = future.result()
+                        result = future.result()
                     except Exception as exc:
                         # The executor, not the run, failed (a worker died, the pool broke, the
                         # job could not be sent).
-                        record = _failed_record(config, f"{type(exc).__name__}: {exc} (executor failure; "
-                                                        f"not saved, a rerun retries it)")
-                        record["retry"] = True
-                        finish(record)
+                        for config in job:
+                            record = _failed_record(config, f"{type(exc).__name__}: {exc} (executor failure; "
+                                                            f"not saved, a rerun retries it)")
+                            record["retry"] = True
+                            finish(record)
                         continue
-                    finish(record)
+                    for record in result if grouped else [result]:
+                        finish(record)
             finally:
                 if own:
                     executor.shutdown(wait=True, cancel_futures=True)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 DEPTHS = (1, 2, 3, 4, 5)
-COLUMNS = [(o, a) for a in ("sigmoid", "relu") for o in ("SGD", "SDAGD-layer", "SDAGD-global")]
+COLUMNS = [(o, a) for a in ("sigmoid", "relu") for o in ("SGD", "SDAGD-layer")]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("fig3_sigmoid.png", "fig4_relu.png", "gradient_flow.png")
 
@@ -95,9 +95,8 @@ def test_quick_reproduce_exits_0_and_prints_table_i(quick):
     assert len(lines) == 2 + len(DEPTHS)
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     assert header == ["depth",
-                      "SGD sigmoid", "paper SGD sigmoid", "SDAGD-layer sigmoid", "SDAGD-global sigmoid",
-                      "paper SDAGD sigmoid",
-                      "SGD relu", "paper SGD relu", "SDAGD-layer relu", "SDAGD-global relu", "paper SDAGD relu"]
+                      "SGD sigmoid", "paper SGD sigmoid", "SDAGD-layer sigmoid", "paper SDAGD sigmoid",
+                      "SGD relu", "paper SGD relu", "SDAGD-layer relu", "paper SDAGD relu"]
     for depth, line in zip(DEPTHS, lines[2:]):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[0] == f"hl-{depth}"
@@ -107,6 +106,10 @@ def test_quick_reproduce_exits_0_and_prints_table_i(quick):
     assert "| hl-1 | " in proc.stdout and "10.73" in lines[2] and "| 2.34 |" in lines[6]
     # the printed table is the one written to table1.md
     assert snapshot["table1.md"].decode("utf-8").strip() == "\n".join(lines)
+    # and the paper's two findings are checked on it, in words
+    assert "The paper's two findings" in proc.stdout
+    assert re.search(r"1\. SGD with sigmoid units at hl-4 and hl-5: test MCR \d+\.\d %, \d+\.\d %", proc.stdout)
+    assert re.search(r"2\. SDAGD on the same networks: \d+\.\d %, \d+\.\d %", proc.stdout)
 
 
 def has_matplotlib():
@@ -144,8 +147,11 @@ def test_quick_reproduce_writes_its_files(quick):
     protocol = json.loads(snapshot["protocol.json"])
     assert protocol["protocol"] == "quick"
     assert (protocol["epochs"], protocol["train_limit"], protocol["seeds"]) == (1, 300, [0])
-    assert set(protocol["optimizers"]) == {"SGD", "SDAGD-layer", "SDAGD-global"}
-    assert protocol["optimizers"]["SDAGD-global"]["norm"] == "global"
+    assert set(protocol["optimizers"]) == {"SGD", "SDAGD-layer"}
+    # the lr and R of every cell, as the full protocol's one-epoch tuning chose them
+    from sdagd.reproduce import QUICK_CHOICES
+    assert protocol["optimizers"]["SDAGD-layer"]["hl-5 sigmoid"]["radius"] == QUICK_CHOICES["SDAGD-layer"][(5, "sigmoid")]
+    assert protocol["optimizers"]["SGD"]["hl-4 sigmoid"]["lr"] == QUICK_CHOICES["SGD"][(4, "sigmoid")]
 
 
 def test_quick_reproduce_figures_are_png_images(quick):

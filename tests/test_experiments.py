@@ -726,3 +726,65 @@ def test_workers_exit_when_the_sweep_process_is_killed(tmp_path, kind, script):
             if alive(p):
                 with contextlib.suppress(OSError):
                     os.kill(p, signal.SIGKILL)
+
+
+# ------------------------------------------------------------------------------ grouped runs
+
+def comparable(record):
+    """A record without what depends on how it was run (time, host, process)."""
+    out = {k: v for k, v in record.items() if k not in ("wall_time", "host", "pid", "group_size")}
+    out["history"] = {k: v for k, v in record["history"].items() if k != "time"}
+    return json.dumps(out, sort_keys=True)
+
+
+def test_grouped_sweep_gives_the_same_records(data, tmp_path):
+    """Runs trained together (fit_many, one group per shape and Hessian schedule) give exactly
+    the records of runs trained one by one; the results file holds each run once."""
+    optimizers = {"SGD": optim.SGD(lr=0.5), "SDAGD": optim.SDAGD(radius=0.3),
+                  "SDAGD-global": optim.SDAGD(radius=0.3, norm="global")}
+    alone = sweep(**small(data, optimizers=optimizers))
+    together = sweep(**small(data, optimizers=optimizers, grouped=True, out=tmp_path / "runs.jsonl"))
+    assert [comparable(r) for r in together] == [comparable(r) for r in alone]
+    assert {r["group_size"] for r in together} == {4, 8}  # SGD runs apart from the SDAGD ones
+    assert len(load_records(tmp_path / "runs.jsonl")) == len(alone)
+
+
+def test_grouped_sweep_in_worker_processes(data):
+    together = sweep(**small(data, grouped=True, workers=2))
+    alone = sweep(**small(data))
+    assert [comparable(r) for r in together] == [comparable(r) for r in alone]
+
+
+def test_group_keys_keep_hessian_schedules_apart():
+    base = dict(depth=1, width=16, activation="sigmoid", output="sigmoid", loss="mse", seed=0, epochs=1,
+                batch_size=10, train_limit=None, evaluate_on="test", n_val=100)
+    key = lambda opt, **kw: experiments.group_key(dict(base, optimizer="x", optimizer_config=opt.config(), **kw))
+    assert key(optim.SDAGD(radius=0.3)) == key(optim.SDLM(lr=0.1, mu=0.1)) == key(optim.SDAGD(radius=1.0), seed=3)
+    assert key(optim.SDAGD(radius=0.3)) != key(optim.SDAGD(radius=0.3, hessian_every=2))
+    assert key(optim.SGD(lr=0.1)) == key(optim.Adam(), activation="relu")
+    assert key(optim.SGD(lr=0.1)) != key(optim.SDAGD(radius=0.3))
+    assert key(optim.SGD(lr=0.1)) != key(optim.SGD(lr=0.1), depth=2)
+
+
+@pytest.mark.skipif(sdagd.device_available("cuda")[0], reason="a GPU is present")
+def test_cuda_sweep_without_a_gpu_fails_before_any_run(data, tmp_path):
+    with pytest.raises(sdagd.DeviceError, match="CUDA"):
+        sweep(**small(data, device="cuda", out=tmp_path / "runs.jsonl"))
+    assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_stability_table_and_phase_switch(data, tmp_path):
+    from sdagd import reproduce
+
+    records = tune({"SGD": [optim.SGD(lr=0.05), optim.SGD(lr=0.5)]}, depths=(1,), activations=("relu",),
+                   epochs=3, n_val=100, width=16, batch_size=20, data=data, workers=0, progress=False).records
+    table = reproduce.stability_table(records, budget=1)
+    assert "| SGD | hl-1 | relu |" in table and ("| yes |" in table or "| no |" in table)
+    path = reproduce.phase_switch(str(tmp_path), scales=(1.0, 1e6), depth=1, epochs=2, data=data, workers=0,
+                                  progress=False, train_limit=None, executor=None, activations=("sigmoid",),
+                                  device="cpu")
+    text = open(path).read()
+    rows = [line for line in text.splitlines() if line.startswith("| 1 |") or line.startswith("| 1e+06 |")]
+    assert len(rows) == 2
+    phase1 = [float(row.split("|")[2].split(",")[-1]) for row in rows]
+    assert phase1[0] > phase1[1]  # a larger h leaves fewer parameters in phase 1
