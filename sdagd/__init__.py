@@ -22,7 +22,7 @@ def _unbuilt_message(error: ImportError) -> str:
         return (f"sdagd is being imported from its source tree ({here}), where the C extension is not "
                 f"built. To use the installed sdagd, run from another directory or use the `sdagd` "
                 f"command (e.g. `sdagd reproduce` rather than `python -m sdagd reproduce`); to work on "
-                f"the source tree, build it in place with `pip install -e .`. ({error})")
+                f"the source tree, build it in place with `pip install -e .`.")
     return f"the sdagd C extension cannot be loaded; reinstall sdagd (pip install --force-reinstall sdagd). ({error})"
 
 
