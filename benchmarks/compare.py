@@ -36,14 +36,18 @@ device per epoch, the gather inside the jitted step, `block_until_ready` at the 
 epoch. torch.compile compiles the same step function as eager (default mode; for SGD Dynamo
 splits it at `loss.backward()`, see the graph-break count in --json); JAX jits the whole step
 with the parameters donated. Every framework gets one untimed warm-up epoch (this is where
-compilation happens), then --repeats timed epochs; the best epoch is reported.
+compilation happens), then timed epochs; the best epoch is reported.
 
 Fairness on a shared, noisy machine: each framework runs in its own worker process (so
 OpenBLAS, MKL/OpenMP and XLA thread pools never share a process); the parent starts all
 workers, then for each (net, activation, optimizer) runs one epoch in each framework in turn,
 --repeats rounds, the order rotated every round, with a short pause between frameworks so
 that spinning pool threads of the previous one have gone to sleep. Drift therefore hits all
-frameworks alike, and the best of the repeats is kept for each.
+frameworks alike, and the best epoch is kept for each. A best-of-3 is not enough when another
+process holds a core: OpenBLAS and MKL (OpenMP) split each GEMM evenly over the threads, so one
+stolen core can make an epoch 10x slower, while XLA's work-stealing pool loses far less. So more
+rounds follow (for all frameworks, up to --max-repeats) while any framework's two best epochs
+differ by more than --settle; a figure that never settled is starred in the table.
 
 Threads (--threads N, default 2): sdagd `sdagd.set_num_threads(N)` (OpenBLAS) and
 OPENBLAS_NUM_THREADS=N; torch `torch.set_num_threads(N)` with OMP_NUM_THREADS=MKL_NUM_THREADS=N;
@@ -650,6 +654,13 @@ def run_check(workers, ref_worker, args, tmp):
     return ok, report
 
 
+def settled(times, tol):
+    """The two fastest of these times agree within tol (relative): the best is not a fluke and
+    the machine was quiet for at least two of them."""
+    best = sorted(times)[:2]
+    return len(best) == 2 and best[1] <= best[0] * (1 + tol)
+
+
 def gflop_s(cell, ms):
     return f"{cell['flops_per_step'] / ms / 1e6:.0f}" if ms and cell.get("flops_per_step") else "—"
 
@@ -658,7 +669,7 @@ def fmt_ms(cell):
     if cell is None:
         return "—"
     if "ms" in cell:
-        return f"{cell['ms']:.2f}"
+        return f"{cell['ms']:.2f}" + ("" if cell.get("settled", True) else "*")
     return cell["note"]
 
 
@@ -668,7 +679,13 @@ def main(argv=None):
     p.add_argument("--acts", default="sigmoid,relu", help="hidden activations (default sigmoid,relu)")
     p.add_argument("--opts", default="sgd,sdagd", help="optimizers (default sgd,sdagd)")
     p.add_argument("--rows", type=int, default=10000, help="rows per timed epoch, a multiple of 100 (default 10000)")
-    p.add_argument("--repeats", type=int, default=3, help="timed epochs per cell and framework; best kept (default 3)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed epochs per cell and framework, at least; the best is kept (default 3)")
+    p.add_argument("--max-repeats", type=int, default=8,
+                   help="more rounds, up to this many, while some framework's two best epochs differ by more "
+                        "than --settle (default 8)")
+    p.add_argument("--settle", type=float, default=0.10,
+                   help="relative agreement of the two best epochs that ends the rounds (default 0.10)")
     p.add_argument("--threads", type=int, default=2, help="threads for every framework (default 2)")
     p.add_argument("--only", default=",".join(FRAMEWORKS), help="frameworks (default sdagd,torch,torch-compile,jax)")
     p.add_argument("--json", metavar="PATH", help="also save the raw numbers here")
@@ -695,6 +712,7 @@ def main(argv=None):
         p.error("--rows must be a positive multiple of 100")
     if args.repeats < 1 or args.threads < 1:
         p.error("--repeats and --threads must be >= 1")
+    args.max_repeats = max(args.max_repeats, args.repeats)
     steps = args.rows // BATCH
     command = " ".join(shlex.quote(a) for a in [sys.executable, os.path.relpath(os.path.abspath(__file__))]
                        + sys.argv[1:])
@@ -718,7 +736,7 @@ def main(argv=None):
         say(f"{fw}: {note}")
 
     result = {"command": command, "machine": model_name(), "isa": cpu_flags(), "cores": os.cpu_count(), "threads": args.threads,
-              "rows": args.rows, "repeats": args.repeats, "infos": infos, "notes": notes, "cells": []}
+              "rows": args.rows, "repeats": args.repeats, "max_repeats": args.max_repeats, "settle": args.settle, "infos": infos, "notes": notes, "cells": []}
 
     # -- agreement check ---------------------------------------------------------------------
     if args.no_check:
@@ -786,9 +804,14 @@ def main(argv=None):
                         say(f"  {fw}: setup failed: {exc}")
                     time.sleep(args.pause)
                 entries = active + (["gemm"] if "sdagd" in active else [])
-                gemm_ms = []
-                for rnd in range(args.repeats):
-                    k = rnd % len(entries) if entries else 0
+                gemm_ms, rnd = [], 0
+                while entries:
+                    if rnd >= args.repeats:  # enough rounds, unless a framework has not settled yet
+                        series = [res[fw]["epochs_ms"] for fw in active if "error" not in res[fw]] + [gemm_ms]
+                        if rnd >= args.max_repeats or all(settled(x, args.settle) for x in series if x):
+                            break
+                    k = rnd % len(entries)
+                    rnd += 1
                     for entry in entries[k:] + entries[:k]:
                         fw = "sdagd" if entry == "gemm" else entry
                         if "error" in res[fw] and entry != "gemm":
@@ -804,15 +827,18 @@ def main(argv=None):
                         else:
                             res[fw]["epochs_ms"].append(r["seconds"] * 1e3 / steps)
                         time.sleep(args.pause)
+                cell["rounds"] = rnd
                 for fw in timed:
                     if fw in res and res[fw]["epochs_ms"]:
                         res[fw]["ms"] = min(res[fw]["epochs_ms"])
+                        res[fw]["settled"] = settled(res[fw]["epochs_ms"], args.settle)
                 if gemm_ms:
                     cell["gemm_ms_all"], cell["gemm_ms"] = gemm_ms, min(gemm_ms)
+                    cell["gemm_settled"] = settled(gemm_ms, args.settle)
                 result["cells"].append(cell)
                 say("  " + ", ".join(f"{fw} {res[fw]['ms']:.2f}" if "ms" in res.get(fw, {}) else f"{fw} failed"
                                      for fw in timed) + (f", bare GEMM {cell['gemm_ms']:.2f}" if gemm_ms else "")
-                    + " ms/step")
+                    + f" ms/step ({rnd} rounds)")
     for w in workers.values():
         w.close()
 
@@ -852,13 +878,16 @@ def print_tables(result, frameworks, notes):
     print("Versions: " + "; ".join(versions))
     print("Threads: " + "; ".join(threads))
     print(f"Command: {result['command']}")
-    print(f"Timed: best of {result['repeats']} epochs of {result['rows']:,} random rows, batch 100, after one "
-          f"warm-up epoch; frameworks interleaved, each in its own process")
+    print(f"Timed: best epoch of {result['rows']:,} random rows, batch 100, after one warm-up epoch; frameworks "
+          f"interleaved, each in its own process; {result['repeats']} rounds, more (up to {result['max_repeats']}) "
+          f"until every framework's two best epochs agree within {result['settle']:.0%}")
     check = result.get("check_summary") or (result["check"] if isinstance(result["check"], str) else "?")
     print(f"Check: {check}")
     print()
     print("ms per training step (lower is better). speedup = best peer's time / sdagd's time (> 1: sdagd "
-          "faster). step / bare GEMM = sdagd's step time / the same GEMMs through its BLAS alone.")
+          "faster). step / bare GEMM = sdagd's step time / the same GEMMs through its BLAS alone. "
+          "* = did not settle: its two best epochs still differed by more than "
+          f"{result['settle']:.0%} after {result['max_repeats']} rounds (the machine was busy); read it as an upper bound.")
     print()
 
     def cell_of(c, fw):
@@ -872,7 +901,7 @@ def print_tables(result, frameworks, notes):
         if r is None:
             return {"note": "not run"}
         if "ms" in r:
-            return {"ms": r["ms"]}
+            return {"ms": r["ms"], "settled": r.get("settled", True)}
         return {"note": "failed: " + r.get("error", "?")[:80].replace("|", "/")}
 
     by_key = {(c["net"], c["act"], c["opt"]): c for c in result["cells"]}
@@ -900,7 +929,8 @@ def print_tables(result, frameworks, notes):
             else:
                 speed.append("—")
             gflops.append(gflop_s(c, s.get("ms")))
-            ratio.append(f"{s['ms'] / c['gemm_ms']:.2f}" if "ms" in s and c.get("gemm_ms") else "—")
+            ratio.append(f"{s['ms'] / c['gemm_ms']:.2f}" + ("" if c.get("gemm_settled", True) else "*")
+                         if "ms" in s and c.get("gemm_ms") else "—")
         cols += [", ".join(speed), ", ".join(gflops), ", ".join(ratio)]
         print("| " + " | ".join(cols) + " |")
 
@@ -928,7 +958,8 @@ def print_tables(result, frameworks, notes):
                 if fw == "torch-compile" and "graph_breaks" in r:
                     setup += f" ({r['graph_breaks']} graph breaks)"
             ratio = f"{ms / c['gemm_ms']:.2f}" if c.get("gemm_ms") else "—"
-            print(f"| hl-{c['net']} | {c['act']} | {c['opt']} | {fw} | {ms:.2f} | {gflop_s(c, ms)} "
+            ok = c.get("gemm_settled", True) if fw == "bare GEMM" else c["results"][fw].get("settled", True)
+            print(f"| hl-{c['net']} | {c['act']} | {c['opt']} | {fw} | {ms:.2f}{'' if ok else '*'} | {gflop_s(c, ms)} "
                   f"| {ratio} | {', '.join(f'{e:.2f}' for e in epochs)} | {setup} |")
 
 
