@@ -45,9 +45,12 @@ workers, then for each (net, activation, optimizer) runs one epoch in each frame
 that spinning pool threads of the previous one have gone to sleep. Drift therefore hits all
 frameworks alike, and the best epoch is kept for each. A best-of-3 is not enough when another
 process holds a core: OpenBLAS and MKL (OpenMP) split each GEMM evenly over the threads, so one
-stolen core can make an epoch 10x slower, while XLA's work-stealing pool loses far less. So more
-rounds follow (for all frameworks, up to --max-repeats) while any framework's two best epochs
-differ by more than --settle; a figure that never settled is starred in the table.
+stolen core can make an epoch 10x slower, while XLA's work-stealing pool loses far less, so a
+busy minute would skew the comparison. Hence each worker reads /proc/stat around every epoch and
+reports the share of the machine's CPU that other processes took meanwhile; an epoch counts
+only when that share is at most --quiet, and more rounds follow (for all frameworks alike, up
+to --max-repeats) until every framework has two quiet epochs within --settle of each other. A
+figure that never got there is starred in the table; contended epochs show [bracketed].
 
 Threads (--threads N, default 2): sdagd `sdagd.set_num_threads(N)` (OpenBLAS) and
 OPENBLAS_NUM_THREADS=N; torch `torch.set_num_threads(N)` with OMP_NUM_THREADS=MKL_NUM_THREADS=N;
@@ -78,6 +81,7 @@ import json
 import os
 import platform
 import queue
+import resource
 import shlex
 import subprocess
 import sys
@@ -433,6 +437,24 @@ class JaxBackend:
         save_params(out, cases)
 
 
+def cpu_snapshot():
+    """(wall s, CPU s all processes spent busy, CPU s this process spent), for foreign_share."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    busy = (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
+    return time.perf_counter(), busy, ru.ru_utime + ru.ru_stime
+
+
+def foreign_share(before):
+    """Share of the machine's CPU time that other processes (or the hypervisor: steal) took since
+    ``before``: 0 on a quiet machine, 0.5 when someone else kept one of two cores busy. /proc/stat
+    counts in ticks (10 ms), so short intervals read a few percent either way."""
+    wall0, busy0, own0 = before
+    wall1, busy1, own1 = cpu_snapshot()
+    return max(0.0, (busy1 - busy0) - (own1 - own0)) / max(wall1 - wall0, 1e-9) / (os.cpu_count() or 1)
+
+
 def _thread_names():
     names = {}
     for tid in os.listdir("/proc/self/task"):
@@ -487,11 +509,13 @@ def worker_main(framework, threads, rows):
                 reply = {"ok": True, "setup_s": time.perf_counter() - t0}
                 reply.update(getattr(backend, "after_warmup", dict)())
             elif kind == "epoch":
+                before = cpu_snapshot()
                 t0 = time.perf_counter()
                 backend.epoch()
-                reply = {"ok": True, "seconds": time.perf_counter() - t0}
+                reply = {"ok": True, "seconds": time.perf_counter() - t0, "foreign": foreign_share(before)}
             elif kind == "gemm":
-                reply = {"ok": True, "seconds": backend.gemm()}
+                before = cpu_snapshot()
+                reply = {"ok": True, "seconds": backend.gemm(), "foreign": foreign_share(before)}
             elif kind == "check_reference":
                 backend.check_reference(cmd["path"], cmd["acts"], cmd["opts"])
                 reply = {"ok": True}
@@ -654,11 +678,14 @@ def run_check(workers, ref_worker, args, tmp):
     return ok, report
 
 
-def settled(times, tol):
-    """The two fastest of these times agree within tol (relative): the best is not a fluke and
-    the machine was quiet for at least two of them."""
-    best = sorted(times)[:2]
-    return len(best) == 2 and best[1] <= best[0] * (1 + tol)
+def pick(series, args):
+    """(best time, trustworthy) of one framework's epochs in a cell. Only quiet epochs count (other
+    processes took at most --quiet of the CPU meanwhile); trustworthy when at least two were quiet
+    and the two fastest of those agree within --settle. Without a quiet epoch: the best of all."""
+    quiet = sorted(t for t, f in zip(series["ms"], series["foreign"]) if f <= args.quiet)
+    if not quiet:
+        return min(series["ms"]), False
+    return quiet[0], len(quiet) >= 2 and quiet[1] <= quiet[0] * (1 + args.settle)
 
 
 def gflop_s(cell, ms):
@@ -682,10 +709,13 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3,
                    help="timed epochs per cell and framework, at least; the best is kept (default 3)")
     p.add_argument("--max-repeats", type=int, default=8,
-                   help="more rounds, up to this many, while some framework's two best epochs differ by more "
-                        "than --settle (default 8)")
+                   help="more rounds, up to this many, while some framework lacks two quiet epochs that agree "
+                        "within --settle (default 8)")
+    p.add_argument("--quiet", type=float, default=0.25,
+                   help="an epoch counts only if other processes took at most this share of the machine's CPU "
+                        "meanwhile (from /proc/stat; default 0.25: one busy competing thread reads about 0.4 on 2 cores, tick noise up to 0.1)")
     p.add_argument("--settle", type=float, default=0.10,
-                   help="relative agreement of the two best epochs that ends the rounds (default 0.10)")
+                   help="relative agreement of the two best quiet epochs that ends the rounds (default 0.10)")
     p.add_argument("--threads", type=int, default=2, help="threads for every framework (default 2)")
     p.add_argument("--only", default=",".join(FRAMEWORKS), help="frameworks (default sdagd,torch,torch-compile,jax)")
     p.add_argument("--json", metavar="PATH", help="also save the raw numbers here")
@@ -736,7 +766,8 @@ def main(argv=None):
         say(f"{fw}: {note}")
 
     result = {"command": command, "machine": model_name(), "isa": cpu_flags(), "cores": os.cpu_count(), "threads": args.threads,
-              "rows": args.rows, "repeats": args.repeats, "max_repeats": args.max_repeats, "settle": args.settle, "infos": infos, "notes": notes, "cells": []}
+              "rows": args.rows, "repeats": args.repeats, "max_repeats": args.max_repeats, "settle": args.settle,
+              "quiet": args.quiet, "infos": infos, "notes": notes, "cells": []}
 
     # -- agreement check ---------------------------------------------------------------------
     if args.no_check:
@@ -804,15 +835,16 @@ def main(argv=None):
                         say(f"  {fw}: setup failed: {exc}")
                     time.sleep(args.pause)
                 entries = active + (["gemm"] if "sdagd" in active else [])
-                gemm_ms, rnd = [], 0
+                series = {e: {"ms": [], "foreign": []} for e in entries}
+                rnd = 0
                 while entries:
-                    if rnd >= args.repeats:  # enough rounds, unless a framework has not settled yet
-                        series = [res[fw]["epochs_ms"] for fw in active if "error" not in res[fw]] + [gemm_ms]
-                        if rnd >= args.max_repeats or all(settled(x, args.settle) for x in series if x):
+                    if rnd >= args.repeats:  # enough rounds, unless a series has no quiet, settled best yet
+                        live = [series[e] for e in entries if e == "gemm" or "error" not in res[e]]
+                        if rnd >= args.max_repeats or all(pick(x, args)[1] for x in live if x["ms"]):
                             break
                     k = rnd % len(entries)
                     rnd += 1
-                    for entry in entries[k:] + entries[:k]:
+                    for entry in entries[k:] + entries[:k]:  # order rotated every round
                         fw = "sdagd" if entry == "gemm" else entry
                         if "error" in res[fw] and entry != "gemm":
                             continue
@@ -822,22 +854,21 @@ def main(argv=None):
                             res[fw]["error"] = str(exc)
                             say(f"  {entry}: failed: {exc}")
                             continue
-                        if entry == "gemm":
-                            gemm_ms.append(r["seconds"] * 1e3)
-                        else:
-                            res[fw]["epochs_ms"].append(r["seconds"] * 1e3 / steps)
+                        series[entry]["ms"].append(r["seconds"] * 1e3 / (1 if entry == "gemm" else steps))
+                        series[entry]["foreign"].append(r["foreign"])
                         time.sleep(args.pause)
                 cell["rounds"] = rnd
-                for fw in timed:
-                    if fw in res and res[fw]["epochs_ms"]:
-                        res[fw]["ms"] = min(res[fw]["epochs_ms"])
-                        res[fw]["settled"] = settled(res[fw]["epochs_ms"], args.settle)
-                if gemm_ms:
-                    cell["gemm_ms_all"], cell["gemm_ms"] = gemm_ms, min(gemm_ms)
-                    cell["gemm_settled"] = settled(gemm_ms, args.settle)
+                for entry, x in series.items():
+                    if not x["ms"]:
+                        continue
+                    best, ok = pick(x, args)
+                    if entry == "gemm":
+                        cell.update(gemm_ms=best, gemm_settled=ok, gemm_ms_all=x["ms"], gemm_foreign=x["foreign"])
+                    else:
+                        res[entry].update(ms=best, settled=ok, epochs_ms=x["ms"], epochs_foreign=x["foreign"])
                 result["cells"].append(cell)
                 say("  " + ", ".join(f"{fw} {res[fw]['ms']:.2f}" if "ms" in res.get(fw, {}) else f"{fw} failed"
-                                     for fw in timed) + (f", bare GEMM {cell['gemm_ms']:.2f}" if gemm_ms else "")
+                                     for fw in timed) + (f", bare GEMM {cell['gemm_ms']:.2f}" if "gemm_ms" in cell else "")
                     + f" ms/step ({rnd} rounds)")
     for w in workers.values():
         w.close()
@@ -879,15 +910,17 @@ def print_tables(result, frameworks, notes):
     print("Threads: " + "; ".join(threads))
     print(f"Command: {result['command']}")
     print(f"Timed: best epoch of {result['rows']:,} random rows, batch 100, after one warm-up epoch; frameworks "
-          f"interleaved, each in its own process; {result['repeats']} rounds, more (up to {result['max_repeats']}) "
-          f"until every framework's two best epochs agree within {result['settle']:.0%}")
+          f"interleaved, each in its own process; only quiet epochs count (other processes took <= "
+          f"{result['quiet']:.0%} of the CPU meanwhile); {result['repeats']} rounds, more (up to "
+          f"{result['max_repeats']}) until every framework has two quiet epochs within {result['settle']:.0%} "
+          f"of each other")
     check = result.get("check_summary") or (result["check"] if isinstance(result["check"], str) else "?")
     print(f"Check: {check}")
     print()
     print("ms per training step (lower is better). speedup = best peer's time / sdagd's time (> 1: sdagd "
           "faster). step / bare GEMM = sdagd's step time / the same GEMMs through its BLAS alone. "
-          "* = did not settle: its two best epochs still differed by more than "
-          f"{result['settle']:.0%} after {result['max_repeats']} rounds (the machine was busy); read it as an upper bound.")
+          f"* = not settled after {result['max_repeats']} rounds: fewer than two quiet epochs within "
+          f"{result['settle']:.0%} of each other (the machine was busy); read it as an upper bound.")
     print()
 
     def cell_of(c, fw):
@@ -935,8 +968,9 @@ def print_tables(result, frameworks, notes):
         print("| " + " | ".join(cols) + " |")
 
     print()
-    print("Every cell: ms/step (best), GFLOP/s of the step's GEMMs at that speed, the step's time over its "
-          "bare GEMMs through scipy-openblas32, and all timed epochs (ms/step), in the order run.")
+    print("Every cell: ms/step (best quiet epoch), GFLOP/s of the step's GEMMs at that speed, the step's time "
+          "over its bare GEMMs through scipy-openblas32, and all timed epochs (ms/step) in the order run, "
+          "[bracketed] when other processes took more than the --quiet share of the CPU meanwhile.")
     print()
     print("| net | act | opt | framework | ms/step | GFLOP/s | step / bare GEMM | epochs (ms/step) | warm-up s |")
     print("|" + " --- |" * 9)
@@ -945,7 +979,7 @@ def print_tables(result, frameworks, notes):
             if fw == "bare GEMM":
                 if not c.get("gemm_ms"):
                     continue
-                ms, epochs, setup = c["gemm_ms"], c["gemm_ms_all"], ""
+                ms, epochs, foreign, setup = c["gemm_ms"], c["gemm_ms_all"], c["gemm_foreign"], ""
             else:
                 cc = cell_of(c, fw)
                 if cc is None:
@@ -954,13 +988,14 @@ def print_tables(result, frameworks, notes):
                     print(f"| hl-{c['net']} | {c['act']} | {c['opt']} | {fw} | {cc['note']} | | | | |")
                     continue
                 r = c["results"][fw]
-                ms, epochs, setup = r["ms"], r["epochs_ms"], f"{r['setup_s']:.1f}"
+                ms, epochs, foreign, setup = r["ms"], r["epochs_ms"], r["epochs_foreign"], f"{r['setup_s']:.1f}"
                 if fw == "torch-compile" and "graph_breaks" in r:
                     setup += f" ({r['graph_breaks']} graph breaks)"
             ratio = f"{ms / c['gemm_ms']:.2f}" if c.get("gemm_ms") else "—"
             ok = c.get("gemm_settled", True) if fw == "bare GEMM" else c["results"][fw].get("settled", True)
             print(f"| hl-{c['net']} | {c['act']} | {c['opt']} | {fw} | {ms:.2f}{'' if ok else '*'} | {gflop_s(c, ms)} "
-                  f"| {ratio} | {', '.join(f'{e:.2f}' for e in epochs)} | {setup} |")
+                  f"| {ratio} | {', '.join(f'{e:.2f}' if f <= result['quiet'] else f'[{e:.2f}]' for e, f in zip(epochs, foreign))} "
+                  f"| {setup} |")
 
 
 if __name__ == "__main__":
