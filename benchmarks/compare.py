@@ -55,8 +55,8 @@ figure that never got there is starred in the table; contended epochs show [brac
 Threads (--threads N, default 2): sdagd `sdagd.set_num_threads(N)` (OpenBLAS) and
 OPENBLAS_NUM_THREADS=N; torch `torch.set_num_threads(N)` with OMP_NUM_THREADS=MKL_NUM_THREADS=N;
 torch.compile also TORCHINDUCTOR_COMPILE_THREADS=1 (no compile-worker processes that could run
-beside another framework's timing); JAX PJRT_NPROC=N, which sizes XLA's CPU intra-op pool (the worker counts the pool's threads and
-the header reports it). The often-quoted
+beside another framework's timing); JAX PJRT_NPROC=N, which sizes XLA's CPU intra-op pool (the
+worker counts the pool's threads and the header reports it). The often-quoted
 XLA_FLAGS="--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=N" does not take in
 current jaxlib: the second token is ignored and the pool keeps one thread per core.
 
@@ -701,7 +701,8 @@ def fmt_ms(cell):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="See the module docstring for what is timed.")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog="See the module docstring for what is timed.")
     p.add_argument("--nets", default="1,2,3,4,5", help="hidden-layer counts L of 784-700xL-10 (default 1,2,3,4,5)")
     p.add_argument("--acts", default="sigmoid,relu", help="hidden activations (default sigmoid,relu)")
     p.add_argument("--opts", default="sgd,sdagd", help="optimizers (default sgd,sdagd)")
@@ -713,7 +714,8 @@ def main(argv=None):
                         "within --settle (default 8)")
     p.add_argument("--quiet", type=float, default=0.25,
                    help="an epoch counts only if other processes took at most this share of the machine's CPU "
-                        "meanwhile (from /proc/stat; default 0.25: one busy competing thread reads about 0.4 on 2 cores, tick noise up to 0.1)")
+                        "meanwhile, from /proc/stat (default 0.25: one busy competing thread reads about 0.4 "
+                        "on 2 cores; tick noise up to 0.1)")
     p.add_argument("--settle", type=float, default=0.10,
                    help="relative agreement of the two best quiet epochs that ends the rounds (default 0.10)")
     p.add_argument("--threads", type=int, default=2, help="threads for every framework (default 2)")
@@ -765,7 +767,8 @@ def main(argv=None):
     for fw, note in notes.items():
         say(f"{fw}: {note}")
 
-    result = {"command": command, "machine": model_name(), "isa": cpu_flags(), "cores": os.cpu_count(), "threads": args.threads,
+    result = {"command": command, "machine": model_name(), "isa": cpu_flags(), "cores": os.cpu_count(),
+              "threads": args.threads,
               "rows": args.rows, "repeats": args.repeats, "max_repeats": args.max_repeats, "settle": args.settle,
               "quiet": args.quiet, "infos": infos, "notes": notes, "cells": []}
 
@@ -828,7 +831,8 @@ def main(argv=None):
                             continue
                     try:
                         r = w.request(cmd="setup", net=depth, act=act, opt=opt)
-                        res[fw] = {"setup_s": r.pop("setup_s"), "epochs_ms": [], **{k: v for k, v in r.items() if k != "ok"}}
+                        r.pop("ok")
+                        res[fw] = {"epochs_ms": [], **r}
                         active.append(fw)
                     except WorkerError as exc:
                         res[fw] = {"error": str(exc), "epochs_ms": []}
@@ -867,9 +871,11 @@ def main(argv=None):
                     else:
                         res[entry].update(ms=best, settled=ok, epochs_ms=x["ms"], epochs_foreign=x["foreign"])
                 result["cells"].append(cell)
-                say("  " + ", ".join(f"{fw} {res[fw]['ms']:.2f}" if "ms" in res.get(fw, {}) else f"{fw} failed"
-                                     for fw in timed) + (f", bare GEMM {cell['gemm_ms']:.2f}" if "gemm_ms" in cell else "")
-                    + f" ms/step ({rnd} rounds)")
+                line = ", ".join(f"{fw} {res[fw]['ms']:.2f}" if "ms" in res.get(fw, {}) else f"{fw} failed"
+                                 for fw in timed)
+                if "gemm_ms" in cell:
+                    line += f", bare GEMM {cell['gemm_ms']:.2f}"
+                say(f"  {line} ms/step ({rnd} rounds)")
     for w in workers.values():
         w.close()
 
@@ -939,7 +945,8 @@ def print_tables(result, frameworks, notes):
 
     by_key = {(c["net"], c["act"], c["opt"]): c for c in result["cells"]}
     print("| net | act | sdagd SGD | torch SGD eager / compiled | JAX SGD | sdagd SDAGD | torch SDAGD eager / compiled "
-          "| JAX SDAGD | speedup vs best peer (SGD, SDAGD) | sdagd GFLOP/s (SGD, SDAGD) | step / bare GEMM (SGD, SDAGD) |")
+          "| JAX SDAGD | speedup vs best peer (SGD, SDAGD) | sdagd GFLOP/s (SGD, SDAGD) "
+          "| step / bare GEMM (SGD, SDAGD) |")
     print("|" + " --- |" * 11)
     rows = sorted({(c["net"], c["act"]) for c in result["cells"]}, key=lambda k: (k[0], k[1] != "sigmoid"))
     for depth, act in rows:
@@ -992,9 +999,10 @@ def print_tables(result, frameworks, notes):
                 if fw == "torch-compile" and "graph_breaks" in r:
                     setup += f" ({r['graph_breaks']} graph breaks)"
             ratio = f"{ms / c['gemm_ms']:.2f}" if c.get("gemm_ms") else "—"
+            marked = ", ".join(f"{e:.2f}" if f <= result["quiet"] else f"[{e:.2f}]" for e, f in zip(epochs, foreign))
             ok = c.get("gemm_settled", True) if fw == "bare GEMM" else c["results"][fw].get("settled", True)
             print(f"| hl-{c['net']} | {c['act']} | {c['opt']} | {fw} | {ms:.2f}{'' if ok else '*'} | {gflop_s(c, ms)} "
-                  f"| {ratio} | {', '.join(f'{e:.2f}' if f <= result['quiet'] else f'[{e:.2f}]' for e, f in zip(epochs, foreign))} "
+                  f"| {ratio} | {marked} "
                   f"| {setup} |")
 
 
