@@ -1,7 +1,7 @@
 """sdagd against PyTorch (eager and torch.compile) and JAX (jit): milliseconds per batch-100
 training step of the paper's networks (784-700xL-10, L = 1..5), on this machine's CPU cores.
 
-    python benchmarks/compare.py                                  # the full table (~15-25 min)
+    python benchmarks/compare.py                                  # the full table (~10-25 min)
     python benchmarks/compare.py --nets 1 --rows 2000 --repeats 2 # a quick look
     python benchmarks/compare.py --only sdagd,jax --opts sdagd --json out.json
 
@@ -59,6 +59,8 @@ beside another framework's timing); JAX PJRT_NPROC=N, which sizes XLA's CPU intr
 worker counts the pool's threads and the header reports it). The often-quoted
 XLA_FLAGS="--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=N" does not take in
 current jaxlib: the second token is ignored and the pool keeps one thread per core.
+The header also prints OPENBLAS_CORETYPE and the kernel OpenBLAS chose: an environment that
+forces a core type (e.g. Haswell on an AVX-512 machine) changes sdagd's GEMM speed.
 
 FLOPs per step: the GEMMs only, 2*B*n_in*n_out each: forward, weight gradient, and the delta
 for the layer below (not for the first layer); SDAGD adds s^T (h o h) per layer and s (W o W)
@@ -71,7 +73,8 @@ beat that BLAS.
 Before timing, one small net (784-32-32-10) takes two steps of every optimizer and activation
 in every framework from sdagd's initial parameters, and the parameters must match sdagd's
 (`net.train_step`, `net.params`) to 1e-4 of the distance they moved (float32 throughout:
-sdagd has no float64 path). It prints "anchors agree" or stops with the deviations.
+sdagd has no float64 path). It prints "anchors agree" or stops with the deviations and exit
+status 2.
 """
 from __future__ import annotations
 
@@ -83,6 +86,7 @@ import platform
 import queue
 import resource
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -94,7 +98,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gemm import flops, step_gemms  # noqa: E402  (numpy only: no BLAS in the parent)
+from gemm import flops, step_gemms  # noqa: E402  (the parent runs no BLAS work itself)
 
 FRAMEWORKS = ("sdagd", "torch", "torch-compile", "jax")
 PEERS = ("torch", "torch-compile", "jax")
@@ -884,6 +888,13 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
         say(f"raw numbers saved to {args.json}")
+    failed = any("error" in r for c in result["cells"] for r in c["results"].values())
+    if isinstance(result["check"], dict):
+        failed = failed or any("error" in cases for cases in result["check"].values())
+    if failed:
+        say(f"worker logs kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
