@@ -171,9 +171,8 @@ def load_params(npz, name):
 
 class SdagdBackend:
     def __init__(self, threads):
+        import sdagd  # first: it loads its OpenBLAS with the kernels it chose (sdagd/_blas.py)
         import scipy_openblas32 as sob
-
-        import sdagd
         from gemm import load_cblas, time_gemms
 
         self.sdagd, self.time_gemms = sdagd, time_gemms
@@ -181,10 +180,12 @@ class SdagdBackend:
         lib, self.sgemm = load_cblas(os.path.join(sob.get_lib_dir(), sob.get_library(fullname=True)), "scipy_")
         config = lib.scipy_openblas_get_config
         config.restype = ctypes.c_char_p
+        self.set_blas_threads = lib.scipy_openblas_set_num_threads
+        self.threads = threads
         self.info = {"sdagd": sdagd.__version__, "numpy": np.__version__,
-                     "blas": f"scipy-openblas32 {sob.__version__} ({config().decode()})",
+                     "blas": f"scipy-openblas32 {sob.__version__} ({sdagd.blas_info()})",
                      "threads": sdagd.get_num_threads(),
-                     "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)")}
+                     "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)") + " in the environment"}
         self.net = None
 
     def _opt(self, opt):
@@ -202,7 +203,13 @@ class SdagdBackend:
         self.net.fit(self.X, self.y, self.optimizer, epochs=1, batch_size=BATCH, progress=False)
 
     def gemm(self):
-        return self.time_gemms(self.sgemm, self.shapes, seconds=0.5)
+        # The bare GEMMs on the same BLAS and threads: OpenBLAS's own threads for the time of the
+        # measurement (sdagd runs OpenBLAS single-threaded inside its own thread pool).
+        self.set_blas_threads(self.threads)
+        try:
+            return self.time_gemms(self.sgemm, self.shapes, seconds=0.5)
+        finally:
+            self.set_blas_threads(1)
 
     def check_reference(self, path, acts, opts):
         X, y, _ = make_data(2 * BATCH, seed=1)

@@ -43,17 +43,22 @@ def choose_coretype(environ=os.environ, flags=None) -> str | None:
 
 
 def _load():
-    coretype = choose_coretype()
-    saved = os.environ.get("OPENBLAS_CORETYPE")
-    if coretype:
-        os.environ["OPENBLAS_CORETYPE"] = coretype
+    """Loads the library with these variables set, and restores them right after: the core
+    runs OpenBLAS single-threaded in its own thread pool, so OpenBLAS's own threads (started
+    at load, and spinning when idle) would only take time from it."""
+    wanted = {"OPENBLAS_CORETYPE": choose_coretype(), "OPENBLAS_NUM_THREADS": "1"}
+    saved = {name: os.environ.get(name) for name in wanted}
+    for name, value in wanted.items():
+        if value:
+            os.environ[name] = value
     try:
         import scipy_openblas32  # noqa: F401  (loads the library, RTLD_GLOBAL)
     finally:
-        if saved is None:
-            os.environ.pop("OPENBLAS_CORETYPE", None)
-        else:
-            os.environ["OPENBLAS_CORETYPE"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 _load()
