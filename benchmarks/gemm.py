@@ -23,6 +23,21 @@ def load_cblas(path: str, prefix: str = ""):
     return lib, fn
 
 
+def load_dnnl(path: str):
+    """oneDNN's dnnl_sgemm (row-major, transposes as 'N'/'T') behind the CBLAS signature that
+    load_cblas returns, so that the same timing code measures it."""
+    lib = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
+    fn = lib.dnnl_sgemm
+    i64, f, p = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
+    fn.argtypes = [ctypes.c_char, ctypes.c_char, i64, i64, i64, f, p, i64, p, i64, f, p, i64]
+
+    def sgemm(order, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+        assert order == ROW_MAJOR
+        fn(b"T" if ta == TRANS else b"N", b"T" if tb == TRANS else b"N", m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+
+    return lib, sgemm
+
+
 def step_gemms(sizes, batch):
     """(trans_a, trans_b, M, N, K) of one SGD training step of an MLP with these widths,
     as the core runs them (csrc/mlp.c): forward a = h W^T, weight gradient dW = delta^T h,

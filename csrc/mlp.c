@@ -429,12 +429,20 @@ sdagd_status mlp_loss_grad(mlp *net, const float *X, const int32_t *labels, int 
     return st;
 }
 
+/* Rows per chunk of an evaluation: the work buffers as they are (they hold at least a batch
+ * of training), grown to 100 rows at most. Growing them to the whole evaluation set would not
+ * pay: batch-100 products already run at the BLAS's speed, and the buffers of a training
+ * network (with the Hessian's) would grow tenfold, for the rest of its life. */
+static int evaluation_rows(const mlp *net, int64_t N) {
+    int64_t rows = net->ws.capacity > 100 ? net->ws.capacity : 100;
+    return (int)(N < rows ? N : rows);
+}
+
 sdagd_status mlp_evaluate(mlp *net, const float *X, const int32_t *labels, int64_t N, double *mean_loss,
                           int64_t *errors) {
     if (N < 1) return sdagd_fail(SDAGD_ERR_ARG, "evaluation needs at least one row");
     sdagd_status st = mlp_check_labels(net, labels, N);
-    /* Evaluation has no per-step budget: larger chunks make better use of the BLAS. */
-    if (st == SDAGD_OK) st = workspace_reserve(net, &net->ws, 1, (int)(N < 1000 ? N : 1000), 0);
+    if (st == SDAGD_OK) st = workspace_reserve(net, &net->ws, 1, evaluation_rows(net, N), 0);
     if (st != SDAGD_OK) return st;
     group_view g;
     own_view(net, &g);
@@ -520,7 +528,7 @@ sdagd_status mlp_evaluate_dataset(mlp *net, const sdagd_dataset *ds, double *mea
     if (ds->owner->device != net->device || ds->n0 != net->sizes[0])
         return sdagd_fail(SDAGD_ERR_ARG, "this data set was made for a network of another input size or device");
     int64_t N = ds->N;
-    sdagd_status st = workspace_reserve(net, &net->ws, 1, (int)(N < 1000 ? N : 1000), 0);
+    sdagd_status st = workspace_reserve(net, &net->ws, 1, evaluation_rows(net, N), 0);
     if (st != SDAGD_OK) return st;
     group_view g;
     own_view(net, &g);

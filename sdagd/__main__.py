@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--epochs", type=_count(0), default=None, help="epochs per run (quick: 1, full: 20)")
     rep.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                      help="where to train (cuda: the networks of each shape train together on the GPU)")
-    rep.add_argument("--workers", type=_count(0), default=None, help="worker processes (default: one per core; 0: none)")
+    rep.add_argument("--workers", type=_count(0), default=None, help="worker processes sharing the cores (default 1, with a thread per core; 0: none)")
     rep.add_argument("--out", default=None, help="output directory (default: sdagd-quick or sdagd-full)")
     rep.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated seeds (quick: 0, full: 0,1,2)")
     rep.add_argument("--train-limit", type=_count(1), default=None, help="train on the first N images only")

@@ -2,7 +2,7 @@
 seed, hyperparameter tuning on a validation split, and resumable result files.
 
 Every run is a job: a JSON-able configuration in, a JSON-able record out. By default the
-jobs run in local worker processes, one per core, each with one BLAS thread; any
+jobs run in a local worker process with a thread per core (several processes share the cores); any
 :class:`concurrent.futures.Executor` can run them instead (e.g. a Dask cluster's
 ``distributed.Client(...).get_executor()``), or pass ``workers=0`` to run them one after
 another in this process. With ``out="runs.jsonl"`` each record is appended as its run
@@ -212,19 +212,24 @@ def _groups(configs, limit=128):
 # -- worker processes ------------------------------------------------------------------------
 
 def _default_pool(workers):
-    """The default executor: ``workers`` (default: one per core) spawned processes ("fork" would
-    copy BLAS threads), each with one BLAS thread, that end when this process does."""
-    return cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, initializer=_worker_init,
-                                  initargs=(os.getpid(),), mp_context=multiprocessing.get_context("spawn"))
+    """The default executor: ``workers`` spawned processes ("fork" would copy the core's
+    threads) sharing the cores, that end when this process does. By default one process with
+    a thread per core: measured on 2 cores, the core's own threads run a sweep 1.24x faster
+    than one single-threaded process per core (BENCHMARKS.md, "Sweeps")."""
+    cores = os.cpu_count() or 1
+    workers = workers or 1
+    return cf.ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
+                                  initargs=(os.getpid(), max(1, cores // workers)),
+                                  mp_context=multiprocessing.get_context("spawn"))
 
 
-def _worker_init(parent_pid):
-    """Worker processes share the cores: one BLAS thread each, no oversubscription; and they
-    exit when the sweep's process (``parent_pid``) dies, even by SIGKILL, which gives it no
-    chance to stop them (they would train on, unseen, for hours)."""
+def _worker_init(parent_pid, threads=1):
+    """Worker processes share the cores: ``threads`` each, no oversubscription; and they exit
+    when the sweep's process (``parent_pid``) dies, even by SIGKILL, which gives it no chance
+    to stop them (they would train on, unseen, for hours)."""
     import sdagd
 
-    sdagd.set_num_threads(1)
+    sdagd.set_num_threads(threads)
     _set_parent_death_signal()
     _watch_parent(parent_pid)  # the portable way, and a second line on Linux
 
@@ -477,9 +482,10 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
         Final figure on the test set, or on the last ``n_val`` training images (held out from
         training; what :func:`tune` uses).
     executor : concurrent.futures.Executor, optional
-        Runs the jobs; default: a process pool of ``workers`` (default: one per core).
+        Runs the jobs; default: a process pool of ``workers``.
     workers : int, optional
-        Size of the default pool; 0 runs the jobs in this process.
+        Size of the default pool (default 1: one process with a thread per core, the fastest
+        on the CPU; n processes share the cores' threads); 0 runs the jobs in this process.
     out : path, optional
         JSON-lines file: records are appended as runs finish; runs already in it are skipped
         (failed ones too, unless ``retry_failed``), so an interrupted sweep resumes.

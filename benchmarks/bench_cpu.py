@@ -1,0 +1,128 @@
+"""The CPU engine's scaling, memory and sweep throughput (BENCHMARKS.md, "CPU engine").
+
+    python benchmarks/bench_cpu.py                 # all three sections (~5 minutes on 2 cores)
+    python benchmarks/bench_cpu.py --section sweep
+
+1. threads: ms per batch-100 step of hl-5 (SGD and SDAGD) with 1 and with 2 threads of the
+   core's pool, and the ratio.
+2. memory: the peak resident memory a fit of hl-5 with SDAGD adds to the process (VmHWM, read
+   from /proc/self/status in a fresh subprocess, minus what it held before the network was
+   made), against parameters + gradient + Hessian diagonal + optimizer state + one batch's
+   activations (and their squares, which the Hessian's recursion needs).
+3. sweep: runs per hour of one sweep (hl-1..hl-5 x sigmoid, ReLU x SGD, SDAGD, one epoch of
+   10,000 random rows each), run as one worker per core with one thread each, as one worker
+   with 2 threads, and as groups trained together (fit_many) in one worker with 2 threads.
+Random data: speed does not depend on the values.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+
+ROWS = 10000
+
+
+def step_ms(depth, optimizer, threads, repeats=3):
+    import sdagd
+
+    sdagd.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    X, y = rng.random((ROWS, 784), dtype=np.float32), rng.integers(0, 10, ROWS)
+    net = sdagd.MLP([784] + [700] * depth + [10])
+    opt = sdagd.optim.SGD(lr=0.1) if optimizer == "SGD" else sdagd.optim.SDAGD(radius=0.3)
+    net.fit(X[:1000], y[:1000], opt, progress=False)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        net.fit(X, y, opt, progress=False)
+        best = min(best, time.perf_counter() - t0)
+    return 1e3 * best / (ROWS / 100)
+
+
+def threads_section():
+    print("\n| net | optimizer | 1 thread ms/step | 2 threads ms/step | speed-up |\n| --- | --- | --- | --- | --- |")
+    for optimizer in ("SGD", "SDAGD"):
+        one, two = step_ms(5, optimizer, 1), step_ms(5, optimizer, 2)
+        print(f"| hl-5 | {optimizer} | {one:.2f} | {two:.2f} | {one / two:.2f} |", flush=True)
+
+
+MEMORY_PROBE = textwrap.dedent("""
+    import json, numpy as np, sdagd
+    def status(key):
+        for line in open("/proc/self/status"):
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    rng = np.random.default_rng(0)
+    X, y = rng.random((10000, 784), dtype=np.float32), rng.integers(0, 10, 10000)
+    Xv, yv = X[:2000].copy(), y[:2000].copy()
+    before = status("VmRSS")
+    net = sdagd.MLP([784] + [700] * 5 + [10])
+    net.fit(X, y, sdagd.optim.SDAGD(radius=0.3), epochs=2, validation_data=(Xv, yv), progress=False)
+    print(json.dumps({"added": status("VmHWM") - before, "P": net.n_params}))
+""")
+
+
+def memory_section():
+    out = subprocess.run([sys.executable, "-c", MEMORY_PROBE], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    P, B, widths = result["P"], 100, [700] * 5 + [10]
+    # parameters, gradient, Hessian diagonal, SDAGD's state (the h in use): 4 slabs of P
+    reference = 4 * P * 4 + 2 * B * sum(widths) * 4 + 2 * B * 784 * 4
+    mib = 1 << 20
+    print(f"\nhl-5 SDAGD fit (2 epochs of {ROWS:,} rows, validation every epoch): the process grew by "
+          f"{result['added'] / mib:.1f} MiB at its peak; parameters + gradient + Hessian diagonal + optimizer "
+          f"state + one batch's activations and their squares = {reference / mib:.1f} MiB; ratio "
+          f"{result['added'] / reference:.2f}", flush=True)
+
+
+def sweep_section():
+    import multiprocessing  # noqa: F401  (spawned workers need the __main__ guard below)
+
+    from sdagd import experiments, optim
+
+    rng = np.random.default_rng(0)
+    data = ((rng.random((ROWS + 2000, 784), dtype=np.float32), rng.integers(0, 10, ROWS + 2000)),
+            (rng.random((2000, 784), dtype=np.float32), rng.integers(0, 10, 2000)))
+    grid = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0,), epochs=1,
+                optimizers={"SGD": optim.SGD(lr=0.1), "SDAGD": optim.SDAGD(radius=0.3)}, data=data,
+                train_limit=ROWS, progress=False)
+    import sdagd
+
+    modes = [("one worker per core, 1 thread each", dict(workers=2), 1),
+             ("one worker, 2 threads", dict(workers=0), 2),
+             ("groups together (fit_many), one worker, 2 threads", dict(workers=0, grouped=True), 2)]
+    print("\n| sweep mode | wall s | runs per hour |\n| --- | --- | --- |")
+    for name, kwargs, threads in modes:
+        old = sdagd.set_num_threads(threads)
+        t0 = time.perf_counter()
+        records = experiments.sweep(**grid, **kwargs)
+        seconds = time.perf_counter() - t0
+        sdagd.set_num_threads(old)
+        assert all(r["status"] == "ok" for r in records), [r["error"] for r in records if r["status"] != "ok"]
+        print(f"| {name} | {seconds:.1f} | {len(records) * 3600 / seconds:.0f} |", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--section", choices=["threads", "memory", "sweep", "all"], default="all")
+    args = parser.parse_args()
+    import sdagd
+
+    print(f"sdagd {sdagd.__version__}, BLAS: {sdagd.blas_info()}, {os.cpu_count()} cores")
+    if args.section in ("threads", "all"):
+        threads_section()
+    if args.section in ("memory", "all"):
+        memory_section()
+    if args.section in ("sweep", "all"):
+        sweep_section()
+
+
+if __name__ == "__main__":
+    main()
