@@ -157,7 +157,7 @@ def _full(out_dir, settings, common, where, images):
     long = experiments.tune({label: grid[label] for label in settings["stability_labels"]},
                             seeds=settings["tune_seeds"], epochs=E, n_val=settings["n_val"],
                             out=os.path.join(out_dir, "tune_stability.jsonl"), **stability)
-    _write(os.path.join(out_dir, "tuning_stability.md"), stability_table(long.records, E_tune) + "\n")
+    _write(os.path.join(out_dir, "tuning_stability.md"), stability_table(long.records, min(E_tune, E)) + "\n")
     extra["tuning_stability.md"] = os.path.join(out_dir, "tuning_stability.md")
     optimizers = {label: (lambda lab: lambda d, a: _with_epochs(tuned(lab)(d, a), E))(label) for label in grid}
     main = {k: v for k, v in optimizers.items() if k not in ONE_SEED_LABELS}
@@ -167,6 +167,10 @@ def _full(out_dir, settings, common, where, images):
     if one_seed:
         records += experiments.sweep(optimizers=one_seed, seeds=settings["seeds"][:1], epochs=E,
                                      out=os.path.join(out_dir, "runs.jsonl"), **common)
+    # Table I's columns in the grid's order: each activation's optimizers together.
+    labels, activations = list(grid), list(settings["activations"])
+    records.sort(key=lambda r: (r["config"]["depth"], activations.index(r["config"]["activation"]),
+                                labels.index(r["config"]["optimizer"]), r["config"]["seed"]))
     phase = phase_switch(out_dir, scales=settings["phase_scales"], epochs=settings["phase_epochs"],
                          radius=tuned("SDAGD-layer")(5, "sigmoid").hyperparameters["radius"], **common)
     extra["phase_switch.md"] = phase
