@@ -198,7 +198,7 @@ def protocol(device, epochs, quick, out):
 
     t0 = time.perf_counter()
     written = reproduce.run(out, protocol="full", epochs=epochs, device=device, progress=False, figures=False,
-                            train_limit=2000 if quick else None)
+                            train_limit=2000 if quick else None, tune_epochs=1 if quick else None)
     return time.perf_counter() - t0, written
 
 

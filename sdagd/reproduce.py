@@ -80,7 +80,7 @@ def _with_epochs(optimizer, epochs):
 
 
 def run(out_dir, protocol="quick", epochs=None, workers=None, data=None, seeds=None, train_limit=None,
-        executor=None, progress=True, figures=True, device="cpu") -> dict:
+        executor=None, progress=True, figures=True, device="cpu", tune_epochs=None) -> dict:
     """Run a protocol ("quick" or "full") into ``out_dir``; returns the paths written, the
     markdown table ("table"), the number of successful runs ("ok_runs") and, for the quick
     protocol, the paper's two findings checked on it ("findings"). Resumable: rerunning with
@@ -92,6 +92,10 @@ def run(out_dir, protocol="quick", epochs=None, workers=None, data=None, seeds=N
         settings["epochs"] = int(epochs)
     if seeds is not None:
         settings["seeds"] = tuple(seeds)
+    if tune_epochs is not None:
+        if protocol != "full" or int(tune_epochs) < 1:
+            raise ValueError(f"tune_epochs applies to the full protocol and must be >= 1, got {tune_epochs!r}")
+        settings["tune_epochs"] = int(tune_epochs)
     if train_limit is not None:
         if int(train_limit) < 1:
             raise ValueError(f"train_limit must be >= 1, got {train_limit}")
