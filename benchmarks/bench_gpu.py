@@ -35,16 +35,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import sdagd  # noqa: E402
-from gemm import flops, step_gemms  # noqa: E402
+from gemm import flops, hessian_gemms, step_gemms  # noqa: E402
 
 B = 100
 
 
 def step_flops(sizes, optimizer):
-    shapes = step_gemms(sizes, B)
-    if optimizer == "SDAGD":
-        shapes += shapes[len(sizes) - 1:]  # the Hessian GEMMs have the shapes of dW and delta W
-    return flops(shapes)
+    return flops(step_gemms(sizes, B) + (hessian_gemms(sizes, B) if optimizer == "SDAGD" else []))
 
 
 def paper_sizes(depth):

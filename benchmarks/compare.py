@@ -64,8 +64,7 @@ forces a core type (e.g. Haswell on an AVX-512 machine) changes sdagd's GEMM spe
 
 FLOPs per step: the GEMMs only, 2*B*n_in*n_out each: forward, weight gradient, and the delta
 for the layer below (not for the first layer); SDAGD adds s^T (h o h) per layer and s (W o W)
-for all but the first layer (benchmarks/gemm.py `step_gemms`, benchmarks/bench_epoch.py
-`hessian_gemms`). "step / bare GEMM" is a cell's time over the time of exactly these GEMM
+for all but the first layer (benchmarks/gemm.py `step_gemms` and `hessian_gemms`). "step / bare GEMM" is a cell's time over the time of exactly these GEMM
 shapes through sdagd's BLAS (scipy-openblas32), with nothing else, timed in the sdagd worker
 in the same rounds (benchmarks/gemm.py `time_gemms`); < 1 means the framework's own GEMMs
 beat that BLAS.
@@ -98,7 +97,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gemm import flops, step_gemms  # noqa: E402  (the parent runs no BLAS work itself)
+from gemm import flops, hessian_gemms, step_gemms  # noqa: E402  (the parent runs no BLAS work itself)
 
 FRAMEWORKS = ("sdagd", "torch", "torch-compile", "jax")
 PEERS = ("torch", "torch-compile", "jax")
@@ -112,23 +111,12 @@ def net_sizes(depth):
     return [784] + [700] * depth + [10]
 
 
-def hessian_shapes(sizes):
-    """The Hessian GEMMs SDAGD adds, as benchmarks/bench_epoch.py defines them. Imported from
-    there only when needed: that module imports sdagd (and its BLAS)."""
-    from bench_epoch import hessian_gemms
-
-    return hessian_gemms(sizes, BATCH)
-
-
 def step_shapes(sizes, opt):
-    return step_gemms(sizes, BATCH) + (hessian_shapes(sizes) if opt == "sdagd" else [])
+    return step_gemms(sizes, BATCH) + (hessian_gemms(sizes, BATCH) if opt == "sdagd" else [])
 
 
 def step_flops(sizes, opt):
-    try:
-        return flops(step_shapes(sizes, opt))
-    except ImportError:  # sdagd absent: bench_epoch cannot be imported
-        return None
+    return flops(step_shapes(sizes, opt))
 
 
 def xavier(sizes, seed=0):

@@ -53,6 +53,12 @@ def step_gemms(sizes, batch):
     return shapes
 
 
+def hessian_gemms(sizes, batch):
+    """The GEMMs SDAGD's truncated Hessian adds to a step: s^T (h o h) per layer and s (W o W)
+    for every layer but the first, the shapes of the weight gradient and backward products."""
+    return step_gemms(sizes, batch)[len(sizes) - 1:]
+
+
 def flops(shapes) -> float:
     return float(sum(2 * m * n * k for _, _, m, n, k in shapes))
 

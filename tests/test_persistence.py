@@ -226,3 +226,30 @@ def test_resume_without_optimizer_state_differs(tmp_path, opt_name):
     resumed = sdagd.MLP.load(tmp_path / "c.npz")
     resumed.fit(X, y, make_opt(), epochs=1, batch_size=BATCH, progress=False)
     assert not np.array_equal(flat_params(resumed), flat_params(whole))
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    """The CPU backend cuts each product into blocks for its threads and sums every reduction
+    in a fixed order, so one thread and two give the same bits (layers of 96 units: wide
+    enough to be cut)."""
+    rng = np.random.default_rng(3)
+    X, y = rng.random((300, 40), dtype=np.float32), rng.integers(0, 5, 300)
+    runs = []
+    old = sdagd.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            sdagd.set_num_threads(threads)
+            for make in (lambda: optim.SGD(lr=0.3), lambda: optim.SDAGD(radius=0.3, max_step=0.5)):
+                net = sdagd.MLP([40, 96, 96, 5], seed=1)
+                h = net.fit(X, y, make(), epochs=2, batch_size=30, progress=False)
+                runs.append((threads, [p.copy() for pair in net.params for p in pair], h.train_loss))
+    finally:
+        sdagd.set_num_threads(old)
+    by_threads = {}
+    for threads, params, losses in runs:
+        by_threads.setdefault(threads, []).append((params, losses))
+    for threads in (2, 3):
+        for (p1, l1), (pt, lt) in zip(by_threads[1], by_threads[threads]):
+            assert l1 == lt
+            for a, b in zip(p1, pt):
+                np.testing.assert_array_equal(a, b)
