@@ -229,9 +229,9 @@ def test_resume_without_optimizer_state_differs(tmp_path, opt_name):
 
 
 def test_results_do_not_depend_on_the_thread_count():
-    """The CPU backend cuts each product into blocks for its threads and sums every reduction
-    in a fixed order, so one thread and two give the same bits (layers of 96 units: wide
-    enough to be cut)."""
+    """The CPU backend cuts each product into blocks by its shape alone and sums every
+    reduction in a fixed order, so 1, 2 or 3 threads give the same bits (layers of 800 units
+    are cut in two)."""
     rng = np.random.default_rng(3)
     X, y = rng.random((300, 40), dtype=np.float32), rng.integers(0, 5, 300)
     runs = []
@@ -240,7 +240,7 @@ def test_results_do_not_depend_on_the_thread_count():
         for threads in (1, 2, 3):
             sdagd.set_num_threads(threads)
             for make in (lambda: optim.SGD(lr=0.3), lambda: optim.SDAGD(radius=0.3, max_step=0.5)):
-                net = sdagd.MLP([40, 96, 96, 5], seed=1)
+                net = sdagd.MLP([40, 800, 800, 5], seed=1)
                 h = net.fit(X, y, make(), epochs=2, batch_size=30, progress=False)
                 runs.append((threads, [p.copy() for pair in net.params for p in pair], h.train_loss))
     finally:

@@ -78,7 +78,17 @@ static sdagd_status cpu_sync(void *ctx) {
 
 /* ---- task layout ---------------------------------------------------------------------- */
 
-/* Blocks per network: enough that K * blocks covers the threads, never thinner than 32. */
+/* Blocks a product of one network is cut into: from its shape alone, about 384 columns
+ * each (the paper's 700-unit layers in halves: on 2 cores, two single-threaded halves side by
+ * side beat one two-threaded product), so that the same products are computed, and round
+ * the same, whatever the number of threads or of networks trained together. */
+static int blocks_for_extent(int extent) {
+    int blocks = (extent + 191) / 384;
+    return blocks < 1 ? 1 : blocks > 8 ? 8 : blocks;
+}
+
+/* Blocks of an elementwise or copying pass (no rounding depends on them): enough for the
+ * threads. */
 static int blocks_per_net(int K, int extent) {
     int threads = pool_threads(), blocks = (threads + K - 1) / K;
     int most = extent / 32 > 1 ? extent / 32 : 1;
@@ -209,7 +219,7 @@ static sdagd_status cpu_forward(void *ctx, const forward_args *a) {
     (void)ctx;
     const group_view *g = a->g;
     int output = a->layer == g->n_layers - 1;
-    forward_job job = {a, output && g->output == ACT_SOFTMAX ? 1 : blocks_per_net(g->K, g->sizes[a->layer + 1])};
+    forward_job job = {a, output && g->output == ACT_SOFTMAX ? 1 : blocks_for_extent(g->sizes[a->layer + 1])};
     pool_run(g->K * job.S, forward_task, &job);
     return SDAGD_OK;
 }
@@ -376,7 +386,7 @@ static sdagd_status cpu_backward(void *ctx, const backward_args *a) {
     (void)ctx;
     const group_view *g = a->g;
     int l = a->layer, n_in = g->sizes[l], n_out = g->sizes[l + 1];
-    int S = blocks_per_net(g->K, n_out < n_in ? n_out : n_in);
+    int S = blocks_for_extent(n_out < n_in ? n_out : n_in);
     backward_job job = {a, S, l > 0 ? 2 : 1};
     pool_run(g->K * S * job.kinds, backward_task, &job);
     /* The segments' sums of squares: dW row by row, then db, in index order. */
