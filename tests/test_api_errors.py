@@ -146,7 +146,6 @@ CONSTRUCTION_CASES = [
     ("leaky-slope-negative", lambda: net(leaky_slope=-0.1), ValueError, r"leaky_slope must be in \[0, 1\)"),
     ("leaky-slope-nan", lambda: net(leaky_slope=float("nan")), ValueError, r"leaky_slope must be in \[0, 1\), got nan"),
     # This build has no CUDA backend: a clear RuntimeError, not a crash or a silent CPU run.
-    ("device-cuda", lambda: net(device="cuda"), RuntimeError, r"CUDA"),
 ]
 
 OPTIMIZER_CASES = [
@@ -475,6 +474,7 @@ def test_nan_validation_data_is_rejected_before_training():
     assert "X_val" in str(info.value)
 
 
+@pytest.mark.skipif(sdagd.device_available("cuda")[0], reason="a GPU is present (tests/test_cuda.py runs on it)")
 def test_cuda_error_is_runtime_error_mentioning_cuda():
     with pytest.raises(RuntimeError, match=r"CUDA") as info:
         sdagd.MLP(SIZES, device="cuda")
@@ -687,11 +687,17 @@ def test_uninitialised_core_objects_raise_instead_of_crashing():
 
 
 def test_failed_reinitialisation_keeps_the_old_network():
-    n = sdagd._core.Net([2, 3], 0, 0, 0, 0.0, 0, 10)
-    with pytest.raises(RuntimeError, match="CUDA"):
-        n.__init__([2, 3], 0, 0, 0, 0.0, 1, 10)
+    core = sdagd._core
+    codes = (core.HIDDEN_ACTIVATIONS["sigmoid"], core.OUTPUT_ACTIVATIONS["sigmoid"], core.LOSSES["mse"], 0.0)
+    n = core.Net([2, 3], *codes, core.DEVICES["cpu"], 10)
+    if not sdagd.device_available("cuda")[0]:
+        with pytest.raises(RuntimeError, match="CUDA"):
+            n.__init__([2, 3], *codes, core.DEVICES["cuda"], 10)
     assert n.num_params == 9
-    o = sdagd._core.Optimizer(n, 0, lr=0.1)
+    o = core.Optimizer(n, core.OPTIMIZERS["SGD"], lr=0.1)
     with pytest.raises(ValueError, match="lr"):
-        o.__init__(n, 0, lr=-1.0)
+        o.__init__(n, core.OPTIMIZERS["SGD"], lr=-1.0)
     assert o.get_state()[1] == 0
+    with pytest.raises(RuntimeError, match="cannot re-initialise a network that optimizers"):
+        n.__init__([2, 4], *codes, core.DEVICES["cpu"], 10)  # the optimizer lives in its memory
+    assert n.num_params == 9

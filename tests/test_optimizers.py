@@ -201,7 +201,7 @@ def test_adadelta_update_rule_in_the_core_without_rho():
     """The core's AdaDelta loop through the private binding with rho left at its C default 0
     (an edge of the rule: v and u hold only the newest values)."""
     net = make_net("sigmoid-mse", seed=9)
-    core_opt = sdagd._core.Optimizer(net._net, 4, lr=0.5, eps=1e-4)  # 4 = OPT_ADADELTA
+    core_opt = sdagd._core.Optimizer(net._net, sdagd._core.OPTIMIZERS["AdaDelta"], lr=0.5, eps=1e-4)
     oracle = ref.AdaDelta(lr=0.5, rho=0.0, eps=1e-4)
     theta = f64_params(net)
     for k in range(N_STEPS):
