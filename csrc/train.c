@@ -286,7 +286,6 @@ static sdagd_status enqueue_step(trainer *t, int B, int curvature, const gather_
     const group_view *g = &t->view;
     mlp *lead = t->lead;
     sdagd_status st = gather ? be->gather(t->ctx, gather) : SDAGD_OK;
-    size_t L = (size_t)lead->n_layers;
     if (st == SDAGD_OK)
         st = mlp_forward_group(lead, g, B, g->x, g->x_stride, t->params, curvature, t->saturated, t->ever_active);
     loss_args la = {g, B, t->losses, t->errors, t->window, t->counters + 1, 1, curvature};
@@ -301,7 +300,6 @@ static sdagd_status enqueue_step(trainer *t, int B, int curvature, const gather_
     if (st == SDAGD_OK) st = be->update(t->ctx, &ua);
     advance_args aa = {g, B, t->counters, t->counters + 1, t->window, t->step};
     if (st == SDAGD_OK) st = be->advance(t->ctx, &aa);
-    (void)L;
     return st;
 }
 
