@@ -191,15 +191,17 @@ typedef struct sdagd_backend_ops {
     sdagd_status (*sync)(void *ctx); /* wait for queued work; report asynchronous failures */
 
     /* Step recording (CUDA graphs), per recorder (one per trainer). replay launches the step
-     * recorded under `key` and returns 1, or returns 0 when none is; between capture_begin
-     * and capture_end the operations of one step are recorded under `key`, then launched.
-     * recorder_clear drops the recordings (the buffers they use changed). All may be NULL. */
+     * recorded under `key` and returns 1, returns 0 when none is, and -1 (message set) when
+     * the launch failed; between capture_begin and capture_end the operations of one step are
+     * recorded under `key`, then launched, unless `keep` is 0 (the step failed while being
+     * recorded: the recording is dropped). recorder_clear drops every recording (the buffers
+     * they use changed). All may be NULL. */
     sdagd_status (*recorder_create)(void *ctx, void **rec);
     void (*recorder_free)(void *ctx, void *rec);
     void (*recorder_clear)(void *ctx, void *rec);
     int (*replay)(void *ctx, void *rec, int key);
     sdagd_status (*capture_begin)(void *ctx, void *rec, int key);
-    sdagd_status (*capture_end)(void *ctx, void *rec, int key);
+    sdagd_status (*capture_end)(void *ctx, void *rec, int key, int keep);
 
     /* Numerics of one step, in the order the algorithm calls them. */
     sdagd_status (*gather)(void *ctx, const gather_args *a);

@@ -32,6 +32,7 @@ void shuffle_order32(int32_t *perm, int64_t N, uint64_t seed, int64_t epoch);
 /* ---- Work buffers of K networks for C rows (backend memory), grown on demand, never per
  *      step. The curvature buffers (x_sq, h_sq, s, w_sq) exist only once a step needed h. */
 typedef struct {
+    uint64_t generation;   /* unique per allocation: tells recorded steps that buffers moved */
     int K, capacity, curvature;
     float *x, *x_sq, *h, *h_sq, *pre, *delta[2], *s[2], *w_sq;
     int32_t *y;
@@ -73,6 +74,8 @@ struct mlp {
 /* The data set's buffers (backend memory) and device. */
 const float *dataset_inputs(const sdagd_dataset *ds);
 const int32_t *dataset_labels(const sdagd_dataset *ds);
+uint64_t dataset_serial(const sdagd_dataset *ds); /* unique per data set in the process */
+uint64_t next_serial(void);                       /* a fresh one, for buffers and data sets */
 int dataset_device(const sdagd_dataset *ds);
 int dataset_width(const sdagd_dataset *ds);
 

@@ -55,6 +55,7 @@ static sdagd_status workspace_alloc(const mlp *net, workspace *ws, int K, int C,
     size_t k = (size_t)K, c = (size_t)C, n0 = (size_t)net->sizes[0], n_out = (size_t)net->sizes[net->n_layers];
     size_t width = (size_t)net->max_width, f = sizeof(float);
     memset(ws, 0, sizeof *ws);
+    ws->generation = next_serial();
     ws->K = K;
     ws->capacity = C;
     ws->curvature = curvature;
@@ -471,6 +472,7 @@ sdagd_status mlp_evaluate(mlp *net, const float *X, const int32_t *labels, int64
 /* ---- data sets ------------------------------------------------------------------------- */
 
 struct sdagd_dataset {
+    uint64_t serial;         /* unique in the process */
     const mlp *owner;        /* for its backend and context */
     int64_t N;
     int n0;
@@ -486,7 +488,7 @@ sdagd_status dataset_create(sdagd_dataset **out, const mlp *net, const float *X,
     if (st != SDAGD_OK) return st;
     sdagd_dataset *ds = calloc(1, sizeof *ds);
     if (!ds) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
-    *ds = (sdagd_dataset){net, N, net->sizes[0], X, labels, 0};
+    *ds = (sdagd_dataset){next_serial(), net, N, net->sizes[0], X, labels, 0};
     if (!net->be->host_memory) {
         size_t x_bytes = (size_t)N * (size_t)ds->n0 * sizeof(float), y_bytes = (size_t)N * sizeof(int32_t);
         float *dx = NULL;
@@ -523,6 +525,12 @@ const float *dataset_inputs(const sdagd_dataset *ds) { return ds->X; }
 const int32_t *dataset_labels(const sdagd_dataset *ds) { return ds->labels; }
 int dataset_device(const sdagd_dataset *ds) { return ds->owner->device; }
 int dataset_width(const sdagd_dataset *ds) { return ds->n0; }
+uint64_t dataset_serial(const sdagd_dataset *ds) { return ds->serial; }
+
+uint64_t next_serial(void) {
+    static _Atomic uint64_t counter = 1;
+    return counter++;
+}
 
 sdagd_status mlp_evaluate_dataset(mlp *net, const sdagd_dataset *ds, double *mean_loss, int64_t *errors) {
     if (ds->owner->device != net->device || ds->n0 != net->sizes[0])
@@ -545,8 +553,9 @@ sdagd_status mlp_evaluate_dataset(mlp *net, const sdagd_dataset *ds, double *mea
         total += sum;
         wrong += e;
     }
-    int64_t zero = 0;
-    if (st == SDAGD_OK) st = net->be->upload(net->ctx, net->counters, &zero, sizeof zero);
+    int64_t zero = 0; /* back to 0 also after a failure: the in-place squaring gather reads it */
+    sdagd_status reset = net->be->upload(net->ctx, net->counters, &zero, sizeof zero);
+    if (st == SDAGD_OK) st = reset;
     *mean_loss = total / (double)N;
     *errors = wrong;
     return st;

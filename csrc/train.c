@@ -53,8 +53,8 @@ struct trainer {
     int64_t *host_errors;
     int *window_rows;          /* (window) rows of each step in the current window */
     void *recorder;            /* the backend's recorded steps, or NULL */
-    const void *view_key;      /* the work buffer and data set the recorded steps used */
-    const void *data_key;
+    uint64_t view_key;         /* the work buffers and data set the recorded steps used */
+    uint64_t data_key;
     float *grad_owned, *hess_owned;
 };
 
@@ -274,8 +274,8 @@ static sdagd_status prepare_buffers(trainer *t, int B) {
     sdagd_status st = workspace_reserve(t->lead, ws, t->K, B, t->curvature);
     if (st != SDAGD_OK) return st;
     group_view_init(&t->view, t->lead, ws, t->K, t->act, t->slope, t->active);
-    if (t->view_key != ws->x) forget_steps(t);
-    t->view_key = ws->x;
+    if (t->view_key != ws->generation) forget_steps(t);
+    t->view_key = ws->generation;
     return SDAGD_OK;
 }
 
@@ -308,10 +308,13 @@ static sdagd_status run_step(trainer *t, int B, int curvature, const gather_args
     const sdagd_backend_ops *be = t->be;
     if (!t->recorder || !gather) return enqueue_step(t, B, curvature, gather);
     int key = B * 2 + curvature;
-    if (be->replay(t->ctx, t->recorder, key)) return SDAGD_OK;
+    int replayed = be->replay(t->ctx, t->recorder, key);
+    if (replayed) return replayed > 0 ? SDAGD_OK : SDAGD_ERR_DEVICE;
     sdagd_status st = be->capture_begin(t->ctx, t->recorder, key);
-    if (st == SDAGD_OK) st = enqueue_step(t, B, curvature, gather);
-    sdagd_status end = be->capture_end(t->ctx, t->recorder, key); /* ends the capture even after a failure */
+    if (st != SDAGD_OK) return st;
+    st = enqueue_step(t, B, curvature, gather);
+    /* ends the capture in every case; a step that failed is not kept (nor launched) */
+    sdagd_status end = be->capture_end(t->ctx, t->recorder, key, st == SDAGD_OK);
     return st != SDAGD_OK ? st : end;
 }
 
@@ -463,6 +466,7 @@ sdagd_status trainer_epoch(trainer *t, const sdagd_dataset *ds, int batch_size, 
     if (t->perm_rows != N) { /* each network's order, on the device */
         if (t->perm) t->be->dealloc(t->ctx, t->perm);
         t->perm = NULL;
+        t->perm_rows = 0; /* until both buffers are had */
         free(t->host_perm);
         t->host_perm = malloc((size_t)K * (size_t)N * sizeof(int32_t));
         if (!t->host_perm) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory for the epoch's permutations");
@@ -470,8 +474,8 @@ sdagd_status trainer_epoch(trainer *t, const sdagd_dataset *ds, int batch_size, 
         t->perm_rows = N;
         forget_steps(t);
     }
-    if (t->data_key != dataset_inputs(ds)) forget_steps(t);
-    t->data_key = dataset_inputs(ds);
+    if (t->data_key != dataset_serial(ds)) forget_steps(t);
+    t->data_key = dataset_serial(ds);
     if ((st = begin_epoch(t, epochs, stats)) != SDAGD_OK) return st;
     for (int k = 0; k < K; k++)
         if (t->host_active[k]) shuffle_order32(t->host_perm + (size_t)k * N, N, seeds[k], epochs[k]);
@@ -506,9 +510,11 @@ sdagd_status trainer_epoch(trainer *t, const sdagd_dataset *ds, int batch_size, 
 /* ---- one network ------------------------------------------------------------------------ */
 
 void train_divergence_message(char *buf, size_t size, const optimizer *opt, const train_stats *s) {
+    /* named, not printed: the sign of a NaN differs between the CPU and a GPU */
+    const char *loss = isnan(s->diverged_loss) ? "nan" : s->diverged_loss > 0 ? "inf" : "-inf";
     if (s->diverged == SDAGD_DIVERGED_LOSS)
-        snprintf(buf, size, "%s diverged: the batch loss is %g at step %lld", optimizer_name(opt->config.kind),
-                 s->diverged_loss, (long long)s->diverged_step);
+        snprintf(buf, size, "%s diverged: the batch loss is %s at step %lld", optimizer_name(opt->config.kind), loss,
+                 (long long)s->diverged_step);
     else
         snprintf(buf, size, "%s diverged: parameters became NaN or inf by step %lld",
                  optimizer_name(opt->config.kind), (long long)s->diverged_step);

@@ -35,7 +35,9 @@
 static const size_t MAX_BLOCKS_PER_NET = 1024;
 static const int MAX_NETS = 65535;
 enum { MAX_RECORDED = 16 };
-static const size_t WORKSPACE_BYTES = (size_t)32 << 20;
+/* cuBLAS's workspace per network: 4 MiB suffices for products of these sizes, and grouped
+ * sweeps hold one context (stream, handle, workspace) per network. */
+static const size_t WORKSPACE_BYTES = (size_t)4 << 20;
 
 static sdagd_status (*fail)(sdagd_status, const char *, ...); /* the core's, from the entry point */
 
@@ -148,12 +150,17 @@ static sdagd_status cuda_download(void *ctx, void *dst, const void *src, size_t 
     return st == SDAGD_OK ? cuda_sync(ctx) : st;
 }
 
+/* Copies and zeroing also wait: each network has its own stream, and these move memory that
+ * another network's stream uses next (a trainer hands parameters back to the networks, an
+ * optimizer's zeroed state is copied into a trainer). Neither is on a step's path. */
 static sdagd_status cuda_copy(void *ctx, void *dst, const void *src, size_t bytes) {
-    return cuda_ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_of(ctx)), "copy");
+    sdagd_status st = cuda_ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_of(ctx)), "copy");
+    return st == SDAGD_OK ? cuda_sync(ctx) : st;
 }
 
 static sdagd_status cuda_zero(void *ctx, void *dst, size_t bytes) {
-    return cuda_ok(cudaMemsetAsync(dst, 0, bytes, stream_of(ctx)), "memset");
+    sdagd_status st = cuda_ok(cudaMemsetAsync(dst, 0, bytes, stream_of(ctx)), "memset");
+    return st == SDAGD_OK ? cuda_sync(ctx) : st;
 }
 
 /* ---- launch geometry ------------------------------------------------------------------- */
@@ -244,7 +251,7 @@ __global__ void hidden_epilogue_kernel(int B, int n, float *out, float *out_sq, 
                                        uint8_t *ever, size_t ever_stride) {
     int k = blockIdx.y;
     if (!active[k]) return; /* block-uniform: block_sum below is reached by all threads or none */
-    int code = act[k];
+    int code = act[k], rectifies = activation_rectifies(code); /* as the CPU: units of rectifiers only */
     float s = slope[k];
     const float *b = bias + (size_t)k * p_stride;
     float *o = out + (size_t)k * out_stride;
@@ -255,7 +262,7 @@ __global__ void hidden_epilogue_kernel(int B, int n, float *out, float *out_sq, 
         o[i] = v;
         if (out_sq) out_sq[(size_t)k * out_stride + i] = v * v;
         count += activation_saturated(code, v);
-        if (ever && v > 0.0f) ever[(size_t)k * ever_stride + c] = 1; /* only ever set: same value from every row */
+        if (ever && rectifies && v > 0.0f) ever[(size_t)k * ever_stride + c] = 1; /* only ever set */
     }
     if (saturated) {
         unsigned long long total = block_sum(count);
@@ -612,9 +619,9 @@ static sdagd_status cuda_update(void *ctx, const update_args *a) {
     cudaStream_t stream = stream_of(ctx);
     /* the max_step cap needs each group's step length before any parameter moves: the
      * kernels skip every network without one, so this costs two near-empty launches otherwise */
+    /* (partials_stride >= 4L + 256 leaves at least 4 blocks per layer) */
     unsigned blocks = blocks_for(g->P / (size_t)g->n_layers + 1);
     if (blocks * (unsigned)g->n_layers > g->partials_stride) blocks = (unsigned)(g->partials_stride / g->n_layers);
-    if (blocks < 1) return fail(SDAGD_ERR_ARG, "too many layers for the CUDA backend's scratch");
     step_length_partial_kernel<<<dim3(blocks, g->K), THREADS, 0, stream>>>(j, g->partials, g->partials_stride);
     if ((st = launched("step length")) != SDAGD_OK) return st;
     step_length_total_kernel<<<g->K, THREADS, 0, stream>>>(j, (int)blocks, g->partials, g->partials_stride);
@@ -699,10 +706,22 @@ static void recorder_free(void *ctx, void *p) {
     free(p);
 }
 
+/* Drops recording i. */
+static void forget(recorder *r, int i) {
+    cudaGraphExecDestroy(r->steps[i]);
+    memmove(r->steps + i, r->steps + i + 1, (size_t)(r->count - i - 1) * sizeof *r->steps);
+    memmove(r->keys + i, r->keys + i + 1, (size_t)(r->count - i - 1) * sizeof *r->keys);
+    r->count--;
+}
+
 static int replay(void *ctx, void *p, int key) {
     recorder *r = (recorder *)p;
     for (int i = 0; i < r->count; i++)
-        if (r->keys[i] == key) return cudaGraphLaunch(r->steps[i], stream_of(ctx)) == cudaSuccess;
+        if (r->keys[i] == key) {
+            if (cuda_ok(cudaGraphLaunch(r->steps[i], stream_of(ctx)), "launch a recorded step") == SDAGD_OK) return 1;
+            forget(r, i); /* not to be tried again */
+            return -1;
+        }
     return 0;
 }
 
@@ -714,25 +733,28 @@ static sdagd_status capture_begin(void *ctx, void *p, int key) {
     return st;
 }
 
-static sdagd_status capture_end(void *ctx, void *p, int key) {
+static sdagd_status capture_end(void *ctx, void *p, int key, int keep) {
     recorder *r = (recorder *)p;
     if (!r->capturing) return SDAGD_OK;
     r->capturing = 0;
     cudaGraph_t graph = NULL;
-    sdagd_status st = cuda_ok(cudaStreamEndCapture(stream_of(ctx), &graph), "end capture");
+    cudaError_t ended = cudaStreamEndCapture(stream_of(ctx), &graph);
+    if (!keep) { /* the step failed while being recorded: drop what was recorded */
+        if (graph) cudaGraphDestroy(graph);
+        cudaGetLastError();
+        return SDAGD_OK;
+    }
+    sdagd_status st = cuda_ok(ended, "end capture");
     cudaGraphExec_t exec = NULL;
     if (st == SDAGD_OK) st = cuda_ok(cudaGraphInstantiate(&exec, graph, 0), "instantiate the recorded step");
     if (graph) cudaGraphDestroy(graph);
     if (st != SDAGD_OK) return st;
-    if (r->count == MAX_RECORDED) { /* forget the oldest */
-        cudaGraphExecDestroy(r->steps[0]);
-        memmove(r->steps, r->steps + 1, (MAX_RECORDED - 1) * sizeof *r->steps);
-        memmove(r->keys, r->keys + 1, (MAX_RECORDED - 1) * sizeof *r->keys);
-        r->count--;
-    }
+    if (r->count == MAX_RECORDED) forget(r, 0); /* the oldest */
     r->keys[r->count] = key;
     r->steps[r->count++] = exec;
-    return cuda_ok(cudaGraphLaunch(exec, stream_of(ctx)), "launch the recorded step"); /* it was only recorded */
+    st = cuda_ok(cudaGraphLaunch(exec, stream_of(ctx)), "launch the recorded step"); /* it was only recorded */
+    if (st != SDAGD_OK) forget(r, r->count - 1);
+    return st;
 }
 
 /* ---- the table ----------------------------------------------------------------------------- */

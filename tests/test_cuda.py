@@ -175,12 +175,15 @@ def test_fit_many_on_gpu_equals_one_by_one_and_cpu():
                             for a, s in [("sigmoid", 0), ("relu", 1), ("tanh", 2)]],
                            [optim.SDAGD(radius=0.3), optim.SGD(lr=0.5), optim.SDLM(lr=0.1, mu=0.1)])
     together, opts = make("cuda")
-    hs = sdagd.fit_many(together, opts, X, y, epochs=2, batch_size=16, progress=False)
+    # with validation: each network is evaluated on its own stream right after the group hands
+    # its parameters back, so this also checks that the hand-back is complete by then
+    hs = sdagd.fit_many(together, opts, X, y, epochs=2, batch_size=16, validation_data=(X, y), progress=False)
     for device in ("cuda", "cpu"):
         alone, opts_a = make(device)
         for k, (net, opt) in enumerate(zip(alone, opts_a)):
-            h = net.fit(X, y, opt, epochs=2, batch_size=16, progress=False)
+            h = net.fit(X, y, opt, epochs=2, batch_size=16, validation_data=(X, y), progress=False)
             assert hs[k].train_loss == pytest.approx(h.train_loss, rel=1e-4)
+            assert hs[k].val_loss == pytest.approx(h.val_loss, rel=1e-4)
             a = np.concatenate([np.ravel(v) for pair in together[k].params for v in pair])
             b = np.concatenate([np.ravel(v) for pair in net.params for v in pair])
             assert rel_err(a, b) < (1e-5 if device == "cuda" else 1e-3), device
