@@ -431,11 +431,13 @@ sdagd_status mlp_loss_grad(mlp *net, const float *X, const int32_t *labels, int 
 }
 
 /* Rows per chunk of an evaluation: the work buffers as they are (they hold at least a batch
- * of training), grown to 100 rows at most. Growing them to the whole evaluation set would not
- * pay: batch-100 products already run at the BLAS's speed, and the buffers of a training
- * network (with the Hessian's) would grow tenfold, for the rest of its life. */
+ * of training), grown to 100 rows at most on the CPU. Growing them to the whole evaluation set
+ * would not pay there: batch-100 products already run at the BLAS's speed, and the buffers of
+ * a training network (with the Hessian's) would grow tenfold, for the rest of its life. On a
+ * GPU a chunk costs a synchronisation, and memory is plentiful: 1,000 rows. */
 static int evaluation_rows(const mlp *net, int64_t N) {
-    int64_t rows = net->ws.capacity > 100 ? net->ws.capacity : 100;
+    int64_t least = net->be->host_memory ? 100 : 1000;
+    int64_t rows = net->ws.capacity > least ? net->ws.capacity : least;
     return (int)(N < rows ? N : rows);
 }
 
