@@ -82,9 +82,7 @@ def memory_section():
           f"{result['added'] / reference:.2f}", flush=True)
 
 
-def sweep_section():
-    import multiprocessing  # noqa: F401  (spawned workers need the __main__ guard below)
-
+def sweep_section():  # (the pool's spawned workers need main()'s __main__ guard)
     from sdagd import experiments, optim
 
     rng = np.random.default_rng(0)

@@ -119,8 +119,6 @@ def run_job(config: dict, data=None) -> dict:
     and :func:`sweep` returns it without saving it, so that a rerun (with the data fixed) runs
     it again.
     """
-    from .mlp import MLP
-
     record = _failed_record(config)
     start = time.perf_counter()
     training = False

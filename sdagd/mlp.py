@@ -5,11 +5,9 @@ parameter slab into per-layer arrays, and keeps the training history.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import secrets
 import struct
 import sys
 import time
@@ -20,6 +18,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import _core
+from ._files import atomic_write
 from .history import History, epoch_record
 from .optim import Optimizer, from_config
 
@@ -427,7 +426,7 @@ class MLP:
                                      f"nothing was written, an earlier file there is kept")
                 arrays["optimizer_state"] = state["state"]
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        _atomic_write(path, lambda f: np.savez(f, **arrays))
+        atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path, with_optimizer: bool = False, device: str | None = None):
@@ -642,33 +641,6 @@ class _Archive:
         if not _is_count(meta["epochs_trained"]):
             raise ValueError(f"{path}: epochs_trained must be an integer >= 0, got {meta['epochs_trained']!r}")
         return meta
-
-
-def _atomic_write(path, write):
-    """Create or replace the file ``path`` with what ``write(file)`` writes to a binary file.
-
-    It goes to a temporary file in the same folder (so the final rename stays on one file
-    system), is flushed to disk, and only then renamed over ``path``: a failure at any point
-    leaves an earlier file at ``path`` untouched and removes the temporary file.
-    """
-    path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
-    try:
-        # Mode 0o666 less the umask, as open() gives; tempfile.mkstemp would give 0o600.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    except OSError as exc:  # name the file asked for, not the temporary one
-        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _print_epoch(record):

@@ -6,10 +6,19 @@ headless and in notebooks alike, and writes it to ``path`` when one is given.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
+from ._files import atomic_write
+
 __all__ = ["training_curves", "gradient_flow"]
+
+
+def _format(path):
+    """The image format the file name asks for (matplotlib needs it when writing to a file)."""
+    ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+    return ext or "png"
 
 
 def _figure(n_panels, width=5.0, height=3.8):
@@ -77,7 +86,7 @@ def training_curves(records, activation="sigmoid", column="train_error", path=No
     figure_no = {"sigmoid": "Fig. 3", "relu": "Fig. 4"}.get(activation, "")
     fig.suptitle(f"{figure_no} style: {column.replace('_', ' ')} per epoch, mean over seeds".strip())
     if path:
-        fig.savefig(path, dpi=120)
+        atomic_write(path, lambda f: fig.savefig(f, dpi=120, format=_format(path)))
     return fig
 
 
@@ -108,5 +117,5 @@ def gradient_flow(records, depth=5, activation="sigmoid", path=None):
         ax.legend(fontsize="small")
     fig.suptitle("Gradient flow: per-layer weight-gradient RMS, mean over seeds")
     if path:
-        fig.savefig(path, dpi=120)
+        atomic_write(path, lambda f: fig.savefig(f, dpi=120, format=_format(path)))
     return fig

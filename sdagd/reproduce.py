@@ -24,6 +24,7 @@ import sys
 import time
 
 from . import experiments, optim, report
+from ._files import atomic_write_text
 
 QUICK = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0,), epochs=3, train_limit=None)
 FULL = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0, 1, 2), epochs=20, train_limit=None,
@@ -124,12 +125,12 @@ def run(out_dir, protocol="quick", epochs=None, workers=None, data=None, seeds=N
     written = {"records": os.path.join(out_dir, "runs.jsonl")}
     table = report.table1_markdown(records)
     for name, text in [("table1.md", table + "\n"), ("table1.csv", report.table1_csv(records))]:
-        _write(os.path.join(out_dir, name), text)
+        atomic_write_text(os.path.join(out_dir, name), text)
         written[name] = os.path.join(out_dir, name)
     chosen = {label: {f"hl-{d} {a}": optimizers[label](d, a).config() for d in settings["depths"]
                       for a in settings["activations"]} for label in optimizers}
     written["protocol.json"] = os.path.join(out_dir, "protocol.json")
-    _write(written["protocol.json"], json.dumps(
+    atomic_write_text(written["protocol.json"], json.dumps(
         {"protocol": protocol, "device": device, **settings, "optimizers": chosen,
          "tune_grid": ({k: [o.config() for o in v] for k, v in tune_grid(settings["tune_epochs"]).items()}
                        if protocol == "full" else None),
@@ -154,7 +155,7 @@ def _full(out_dir, settings, common, where, images):
     grid = tune_grid(E_tune)
     tuned = experiments.tune(grid, seeds=settings["tune_seeds"], epochs=E_tune, n_val=settings["n_val"],
                              out=os.path.join(out_dir, "tune.jsonl"), **common)
-    _write(os.path.join(out_dir, "tuning.md"), tuned.table() + "\n")
+    atomic_write_text(os.path.join(out_dir, "tuning.md"), tuned.table() + "\n")
     extra = {"tuning.md": os.path.join(out_dir, "tuning.md")}
     # Is the tuning budget long enough? The candidates of a subset, trained for all E epochs
     # on the same split: the best after E_tune epochs should also be best after E.
@@ -162,7 +163,7 @@ def _full(out_dir, settings, common, where, images):
     long = experiments.tune({label: grid[label] for label in settings["stability_labels"]},
                             seeds=settings["tune_seeds"], epochs=E, n_val=settings["n_val"],
                             out=os.path.join(out_dir, "tune_stability.jsonl"), **stability)
-    _write(os.path.join(out_dir, "tuning_stability.md"), stability_table(long.records, min(E_tune, E)) + "\n")
+    atomic_write_text(os.path.join(out_dir, "tuning_stability.md"), stability_table(long.records, min(E_tune, E)) + "\n")
     extra["tuning_stability.md"] = os.path.join(out_dir, "tuning_stability.md")
     optimizers = {label: (lambda lab: lambda d, a: _with_epochs(tuned(lab)(d, a), E))(label) for label in grid}
     main = {k: v for k, v in optimizers.items() if k not in ONE_SEED_LABELS}
@@ -226,7 +227,7 @@ def phase_switch(out_dir, scales=(1.0, 10.0, 100.0, 1e4, 1e6), depth=5, activati
         error = f"{100 * r['final_error']:.2f}" if r["status"] == "ok" else r["status"]
         lines.append(f"| {r['config']['optimizer'].split(' x ')[1]} | {phase1} | {mu} | {error} |")
     path = os.path.join(out_dir, "phase_switch.md")
-    _write(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -248,14 +249,6 @@ def findings(records) -> list:
     lines.append(f"2. SDAGD on the same networks: {', '.join(f'{e:.1f} %' for e in sdagd)} "
                  f"({'trained' if trained else 'NOT trained: the finding does not show here'}).")
     return lines
-
-
-def _write(path, text):
-    """Atomically: a table is either the old one or the new one, never half of each."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _figures(records, out_dir):
