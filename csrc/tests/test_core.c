@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels.h"
 #include "../sdagd.h"
 
 static int failures = 0;
@@ -291,7 +292,34 @@ static void test_sdagd_options(void) {
     mlp_free(net);
 }
 
+/* The shared per-element formulas (kernels.h), which the CUDA kernels evaluate too. */
+static void test_shared_formulas(void) {
+    double worst = 0.0;
+    for (float x = -87.0f; x <= 88.0f; x += 0.0137f) {
+        double want = exp((double)x), ulp = nextafterf((float)want, INFINITY) - (float)want;
+        double err = fabs(exp_f(x) - want) / ulp;
+        if (err > worst) worst = err;
+    }
+    CHECK(worst <= 1.5, "exp_f: %.2f ulp from exp", worst);
+    CHECK(isnan(exp_f(NAN)) && isfinite(exp_f(1000.0f)) && exp_f(-1000.0f) > 0.0f, "exp_f at NaN and the ends");
+    CHECK(isnan(sigmoid_f(NAN)) && sigmoid_f(200.0f) == 1.0f && sigmoid_f(-200.0f) < 1e-37f, "sigmoid ends");
+    for (float x = -20.0f; x <= 20.0f; x += 0.25f) {
+        double want = 1.0 / (1.0 + exp(-(double)x));
+        CHECK(fabs(sigmoid_f(x) - want) <= 4e-7 * want, "sigmoid(%g)", (double)x);
+    }
+    float row[4] = {1.0f, 2.0f, 3.0f, 1000.0f};
+    softmax_row(row, 4);
+    CHECK(fabs(row[0] + row[1] + row[2] + row[3] - 1.0) < 1e-6 && row[3] > 0.999f, "softmax with a large entry");
+    float delta, s;
+    output_delta_value(ACT_SIGMOID, LOSS_MSE, 0.75f, 1.0f, &delta, &s);
+    CHECK(delta == (0.75f - 1.0f) * 0.1875f && s == 0.1875f * 0.1875f, "MSE output delta and curvature");
+    output_delta_value(ACT_SOFTMAX, LOSS_CE, 0.25f, 0.0f, &delta, &s);
+    CHECK(delta == 0.25f && s == 0.1875f, "cross-entropy output delta and curvature");
+    CHECK(sdagd_update(1.0f, 2.0f, 3.0f, 1.0f, 0.0f, 1.0f) == 0.5f, "SDAGD update 1 - 2/(3 + 1)");
+}
+
 int main(void) {
+    test_shared_formulas();
     test_bad_configs();
     test_trainer_equals_solo();
     test_sdagd_options();
