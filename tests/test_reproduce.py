@@ -32,3 +32,31 @@ def test_quick_choices_are_the_tuning_runs_best_after_three_epochs():
     assert len(best) == sum(len(v) for v in reproduce.QUICK_CHOICES.values())
     for (label, depth, activation), (_, value) in best.items():
         assert reproduce.QUICK_CHOICES[label][(depth, activation)] == value, (label, depth, activation)
+
+
+def test_full_protocol_tunes_on_the_run_length_and_derives_the_untuned_column(monkeypatch, tmp_path):
+    """The full protocol end to end on a tiny grid: tuning runs as long as the main runs, the
+    budget check read off those runs, the untuned column taking the tuned per-layer R."""
+    monkeypatch.setitem(reproduce.FULL, "depths", (1,))
+    monkeypatch.setitem(reproduce.FULL, "activations", ("sigmoid",))
+    monkeypatch.setitem(reproduce.FULL, "seeds", (0,))
+    monkeypatch.setitem(reproduce.FULL, "epochs", 2)
+    monkeypatch.setitem(reproduce.FULL, "stability_budget", 1)
+    monkeypatch.setitem(reproduce.FULL, "phase_scales", (1.0,))
+    monkeypatch.setitem(reproduce.FULL, "phase_epochs", 1)
+    monkeypatch.setitem(reproduce.FULL, "n_val", 200)
+    out = reproduce.run(str(tmp_path), protocol="full", train_limit=600, progress=False, figures=False, workers=0)
+    protocol = json.loads(Path(out["protocol.json"]).read_text())
+    assert protocol["tune_epochs"] == protocol["epochs"] == 2
+    tune = [json.loads(line) for line in (tmp_path / "tune.jsonl").read_text().splitlines()]
+    assert {r["config"]["epochs"] for r in tune} == {2}
+    tuned_labels = {r["config"]["optimizer"].rsplit("#", 1)[0] for r in tune}
+    assert tuned_labels == set(reproduce.tune_grid(2))
+    stability = Path(out["tuning_stability.md"]).read_text()
+    assert all(f"| {label} | hl-1 | sigmoid |" in stability for label in tuned_labels)
+    chosen = protocol["optimizers"]
+    derived, base = chosen["SDAGD-layer average h"]["hl-1 sigmoid"], chosen["SDAGD-layer"]["hl-1 sigmoid"]
+    assert derived == dict(base, average=0.1)
+    runs = [json.loads(line)["config"] for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert sorted(c["optimizer"] for c in runs) == sorted([*reproduce.tune_grid(2), *reproduce.UNTUNED])
+    assert "hl-1 sigmoid" in Path(out["phase_switch.md"]).read_text()
