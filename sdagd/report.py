@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-__all__ = ["PAPER_TABLE1", "table1_rows", "table1_markdown", "table1_csv"]
+__all__ = ["PAPER_TABLE1", "table1_rows", "table1_markdown", "table1_csv", "paper_comparison_markdown"]
 
 #: Tan & Lim, Table I: test MCR (%), mean of 3 runs: (depth, optimizer, activation) -> value.
 PAPER_TABLE1 = {
@@ -103,3 +103,45 @@ def table1_csv(records) -> str:
             w.writerow([depth, opt, act, f"{mean:.4f}", f"{std:.4f}", len(values), failed.get((depth, (opt, act)), 0),
                         "" if paper is None else f"{paper:.2f}"])
     return buf.getvalue()
+
+
+def paper_comparison_markdown(records, optimizer="SDAGD", aim=0.10) -> str:
+    """Markdown, one line per cell of the paper's ``optimizer`` column: the paper's MCR, each of
+    our columns that compares with it (mean over seeds and the difference relative to the
+    paper), and a verdict for the best of them: "beats" or "trails" when the paper's value lies
+    outside our mean +/- one standard deviation over seeds (and the relative difference is at
+    least 2 %), "matches" otherwise; "aim met" when the best is at least ``aim`` (relative)
+    below the paper."""
+    depths, columns, by_cell, _ = table1_rows(records)
+    activations = []
+    for opt, act in columns:
+        if _paper_optimizer(opt) == optimizer and act not in activations:
+            activations.append(act)
+    ours = {act: [opt for opt, a in columns if a == act and _paper_optimizer(opt) == optimizer]
+            for act in activations}
+    lines = [f"| activation | depth | paper % | ours: mean % (vs paper) | best | verdict | aim ({aim:.0%} below) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for act in activations:
+        for depth in depths:
+            paper = PAPER_TABLE1.get((depth, optimizer, act))
+            if paper is None:
+                continue
+            means = {}
+            for opt in ours[act]:
+                values = by_cell.get((depth, (opt, act)), [])
+                if values:
+                    means[opt] = (float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
+            if not means:
+                continue
+            parts = [f"{opt} {m:.2f} ({(m - paper) / paper:+.0%})" for opt, (m, _) in means.items()]
+            best = min(means, key=lambda opt: means[opt][0])
+            mean, std = means[best]
+            relative = (mean - paper) / paper
+            if abs(mean - paper) <= std or abs(relative) < 0.02:
+                verdict = "matches"
+            else:
+                verdict = "beats" if mean < paper else "trails"
+            verdict += f" by {abs(relative):.0%}" if verdict != "matches" else f" ({relative:+.0%})"
+            met = "yes" if relative <= -aim else "no"
+            lines.append(f"| {act} | hl-{depth} | {paper:.2f} | {'; '.join(parts)} | {best} | {verdict} | {met} |")
+    return "\n".join(lines)

@@ -137,7 +137,10 @@ def run(out_dir, protocol="quick", epochs=None, workers=None, data=None, seeds=N
         records, optimizers, extra = _full(out_dir, settings, common, where, images)
     written = {"records": os.path.join(out_dir, "runs.jsonl")}
     table = report.table1_markdown(records)
-    for name, text in [("table1.md", table + "\n"), ("table1.csv", report.table1_csv(records))]:
+    outputs = [("table1.md", table + "\n"), ("table1.csv", report.table1_csv(records))]
+    if protocol == "full":
+        outputs.append(("paper_comparison.md", report.paper_comparison_markdown(records) + "\n"))
+    for name, text in outputs:
         atomic_write_text(os.path.join(out_dir, name), text)
         written[name] = os.path.join(out_dir, name)
     chosen = {label: {f"hl-{d} {a}": optimizers[label](d, a).config() for d in settings["depths"]

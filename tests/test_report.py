@@ -272,3 +272,34 @@ def test_csv_two_variants_and_unknown_optimizer():
     assert by[(1, "Adam", "relu")]["runs"] == "1"
     assert by[(2, "Adam", "relu")]["runs"] == "0" and by[(2, "Adam", "relu")]["mcr_mean"] == "nan"
     assert float(by[(3, "SDAGD-layer", "sigmoid")]["mcr_mean"]) == pytest.approx(100 * (0.031 + 0.005 + 0.003))
+
+
+def test_paper_comparison_verdicts_from_hand_made_records():
+    """Each verdict computed by hand: the best of the SDAGD columns per cell, its relative
+    difference to the paper, "matches" when the paper lies within our mean +/- one std."""
+    def rec(opt, act, depth, seed, mcr):
+        return {"config": {"optimizer": opt, "activation": act, "depth": depth, "seed": seed},
+                "status": "ok", "final_error": mcr / 100.0}
+
+    paper1, paper2 = PAPER_TABLE1[(1, "SDAGD", "relu")], PAPER_TABLE1[(2, "SDAGD", "relu")]
+    records = [rec("SGD", "relu", 1, 0, 50.0)]  # an SGD column is not an SDAGD cell
+    # hl-1: SDAGD-layer 20 % below the paper with a small spread -> beats, aim met
+    records += [rec("SDAGD-layer", "relu", 1, s, paper1 * 0.8 + d) for s, d in enumerate((-0.01, 0.0, 0.01))]
+    records += [rec("SDAGD-global", "relu", 1, s, paper1 * 1.5) for s in range(3)]
+    # hl-2: best 5 % above the paper but with a spread of 0.5 -> matches, aim not met
+    records += [rec("SDAGD-layer", "relu", 2, s, paper2 * 1.05 + d) for s, d in enumerate((-0.5, 0.0, 0.5))]
+    records += [rec("SDAGD-global", "relu", 2, s, paper2 * 1.3) for s in range(3)]
+    lines = report.paper_comparison_markdown(records).splitlines()
+    assert len(lines) == 4  # header, rule, hl-1, hl-2
+    row1, row2 = lines[2], lines[3]
+    assert f"| relu | hl-1 | {paper1:.2f} |" in row1 and "| SDAGD-layer | beats by 20% | yes |" in row1
+    assert f"SDAGD-global {paper1 * 1.5:.2f} (+50%)" in row1
+    assert "| SDAGD-layer | matches (+5%) | no |" in row2
+
+
+def test_paper_comparison_trails_outside_the_spread():
+    paper = PAPER_TABLE1[(5, "SDAGD", "sigmoid")]
+    records = [{"config": {"optimizer": "SDAGD-layer", "activation": "sigmoid", "depth": 5, "seed": s},
+                "status": "ok", "final_error": (paper * 1.25 + d) / 100.0} for s, d in enumerate((-0.05, 0.0, 0.05))]
+    row = report.paper_comparison_markdown(records).splitlines()[2]
+    assert "| trails by 25% | no |" in row

@@ -60,3 +60,4 @@ def test_full_protocol_tunes_on_the_run_length_and_derives_the_untuned_column(mo
     runs = [json.loads(line)["config"] for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert sorted(c["optimizer"] for c in runs) == sorted([*reproduce.tune_grid(2), *reproduce.UNTUNED])
     assert "hl-1 sigmoid" in Path(out["phase_switch.md"]).read_text()
+    assert "| sigmoid | hl-1 |" in Path(out["paper_comparison.md"]).read_text()
