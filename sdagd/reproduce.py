@@ -24,6 +24,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from . import experiments, optim, report
 from ._files import atomic_write_text
 
@@ -199,6 +201,9 @@ def _full(out_dir, settings, common, where, images):
                          activation=activation, radius=tuned("SDAGD-layer")(depth, activation).hyperparameters["radius"],
                          **common)
     extra["phase_switch.md"] = phase
+    extra["phase_margin.md"] = phase_margin(out_dir, depth=depth, activation=activation, epochs=E,
+                                            radius=tuned("SDAGD-layer")(depth, activation).hyperparameters["radius"],
+                                            **common)
     return records, optimizers, extra
 
 
@@ -246,6 +251,46 @@ def phase_switch(out_dir, scales=(1.0, 10.0, 100.0, 1e4, 1e6), depth=5, activati
         error = f"{100 * r['final_error']:.2f}" if r["status"] == "ok" else r["status"]
         lines.append(f"| {r['config']['optimizer'].split(' x ')[1]} | {phase1} | {mu} | {error} |")
     path = os.path.join(out_dir, "phase_switch.md")
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def phase_margin(out_dir, depth=5, activation="sigmoid", radius=0.3, epochs=20, batches=10, data=None,
+                 train_limit=None, device="cpu", shares=(0.5, 0.1, 0.01, 0.001), **_) -> str:
+    """How far SDAGD is from its switch: train hl-``depth`` (seed 0, per-layer norm, R =
+    ``radius``) and, before training and after each epoch, measure h / mu_k per parameter on
+    ``batches`` fixed training mini-batches of 100 (:mod:`sdagd.phases`). Writes
+    phase_margin.md: the phase-1 fraction and the factor h would need for a share of the
+    parameters to enter phase 2, overall and per layer; returns its path."""
+    from . import phases
+    from .mlp import MLP
+
+    (X_train, y_train), (X_test, y_test) = experiments._load_data(data)
+    if train_limit:
+        X_train, y_train = X_train[:train_limit], y_train[:train_limit]
+    rows = np.random.default_rng(0).permutation(len(X_train))[:100 * batches]
+    probes = [(X_train[rows[i:i + 100]], y_train[rows[i:i + 100]]) for i in range(0, len(rows), 100)]
+    net = MLP(experiments.paper_sizes(depth), activation=activation, seed=0, device=device)
+    optimizer = optim.SDAGD(radius=radius, norm="layer")
+    _say(f"phase margin: hl-{depth} {activation}, SDAGD R = {radius:g}, {epochs} epochs")
+    header = " | ".join(f"h x ? for {p:.1%}" for p in shares)
+    lines = [f"SDAGD (per-layer norm, R = {radius:g}) on hl-{depth} {activation}, seed 0, "
+             f"{len(X_train):,} training images; h / mu_k per parameter on {len(probes)} fixed training "
+             f"mini-batches of 100 before training and after each epoch. \"h x ? for p\": the factor h "
+             "must be multiplied by (just over) for a share p of the parameters to have h > mu_k.", "",
+             f"| epoch | test MCR % | phase-1 fraction | {header} | per layer: h x ? for 50 % |",
+             "|" + " --- |" * (4 + len(shares))]
+    for epoch in range(epochs + 1):
+        if epoch:
+            net.fit(X_train, y_train, optimizer, epochs=1, progress=False)
+        per_batch = [phases.curvature_ratios(net, X, y, radius=radius) for X, y in probes]
+        layers = [np.concatenate([b[layer] for b in per_batch]) for layer in range(depth + 1)]
+        scales = phases.switch_scales(layers, shares)
+        per_layer = ", ".join(f"{phases.switch_scales([r], (0.5,))[0.5]:.3g}" for r in layers)
+        error = 100 * net.evaluate(X_test, y_test).error
+        lines.append(f"| {epoch} | {error:.2f} | {phases.phase1_fraction(layers):.6f} | "
+                     + " | ".join(f"{scales[p]:.3g}" for p in shares) + f" | {per_layer} |")
+    path = os.path.join(out_dir, "phase_margin.md")
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 

@@ -61,3 +61,7 @@ def test_full_protocol_tunes_on_the_run_length_and_derives_the_untuned_column(mo
     assert sorted(c["optimizer"] for c in runs) == sorted([*reproduce.tune_grid(2), *reproduce.UNTUNED])
     assert "hl-1 sigmoid" in Path(out["phase_switch.md"]).read_text()
     assert "| sigmoid | hl-1 |" in Path(out["paper_comparison.md"]).read_text()
+    margin = [line for line in Path(out["phase_margin.md"]).read_text().splitlines() if line[:4] in ("| 0 ", "| 1 ", "| 2 ")]
+    assert len(margin) == 3  # before training and after each of the 2 epochs
+    fractions = [float(line.split("|")[3]) for line in margin]
+    assert all(0.0 <= f <= 1.0 for f in fractions)
