@@ -36,13 +36,13 @@ _cuda_library = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "lib
 if _os.path.exists(_cuda_library):
     _core.set_cuda_library(_cuda_library)
 
-from . import datasets, optim  # noqa: E402
+from . import datasets, optim, phases  # noqa: E402
 from .history import History  # noqa: E402
 from .mlp import MLP, DeviceError, DivergenceError, Evaluation  # noqa: E402
 from .many import fit_many  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["MLP", "fit_many", "History", "Evaluation", "DivergenceError", "DeviceError", "optim", "datasets",
+__all__ = ["MLP", "fit_many", "History", "Evaluation", "DivergenceError", "DeviceError", "optim", "datasets", "phases",
            "set_num_threads", "get_num_threads", "blas_info", "device_available"]
 
 
