@@ -207,6 +207,34 @@ def _full(out_dir, settings, common, where, images):
     return records, optimizers, extra
 
 
+def load_results(out_dir) -> list:
+    """The records behind a finished run's Table I: those of ``out_dir/runs.jsonl`` whose
+    optimizer and settings are the ones ``out_dir/protocol.json`` chose, in the table's order.
+
+    A results file can hold more than that: a rerun with other epochs or after a new tuning
+    keeps the older records (they are what makes resuming cheap). Averaging them in would
+    mix configurations, so read a finished run through this, not through ``load_records``."""
+    protocol_path = os.path.join(out_dir, "protocol.json")
+    if not os.path.exists(protocol_path):
+        raise FileNotFoundError(f"{protocol_path} does not exist: load_results needs a finished "
+                                f"'sdagd reproduce' run in {out_dir}")
+    with open(protocol_path, encoding="utf-8") as f:
+        protocol = json.load(f)
+    chosen = protocol["optimizers"]
+    labels = list(chosen)
+    activations = list(protocol["activations"])
+    records = []
+    for r in experiments.load_records(os.path.join(out_dir, "runs.jsonl")):
+        c = r["config"]
+        cell = f"hl-{c['depth']} {c['activation']}"
+        if (c["optimizer"] in chosen and chosen[c["optimizer"]].get(cell) == c["optimizer_config"]
+                and c["epochs"] == protocol["epochs"] and c.get("train_limit") == protocol["train_limit"]):
+            records.append(r)
+    records.sort(key=lambda r: (r["config"]["depth"], activations.index(r["config"]["activation"]),
+                                labels.index(r["config"]["optimizer"]), r["config"]["seed"]))
+    return records
+
+
 def stability_table(records, budget) -> str:
     """Markdown: per (optimizer, depth, activation), the candidate with the lowest validation
     error after ``budget`` epochs and after the last epoch, from the same runs."""

@@ -65,3 +65,27 @@ def test_full_protocol_tunes_on_the_run_length_and_derives_the_untuned_column(mo
     assert len(margin) == 3  # before training and after each of the 2 epochs
     fractions = [float(line.split("|")[3]) for line in margin]
     assert all(0.0 <= f <= 1.0 for f in fractions)
+
+
+def test_load_results_reads_only_the_chosen_configurations(tmp_path):
+    """A results file that also holds records of other settings (an earlier tuning, other
+    epochs) must not leak them into Table I: load_results keeps the protocol's choices only."""
+    chosen = {"SGD": {"hl-1 sigmoid": {"name": "SGD", "lr": 0.5, "momentum": 0.0}}}
+    (tmp_path / "protocol.json").write_text(json.dumps(
+        {"optimizers": chosen, "activations": ["sigmoid"], "epochs": 20, "train_limit": None}))
+
+    def record(lr, seed, epochs=20, error=0.1):
+        config = {"optimizer": "SGD", "depth": 1, "activation": "sigmoid", "seed": seed, "epochs": epochs,
+                  "train_limit": None, "optimizer_config": {"name": "SGD", "lr": lr, "momentum": 0.0}}
+        return {"key": json.dumps([lr, seed, epochs]), "config": config, "status": "ok", "final_error": error}
+
+    lines = [record(0.5, 1, error=0.06), record(0.1, 0, error=0.09), record(0.5, 0, error=0.07),
+             record(0.5, 2, epochs=5, error=0.2)]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    records = reproduce.load_results(str(tmp_path))
+    assert [(r["config"]["seed"], r["final_error"]) for r in records] == [(0, 0.07), (1, 0.06)]
+
+
+def test_load_results_without_a_finished_run_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="protocol.json"):
+        reproduce.load_results(str(tmp_path))
