@@ -44,9 +44,10 @@ SDAGD_HD float bits_float(uint32_t u) {
 #endif
 }
 
-/* e^x in float, within 1 ulp (measured over the range), in branch-free arithmetic that
- * vectorises (the library's expf is a call per element), the same formula on the CPU and the
- * GPU (where nvcc may fuse its multiply-adds, which changes the last bit at most).
+/* e^x in float, within 1.5 ulp (csrc/tests/test_core.c checks it over the range), in
+ * branch-free arithmetic that vectorises (the library's expf is a call per element), the same
+ * formula on the CPU and the GPU (where nvcc may fuse its multiply-adds, which changes the
+ * last bit at most).
  * e^x = 2^n e^r with n = round(x / ln 2) and r = x - n ln 2 in [-ln2/2, ln2/2] (ln 2 split in
  * two parts, Cody & Waite); e^r by its degree-6 minimax polynomial (Cephes' expf). x is
  * clamped so that 2^n stays a normal float: e^x saturates at 2^127 above and at 2^-126 below

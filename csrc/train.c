@@ -510,14 +510,15 @@ sdagd_status trainer_epoch(trainer *t, const sdagd_dataset *ds, int batch_size, 
 /* ---- one network ------------------------------------------------------------------------ */
 
 void train_divergence_message(char *buf, size_t size, const optimizer *opt, const train_stats *s) {
-    /* named, not printed: the sign of a NaN differs between the CPU and a GPU */
-    const char *loss = isnan(s->diverged_loss) ? "nan" : s->diverged_loss > 0 ? "inf" : "-inf";
-    if (s->diverged == SDAGD_DIVERGED_LOSS)
+    if (s->diverged == SDAGD_DIVERGED_LOSS) {
+        /* named, not printed: the sign of a NaN differs between the CPU and a GPU */
+        const char *loss = isnan(s->diverged_loss) ? "nan" : s->diverged_loss > 0 ? "inf" : "-inf";
         snprintf(buf, size, "%s diverged: the batch loss is %s at step %lld", optimizer_name(opt->config.kind), loss,
                  (long long)s->diverged_step);
-    else
+    } else {
         snprintf(buf, size, "%s diverged: parameters became NaN or inf by step %lld",
                  optimizer_name(opt->config.kind), (long long)s->diverged_step);
+    }
 }
 
 static sdagd_status divergence_status(const optimizer *opt, const train_stats *s) {

@@ -1,9 +1,9 @@
 """Command line: the ``sdagd`` command (or ``python -m sdagd`` outside the source tree).
 
-  sdagd reproduce              the paper's Table I and Figs. 3-4: a reduced protocol (about 3
+  sdagd reproduce              the paper's Table I and Figs. 3-4: a reduced protocol (about 2
                                minutes on 2 cores) that shows its two findings; --full for
-                               the whole 20-epoch protocol (hours on 2 cores; on a GPU with
-                               --device cuda, minutes)
+                               the whole 20-epoch protocol (about 3.5 hours on 2 cores;
+                               --device cuda for a GPU)
   sdagd train ...              train one paper network (784-700xL-10) on MNIST and print its
                                test misclassification rate (MCR)
 """
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="reproduce Table I and Figs. 3-4 of the paper")
     mode = rep.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true",
-                      help="reduced protocol: 3 epochs, 1 seed, about 3 minutes on 2 cores (the default)")
+                      help="reduced protocol: 3 epochs, 1 seed, about 2 minutes on 2 cores (the default)")
     mode.add_argument("--full", action="store_true",
                       help="the whole protocol: 5 depths x 2 activations x 5 optimizer columns x 3 seeds, "
                            "20 epochs, tuned on a validation split")
