@@ -243,6 +243,10 @@ int sdagd_set_threads(int n);
 int sdagd_get_threads(void);
 /* The BLAS library in use, for reports. */
 const char *sdagd_blas_info(void);
+/* The instruction set of the CPU backend's elementwise loops: with wanted NULL, the one in
+ * use; else chooses "auto", "avx512", "avx2" or "baseline" and returns the one chosen, or
+ * NULL when this processor cannot run it (nothing changes then). */
+const char *sdagd_cpu_loops(const char *wanted);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,11 @@ _cuda_library = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "lib
 if _os.path.exists(_cuda_library):
     _core.set_cuda_library(_cuda_library)
 
+from . import _cpu  # noqa: E402
+
+# Threads and instruction set from the environment and the machine (sdagd/_cpu.py).
+_cpu_reasons = _cpu.configure(_core)
+
 from . import datasets, optim, phases  # noqa: E402
 from .history import History  # noqa: E402
 from .mlp import MLP, DeviceError, DivergenceError, Evaluation  # noqa: E402
@@ -43,7 +48,7 @@ from .many import fit_many  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["MLP", "fit_many", "History", "Evaluation", "DivergenceError", "DeviceError", "optim", "datasets", "phases",
-           "set_num_threads", "get_num_threads", "blas_info", "device_available"]
+           "set_num_threads", "get_num_threads", "blas_info", "cpu_info", "device_available"]
 
 
 def set_num_threads(n: int) -> int:
@@ -56,17 +61,33 @@ def set_num_threads(n: int) -> int:
         raise TypeError(f"set_num_threads: n must be an integer from 1 to 256, got {n!r}")
     if not 1 <= n <= 256:
         raise ValueError(f"set_num_threads: n must be an integer from 1 to 256, got {n}")
-    return _core.set_num_threads(int(n))
+    previous = _core.set_num_threads(int(n))
+    _cpu_reasons["threads_why"] = "set_num_threads"
+    return previous
 
 
 def get_num_threads() -> int:
-    """Number of CPU threads in use (default: the number of cores)."""
+    """Number of CPU threads in use. The default is one per CPU this process may use (its
+    affinity mask and cgroup quota), unless SDAGD_NUM_THREADS or OMP_NUM_THREADS say otherwise;
+    cpu_info() says which applied."""
     return _core.get_num_threads()
 
 
+def cpu_info() -> dict:
+    """How the CPU backend runs here, each choice with the reason for it: ``threads`` and
+    ``threads_why``, ``isa`` (the instruction set of the elementwise loops: avx512, avx2 or
+    baseline) and ``isa_why``, ``blas`` (the OpenBLAS build and its kernels) and ``blas_why``."""
+    return {"threads": _core.get_num_threads(), "threads_why": _cpu_reasons["threads_why"],
+            "isa": _core.cpu_loops(None), "isa_why": _cpu_reasons["isa_why"],
+            "blas": _core.blas_info(), "blas_why": _blas.coretype_why}
+
+
 def blas_info() -> str:
-    """The BLAS library and the kernels it runs, e.g. for benchmark reports."""
-    return _core.blas_info()
+    """cpu_info() in one line, e.g. for benchmark reports: the BLAS library and the kernels it
+    runs, the loops' instruction set and the threads, each with its reason."""
+    i = cpu_info()
+    return (f"{i['blas']} ({i['blas_why']}); loops: {i['isa']} ({i['isa_why']}); "
+            f"threads: {i['threads']} ({i['threads_why']})")
 
 
 def device_available(device: str = "cuda") -> tuple:

@@ -10,15 +10,17 @@ AVX2 "Haswell" kernels on AMD Zen 5, which has AVX-512), and some machines set
 OPENBLAS_CORETYPE=Haswell for all programs. When the processor has the AVX-512 subsets that
 OpenBLAS's SkylakeX kernels use, sdagd loads its copy with those kernels, which run the
 paper's GEMMs faster (BENCHMARKS.md), and restores OPENBLAS_CORETYPE right after, so that
-other libraries and child processes see the environment unchanged. SDAGD_BLAS_CORETYPE
-overrides the choice: a core name (e.g. "Haswell"), or "none" for OpenBLAS's own choice.
-sdagd.blas_info() reports what ran.
+other libraries and child processes see the environment unchanged. SDAGD_CPU_ISA=avx2
+(or baseline) keeps OpenBLAS to the kernels of that instruction set, as it does the core's
+own loops (sdagd/_cpu.py). SDAGD_BLAS_CORETYPE overrides the choice: a core name (e.g.
+"Haswell"), or "none" for OpenBLAS's own choice. sdagd.cpu_info() reports what ran and why.
 """
 from __future__ import annotations
 
 import os
 
 _AVX512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
+coretype_why = "not loaded yet"  # why OpenBLAS runs the kernels it runs, for sdagd.cpu_info()
 
 
 def _cpu_flags() -> set:
@@ -32,21 +34,33 @@ def _cpu_flags() -> set:
     return set()
 
 
-def choose_coretype(environ=os.environ, flags=None) -> str | None:
-    """The OpenBLAS core type to load sdagd's OpenBLAS with, or None for OpenBLAS's own choice."""
+# The OpenBLAS kernels that match an instruction set sdagd is asked to keep to (SDAGD_CPU_ISA).
+_CORETYPE_FOR_ISA = {"avx512": "SkylakeX", "avx2": "Haswell", "baseline": "Prescott"}
+
+
+def choose_coretype(environ=os.environ, flags=None) -> tuple[str | None, str]:
+    """(the OpenBLAS core type to load sdagd's OpenBLAS with, or None for OpenBLAS's own choice;
+    why)."""
     wanted = environ.get("SDAGD_BLAS_CORETYPE", "auto").strip()
     if wanted.lower() == "none":
-        return None
+        return None, "OpenBLAS's own choice (SDAGD_BLAS_CORETYPE=none)"
     if wanted and wanted.lower() != "auto":
-        return wanted
-    return "SkylakeX" if _AVX512 <= (_cpu_flags() if flags is None else flags) else None
+        return wanted, f"SDAGD_BLAS_CORETYPE={wanted}"
+    isa = environ.get("SDAGD_CPU_ISA", "auto").strip().lower()
+    if isa in _CORETYPE_FOR_ISA and isa != "avx512":
+        return _CORETYPE_FOR_ISA[isa], f"SDAGD_CPU_ISA={isa}"
+    if _AVX512 <= (_cpu_flags() if flags is None else flags):
+        return "SkylakeX", "the processor has AVX-512 (F, CD, BW, DQ, VL)"
+    return None, "OpenBLAS's own choice for this processor (no AVX-512)"
 
 
 def _load():
     """Loads the library with these variables set, and restores them right after: the core
     runs OpenBLAS single-threaded in its own thread pool, so OpenBLAS's own threads (started
     at load, and spinning when idle) would only take time from it."""
-    wanted = {"OPENBLAS_CORETYPE": choose_coretype(), "OPENBLAS_NUM_THREADS": "1"}
+    global coretype_why
+    coretype, coretype_why = choose_coretype()
+    wanted = {"OPENBLAS_CORETYPE": coretype, "OPENBLAS_NUM_THREADS": "1"}
     saved = {name: os.environ.get(name) for name in wanted}
     for name, value in wanted.items():
         if value:

@@ -993,6 +993,17 @@ static PyObject *py_blas_info(PyObject *module, PyObject *unused) {
     return PyUnicode_FromString(sdagd_blas_info());
 }
 
+/* cpu_loops(None) -> the instruction set of the elementwise loops in use; cpu_loops(name)
+ * chooses one and returns it, or None when this processor cannot run it. */
+static PyObject *py_cpu_loops(PyObject *module, PyObject *arg) {
+    (void)module;
+    const char *wanted = NULL;
+    if (arg != Py_None && !(wanted = PyUnicode_AsUTF8(arg))) return NULL;
+    const char *chosen = sdagd_cpu_loops(wanted);
+    if (!chosen) Py_RETURN_NONE;
+    return PyUnicode_FromString(chosen);
+}
+
 static PyObject *py_set_cuda_library(PyObject *module, PyObject *arg) {
     (void)module;
     const char *path = PyUnicode_AsUTF8(arg);
@@ -1022,6 +1033,7 @@ static PyMethodDef module_methods[] = {
     {"set_num_threads", py_set_num_threads, METH_O, "set the CPU threads; returns the previous number"},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "CPU threads in use"},
     {"blas_info", py_blas_info, METH_NOARGS, "the BLAS library and kernels in use"},
+    {"cpu_loops", py_cpu_loops, METH_O, "the elementwise loops' instruction set: None to read, a name to choose"},
     {"set_cuda_library", py_set_cuda_library, METH_O, "where the CUDA backend's shared library is"},
     {"device_check", py_device_check, METH_O, "raise DeviceError unless the device code is usable"},
     {NULL, NULL, 0, NULL}};

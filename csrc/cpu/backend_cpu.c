@@ -17,16 +17,8 @@
 #include "../internal.h"
 #include "../kernels.h"
 #include "blas.h"
+#include "loops.h"
 #include "pool.h"
-
-/* Elementwise loops are compiled for AVX-512, AVX2 and baseline x86-64 and the best one the
- * processor has is picked at load time; no fast-math and no FMA contraction (-std=c11), so
- * every version gives the same bits. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(SDAGD_NO_CLONES)
-#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
 
 enum { CHUNK = 16384 }; /* elements per task of the elementwise passes over parameter slabs */
 
@@ -78,13 +70,15 @@ static sdagd_status cpu_sync(void *ctx) {
 
 /* ---- task layout ---------------------------------------------------------------------- */
 
-/* Blocks a product of one network is cut into: from its shape alone, about 384 columns
- * each (the paper's 700-unit layers in halves: on 2 cores, two single-threaded halves side by
- * side beat one two-threaded product), so that the same products are computed, and round
- * the same, whatever the number of threads or of networks trained together. */
+/* Blocks a product of one network is cut into: from its shape alone, about 176 columns
+ * each (the paper's 700-unit layers in quarters), so that the same products are computed,
+ * and round the same, whatever the number of threads or of networks trained together.
+ * Quarters rather than halves so that the pool can balance a core that another process
+ * slows down (a thread takes the next block when it is free); a single-threaded GEMM of a
+ * quarter runs within about 2 % of the speed of a half at these shapes (BENCHMARKS.md). */
 static int blocks_for_extent(int extent) {
-    int blocks = (extent + 191) / 384;
-    return blocks < 1 ? 1 : blocks > 8 ? 8 : blocks;
+    int blocks = (extent + 88) / 176;
+    return blocks < 1 ? 1 : blocks > 16 ? 16 : blocks;
 }
 
 /* Blocks of an elementwise or copying pass (no rounding depends on them): enough for the
@@ -139,36 +133,6 @@ static sdagd_status cpu_gather(void *ctx, const gather_args *a) {
 
 /* ---- forward -------------------------------------------------------------------------- */
 
-/* Bias, activation and, for hidden layers, h o h and the diagnostics, over one row's block
- * of columns; one loop per activation so that each vectorises. */
-VECTOR_CLONES
-static int64_t hidden_epilogue(int act, float slope, float *row, const float *b, int n, float *sq, uint8_t *ever) {
-    switch (act) {
-    case ACT_SIGMOID:
-        for (int c = 0; c < n; c++) row[c] = sigmoid_f(row[c] + b[c]);
-        break;
-    case ACT_RELU:
-        for (int c = 0; c < n; c++) row[c] = relu_f(row[c] + b[c]);
-        break;
-    case ACT_LEAKY_RELU:
-        for (int c = 0; c < n; c++) row[c] = leaky_relu_f(row[c] + b[c], slope);
-        break;
-    default:
-        for (int c = 0; c < n; c++) row[c] = activation_value(act, slope, row[c] + b[c]);
-        break;
-    }
-    if (sq)
-        for (int c = 0; c < n; c++) sq[c] = row[c] * row[c];
-    int64_t saturated = 0;
-    if (act == ACT_SIGMOID)
-        for (int c = 0; c < n; c++) saturated += activation_saturated(ACT_SIGMOID, row[c]);
-    else if (act == ACT_TANH)
-        for (int c = 0; c < n; c++) saturated += activation_saturated(ACT_TANH, row[c]);
-    if (ever)
-        for (int c = 0; c < n; c++) ever[c] |= row[c] > 0.0f;
-    return saturated;
-}
-
 typedef struct {
     const forward_args *a;
     int S;
@@ -210,7 +174,7 @@ static void forward_task(void *p, int task) {
     int64_t saturated = 0;
     for (int r = 0; r < B; r++) {
         size_t at = (size_t)r * n_out + c0;
-        saturated += hidden_epilogue(act, slope, out + at, b + c0, c1 - c0, sq ? sq + at : NULL, ever);
+        saturated += loops()->hidden_epilogue(act, slope, out + at, b + c0, c1 - c0, sq ? sq + at : NULL, ever);
     }
     if (a->saturated && saturated) add_count(&a->saturated[(size_t)k * g->n_layers + l], saturated);
 }
@@ -263,64 +227,6 @@ static sdagd_status cpu_loss(void *ctx, const loss_args *a) {
 
 /* ---- backward ------------------------------------------------------------------------- */
 
-/* Sum of squares of one row, in double: eight float lanes, summed in order. */
-VECTOR_CLONES
-static double row_sum_of_squares(const float *x, int n) {
-    float lane[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) lane[j] += x[i + j] * x[i + j];
-    double total = 0.0;
-    for (; i < n; i++) total += (double)x[i] * x[i];
-    for (int j = 0; j < 8; j++) total += lane[j];
-    return total;
-}
-
-/* dst[c] = scale * sum_r M[r, c] for the columns [c0, c1) of M (rows, n). */
-VECTOR_CLONES
-static void column_sums(float *dst, const float *M, int rows, int n, int c0, int c1, float scale) {
-    for (int c = c0; c < c1; c++) dst[c] = 0.0f;
-    for (int r = 0; r < rows; r++) {
-        const float *row = M + (size_t)r * n;
-        for (int c = c0; c < c1; c++) dst[c] += row[c];
-    }
-    for (int c = c0; c < c1; c++) dst[c] *= scale;
-}
-
-/* delta *= f'(a), s *= f'(a)^2 over one row's block (s may be NULL). */
-VECTOR_CLONES
-static void activation_backward(int act, float slope, const float *h, float *delta, float *s, int n) {
-    switch (act) {
-    case ACT_SIGMOID:
-        for (int c = 0; c < n; c++) {
-            float d = activation_slope(ACT_SIGMOID, slope, h[c]);
-            delta[c] *= d;
-            if (s) s[c] *= d * d;
-        }
-        break;
-    case ACT_RELU:
-        for (int c = 0; c < n; c++) {
-            float d = activation_slope(ACT_RELU, slope, h[c]);
-            delta[c] *= d;
-            if (s) s[c] *= d * d;
-        }
-        break;
-    default:
-        for (int c = 0; c < n; c++) {
-            float d = activation_slope(act, slope, h[c]);
-            delta[c] *= d;
-            if (s) s[c] *= d * d;
-        }
-        break;
-    }
-}
-
-VECTOR_CLONES
-static void square_block(float *dst, const float *src, int rows, int ld, int c0, int c1) {
-    for (int r = 0; r < rows; r++)
-        for (int c = c0; c < c1; c++) dst[(size_t)r * ld + c] = src[(size_t)r * ld + c] * src[(size_t)r * ld + c];
-}
-
 typedef struct {
     const backward_args *a;
     int S;          /* blocks per network and kind */
@@ -353,14 +259,14 @@ static void backward_task(void *p, int task) {
         float *dW = a->grad.p + (size_t)k * a->grad.stride + g->w_off[l];
         float *db = a->grad.p + (size_t)k * a->grad.stride + g->b_off[l];
         blas_sgemm(1, 0, r1 - r0, n_in, B, scale, delta + r0, n_out, in, n_in, 0.0f, dW + (size_t)r0 * n_in, n_in);
-        column_sums(db, delta, B, n_out, r0, r1, scale);
+        loops()->column_sums(db, delta, B, n_out, r0, r1, scale);
         double *row_sq = g->partials + (size_t)k * g->partials_stride;
-        for (int r = r0; r < r1; r++) row_sq[r] = row_sum_of_squares(dW + (size_t)r * n_in, n_in);
+        for (int r = r0; r < r1; r++) row_sq[r] = loops()->row_sum_of_squares(dW + (size_t)r * n_in, n_in);
         if (curvature) {
             float *hW = a->hess.p + (size_t)k * a->hess.stride + g->w_off[l];
             float *hb = a->hess.p + (size_t)k * a->hess.stride + g->b_off[l];
             blas_sgemm(1, 0, r1 - r0, n_in, B, scale, s + r0, n_out, in_sq, n_in, 0.0f, hW + (size_t)r0 * n_in, n_in);
-            column_sums(hb, s, B, n_out, r0, r1, scale);
+            loops()->column_sums(hb, s, B, n_out, r0, r1, scale);
         }
         return;
     }
@@ -373,12 +279,12 @@ static void backward_task(void *p, int task) {
     blas_sgemm(0, 0, B, c1 - c0, n_out, 1.0f, delta, n_out, W + c0, n_in, 0.0f, delta_below + c0, n_in);
     if (curvature) {
         float *w_sq = g->w_sq + (size_t)k * g->w_sq_stride;
-        square_block(w_sq, W, n_out, n_in, c0, c1);
+        loops()->square_block(w_sq, W, n_out, n_in, c0, c1);
         blas_sgemm(0, 0, B, c1 - c0, n_out, 1.0f, s, n_out, w_sq + c0, n_in, 0.0f, s_below + c0, n_in);
     }
     for (int r = 0; r < B; r++) {
         size_t at = (size_t)r * n_in + c0;
-        activation_backward(act, slope, in + at, delta_below + at, s_below ? s_below + at : NULL, c1 - c0);
+        loops()->activation_backward(act, slope, in + at, delta_below + at, s_below ? s_below + at : NULL, c1 - c0);
     }
 }
 
@@ -397,7 +303,7 @@ static sdagd_status cpu_backward(void *ctx, const backward_args *a) {
         for (int r = 0; r < n_out; r++) w += row_sq[r];
         const float *db = a->grad.p + (size_t)k * a->grad.stride + g->b_off[l];
         a->segments[(size_t)k * 2 * g->n_layers + 2 * l] = w;
-        a->segments[(size_t)k * 2 * g->n_layers + 2 * l + 1] = row_sum_of_squares(db, n_out);
+        a->segments[(size_t)k * 2 * g->n_layers + 2 * l + 1] = loops()->row_sum_of_squares(db, n_out);
     }
     return SDAGD_OK;
 }
@@ -432,95 +338,13 @@ static int chunk_range(const group_view *g, size_t chunk, size_t *lo, size_t *hi
     return -1;
 }
 
-VECTOR_CLONES
-static double sdagd_step_sq_range(const optim_hyper *h, const step_coef *c, const float *g_, const float *fresh,
-                                  const float *kept, float mu, size_t lo, size_t hi) {
-    double total = 0.0;
-    for (size_t i = lo; i < hi; i++) {
-        double s = sdagd_step(g_[i], mu, sdagd_curvature_peek(h, c, fresh ? fresh[i] : 0.0f, kept[i]), h->eps);
-        total += s * s;
-    }
-    return total;
-}
-
-/* The SDAGD update of [lo, hi) for one combination of options, so that each loop vectorises
- * (the options are loop constants; `fresh` may be the state slab itself, K = 1). */
-VECTOR_CLONES
-static int64_t sdagd_range(optim_hyper h, step_coef c, float *theta, const float *g_, const float *fresh, float *kept,
-                           float mu, float scale, size_t lo, size_t hi) {
-    int64_t phase1 = 0;
-    float eps = h.eps, hs = h.hessian_scale;
-    if (!c.fresh_hessian) { /* the h kept from an earlier step */
-        for (size_t i = lo; i < hi; i++) {
-            float hv = kept[i];
-            theta[i] = sdagd_update(theta[i], g_[i], mu, hv, eps, scale);
-            phase1 += mu > hv;
-        }
-    } else if (!h.average && fresh == kept && hs == 1.0f) { /* h written straight into the state */
-        for (size_t i = lo; i < hi; i++) {
-            float hv = fresh[i];
-            theta[i] = sdagd_update(theta[i], g_[i], mu, hv, eps, scale);
-            phase1 += mu > hv;
-        }
-    } else {
-        for (size_t i = lo; i < hi; i++) {
-            float hv = sdagd_curvature(&h, &c, fresh[i], &kept[i]);
-            theta[i] = sdagd_update(theta[i], g_[i], mu, hv, eps, scale);
-            phase1 += mu > hv;
-        }
-    }
-    return phase1;
-}
-
-/* One optimizer's update of [lo, hi); hyperparameters by value, so that no store can change
- * them and every loop vectorises. */
-VECTOR_CLONES
-static int64_t update_range(optim_hyper h, step_coef c, float *theta, const float *g_, const float *fresh, float *s0,
-                            float *s1, float mu, float scale, size_t lo, size_t hi) {
-    float lr = h.lr, eps = h.eps;
-    switch (h.kind) {
-    case OPT_SGD:
-        if (h.momentum > 0.0f) {
-            float beta = h.momentum;
-            for (size_t i = lo; i < hi; i++) theta[i] = sgd_momentum_update(theta[i], &s0[i], g_[i], lr, beta);
-        } else {
-            for (size_t i = lo; i < hi; i++) theta[i] = sgd_update(theta[i], g_[i], lr);
-        }
-        return 0;
-    case OPT_SDAGD: return sdagd_range(h, c, theta, g_, fresh, s0, mu, scale, lo, hi);
-    case OPT_SDLM: {
-        float gamma = h.gamma, damping = h.mu;
-        int first = c.first;
-        for (size_t i = lo; i < hi; i++) {
-            s0[i] = running_average(s0[i], fresh[i], gamma, first);
-            theta[i] = sdlm_update(theta[i], g_[i], s0[i], lr, damping);
-        }
-        return 0;
-    }
-    case OPT_ADAGRAD:
-        for (size_t i = lo; i < hi; i++) theta[i] = adagrad_update(theta[i], &s0[i], g_[i], lr, eps);
-        return 0;
-    case OPT_ADADELTA: {
-        float rho = h.rho;
-        for (size_t i = lo; i < hi; i++) theta[i] = adadelta_update(theta[i], &s0[i], &s1[i], g_[i], lr, rho, eps);
-        return 0;
-    }
-    case OPT_ADAM: {
-        float b1 = h.beta1, b2 = h.beta2, step = c.step_size, bc2 = c.inv_sqrt_bc2;
-        for (size_t i = lo; i < hi; i++) theta[i] = adam_update(theta[i], &s0[i], &s1[i], g_[i], b1, b2, step, bc2, eps);
-        return 0;
-    }
-    }
-    return 0;
-}
-
 static void update_task(void *p, int task) {
     const update_job *job = p;
     const update_args *a = job->a;
     const group_view *g = a->g;
     int k = (int)(task / job->chunks_per_net);
     if (!g->active[k]) return;
-    size_t lo, hi;
+    size_t lo = 0, hi = 0;
     int l = chunk_range(g, (size_t)task % job->chunks_per_net, &lo, &hi);
     const optim_hyper *h = &a->hyper[k];
     const step_coef *c = &a->coef[k];
@@ -532,12 +356,12 @@ static void update_task(void *p, int task) {
     if (job->pass == 0) {
         if (h->kind != OPT_SDAGD || !(h->max_step > 0.0)) return;
         g->partials[(size_t)k * g->partials_stride + (size_t)task % job->chunks_per_net] =
-            sdagd_step_sq_range(h, c, gr, fresh, s0, mu, lo, hi);
+            loops()->sdagd_step_sq_range(h, c, gr, fresh, s0, mu, lo, hi);
         return;
     }
     int capped = h->kind == OPT_SDAGD && h->max_step > 0.0;
     float scale = capped ? max_step_scale(h, a->step_sq[(size_t)k * L + (h->norm == NORM_GLOBAL ? 0 : l)]) : 1.0f;
-    int64_t phase1 = update_range(*h, *c, theta, gr, fresh, s0, s1, mu, scale, lo, hi);
+    int64_t phase1 = loops()->update_range(*h, *c, theta, gr, fresh, s0, s1, mu, scale, lo, hi);
     if (phase1) add_count(&a->stats[k].phase1, phase1);
 }
 
@@ -585,19 +409,11 @@ typedef struct {
     uint8_t *bad; /* [K] */
 } finite_job;
 
-VECTOR_CLONES
-static int range_finite(const float *x, size_t lo, size_t hi) {
-    /* Summing x * 0 keeps the loop branch-free and vectorised: NaN or inf turns it NaN. */
-    float acc = 0.0f;
-    for (size_t i = lo; i < hi; i++) acc += x[i] * 0.0f;
-    return acc == 0.0f;
-}
-
 static void finite_task(void *p, int task) {
     const finite_job *job = p;
     size_t k = (size_t)task / job->chunks, chunk = (size_t)task % job->chunks;
     size_t lo = chunk * CHUNK, hi = lo + CHUNK < job->n ? lo + CHUNK : job->n;
-    if (!range_finite(job->x + k * job->stride, lo, hi)) __atomic_store_n(&job->bad[k], 1, __ATOMIC_RELAXED);
+    if (!loops()->range_finite(job->x + k * job->stride, lo, hi)) __atomic_store_n(&job->bad[k], 1, __ATOMIC_RELAXED);
 }
 
 static sdagd_status cpu_all_finite(void *ctx, const float *x, size_t n, size_t stride, int K, uint8_t *ok_host) {
@@ -640,3 +456,4 @@ const sdagd_backend_ops *cpu_backend(void) { return &cpu_ops; }
 
 int sdagd_set_threads(int n) { return pool_set_threads(n); }
 int sdagd_get_threads(void) { return pool_threads(); }
+const char *sdagd_cpu_loops(const char *wanted) { return wanted ? loops_choose(wanted) : loops()->isa; }

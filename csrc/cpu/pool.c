@@ -1,17 +1,23 @@
 /* A spin-then-sleep thread pool for the CPU backend (see pool.h).
  *
  * One operation at a time: the caller publishes fn and arg, then one atomic word that holds
- * the run's generation, its number of tasks and the next task to take. Workers claim tasks
- * by compare-and-swap on that word, so a worker that wakes late, after its run is over,
- * sees another generation and claims nothing; fn and arg are read only after a successful
- * claim, which the caller waits for before it publishes the next run. Workers spin for a few
- * tens of microseconds between runs (during training, operations follow each other within
- * microseconds) and then sleep on a condition variable. */
+ * the run's generation, its number of tasks and the next task to take. Every thread, the
+ * caller included, claims tasks by compare-and-swap on that word, one at a time, so a thread
+ * that a busy machine slows down simply takes fewer tasks; a worker that wakes late, after
+ * its run is over, sees another generation and claims nothing. fn and arg are read only
+ * after a successful claim, which the caller waits for before it publishes the next run.
+ *
+ * Waiting is bounded: a thread with nothing to do spins for at most SPIN_NS (during training,
+ * operations follow each other within microseconds, and a spinning thread answers at once),
+ * then sleeps on a condition variable. That holds for the caller too, which waits for the
+ * last tasks the workers hold: on a machine where another process competes for the cores, a
+ * caller that spun instead would keep the core the descheduled worker needs to finish. */
 #include "pool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -21,7 +27,17 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-enum { MAX_THREADS = 256, SPIN_ROUNDS = 40000 };
+enum { MAX_THREADS = 256 };
+
+/* How long an idle thread spins before it sleeps: longer than the gaps between the
+ * operations of one training step, far shorter than a scheduler's time slice. */
+#define SPIN_NS 100000
+
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
 
 /* The claim word: generation (24 bits) | tasks (20 bits) | next task (20 bits). */
 #define TASK_BITS 20
@@ -34,14 +50,19 @@ static uint64_t pack(uint64_t gen, uint64_t n, uint64_t next) {
 static struct {
     pthread_mutex_t busy; /* held by the caller of pool_run */
     pthread_mutex_t lock; /* guards sleeping, thread creation and the thread count */
-    pthread_cond_t wake;
+    pthread_cond_t wake;  /* workers sleep on it between runs */
+    pthread_cond_t finished; /* the caller sleeps on it while workers finish the last tasks */
+    int caller_sleeping;  /* guarded by lock */
     atomic_int threads;   /* requested, including the caller; 0 until first asked */
     int started;          /* worker threads running */
     atomic_uint_fast64_t claim;
     atomic_int done;
     pool_task_fn fn;
     void *arg;
-} pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+} pool = {.busy = PTHREAD_MUTEX_INITIALIZER,
+          .lock = PTHREAD_MUTEX_INITIALIZER,
+          .wake = PTHREAD_COND_INITIALIZER,
+          .finished = PTHREAD_COND_INITIALIZER};
 
 static uint64_t generation_of(uint64_t word) { return word >> (2 * TASK_BITS); }
 
@@ -53,7 +74,11 @@ static void work(uint64_t gen) {
         if (generation_of(word) != gen || next >= n) return;
         if (!atomic_compare_exchange_weak(&pool.claim, &word, word + 1)) continue;
         pool.fn(pool.arg, (int)next);
-        atomic_fetch_add(&pool.done, 1);
+        if (atomic_fetch_add(&pool.done, 1) + 1 == (int)n) { /* the run's last task */
+            pthread_mutex_lock(&pool.lock);
+            if (pool.caller_sleeping) pthread_cond_signal(&pool.finished);
+            pthread_mutex_unlock(&pool.lock);
+        }
         word = atomic_load(&pool.claim);
     }
 }
@@ -63,10 +88,10 @@ static void *worker_main(void *index_ptr) {
     uint64_t seen = generation_of(atomic_load(&pool.claim));
     for (;;) {
         uint64_t now;
-        int spins = 0;
-        while ((now = generation_of(atomic_load(&pool.claim))) == seen && spins < SPIN_ROUNDS) {
+        int64_t give_up = now_ns() + SPIN_NS;
+        for (int spins = 1; (now = generation_of(atomic_load(&pool.claim))) == seen; spins++) {
             CPU_RELAX();
-            spins++;
+            if (spins % 64 == 0 && now_ns() > give_up) break;
         }
         if (now == seen) {
             pthread_mutex_lock(&pool.lock);
@@ -84,6 +109,8 @@ static void forget_workers_in_child(void) {
     pthread_mutex_init(&pool.busy, NULL);
     pthread_mutex_init(&pool.lock, NULL);
     pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.finished, NULL);
+    pool.caller_sleeping = 0;
     pool.started = 0;
 }
 
@@ -111,6 +138,23 @@ static int default_threads(void) {
     return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
 }
 
+/* The caller, its own share done: spins a little for the tasks workers still hold, then sleeps
+ * until the last one signals. */
+static void wait_until_done(int n_tasks) {
+    int64_t give_up = now_ns() + SPIN_NS;
+    for (int spins = 1; atomic_load(&pool.done) < n_tasks; spins++) {
+        CPU_RELAX();
+        if (spins % 64 == 0 && now_ns() > give_up) {
+            pthread_mutex_lock(&pool.lock);
+            pool.caller_sleeping = 1;
+            while (atomic_load(&pool.done) < n_tasks) pthread_cond_wait(&pool.finished, &pool.lock);
+            pool.caller_sleeping = 0;
+            pthread_mutex_unlock(&pool.lock);
+            return;
+        }
+    }
+}
+
 void pool_run(int n_tasks, pool_task_fn fn, void *arg) {
     if (n_tasks <= 0) return;
     int threads = pool_threads();
@@ -130,7 +174,7 @@ void pool_run(int n_tasks, pool_task_fn fn, void *arg) {
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
     work(gen);
-    while (atomic_load(&pool.done) < n_tasks) CPU_RELAX();
+    wait_until_done(n_tasks);
     pthread_mutex_unlock(&pool.busy);
 }
 

@@ -1,0 +1,183 @@
+/* The bodies of the CPU backend's elementwise loops, compiled once per instruction set by
+ * loops.c, which includes this file three times with LOOP(name) giving each copy its own
+ * names. Not a header to include anywhere else.
+ *
+ * No fast-math and no FMA contraction (-std=c11), so every copy computes the same bits;
+ * the instruction sets differ only in vector width. */
+
+/* Bias, activation and, for hidden layers, h o h and the diagnostics, over one row's block
+ * of columns; one loop per activation so that each vectorises. */
+static int64_t LOOP(hidden_epilogue)(int act, float slope, float *row, const float *b, int n, float *sq, uint8_t *ever) {
+    switch (act) {
+    case ACT_SIGMOID:
+        for (int c = 0; c < n; c++) row[c] = sigmoid_f(row[c] + b[c]);
+        break;
+    case ACT_RELU:
+        for (int c = 0; c < n; c++) row[c] = relu_f(row[c] + b[c]);
+        break;
+    case ACT_LEAKY_RELU:
+        for (int c = 0; c < n; c++) row[c] = leaky_relu_f(row[c] + b[c], slope);
+        break;
+    default:
+        for (int c = 0; c < n; c++) row[c] = activation_value(act, slope, row[c] + b[c]);
+        break;
+    }
+    if (sq)
+        for (int c = 0; c < n; c++) sq[c] = row[c] * row[c];
+    int64_t saturated = 0;
+    if (act == ACT_SIGMOID)
+        for (int c = 0; c < n; c++) saturated += activation_saturated(ACT_SIGMOID, row[c]);
+    else if (act == ACT_TANH)
+        for (int c = 0; c < n; c++) saturated += activation_saturated(ACT_TANH, row[c]);
+    if (ever)
+        for (int c = 0; c < n; c++) ever[c] |= row[c] > 0.0f;
+    return saturated;
+}
+
+
+/* Sum of squares of one row, in double: eight float lanes, summed in order. */
+static double LOOP(row_sum_of_squares)(const float *x, int n) {
+    float lane[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) lane[j] += x[i + j] * x[i + j];
+    double total = 0.0;
+    for (; i < n; i++) total += (double)x[i] * x[i];
+    for (int j = 0; j < 8; j++) total += lane[j];
+    return total;
+}
+
+
+/* dst[c] = scale * sum_r M[r, c] for the columns [c0, c1) of M (rows, n). */
+static void LOOP(column_sums)(float *dst, const float *M, int rows, int n, int c0, int c1, float scale) {
+    for (int c = c0; c < c1; c++) dst[c] = 0.0f;
+    for (int r = 0; r < rows; r++) {
+        const float *row = M + (size_t)r * n;
+        for (int c = c0; c < c1; c++) dst[c] += row[c];
+    }
+    for (int c = c0; c < c1; c++) dst[c] *= scale;
+}
+
+
+/* delta *= f'(a), s *= f'(a)^2 over one row's block (s may be NULL). */
+static void LOOP(activation_backward)(int act, float slope, const float *h, float *delta, float *s, int n) {
+    switch (act) {
+    case ACT_SIGMOID:
+        for (int c = 0; c < n; c++) {
+            float d = activation_slope(ACT_SIGMOID, slope, h[c]);
+            delta[c] *= d;
+            if (s) s[c] *= d * d;
+        }
+        break;
+    case ACT_RELU:
+        for (int c = 0; c < n; c++) {
+            float d = activation_slope(ACT_RELU, slope, h[c]);
+            delta[c] *= d;
+            if (s) s[c] *= d * d;
+        }
+        break;
+    default:
+        for (int c = 0; c < n; c++) {
+            float d = activation_slope(act, slope, h[c]);
+            delta[c] *= d;
+            if (s) s[c] *= d * d;
+        }
+        break;
+    }
+}
+
+
+static void LOOP(square_block)(float *dst, const float *src, int rows, int ld, int c0, int c1) {
+    for (int r = 0; r < rows; r++)
+        for (int c = c0; c < c1; c++) dst[(size_t)r * ld + c] = src[(size_t)r * ld + c] * src[(size_t)r * ld + c];
+}
+
+
+static double LOOP(sdagd_step_sq_range)(const optim_hyper *h, const step_coef *c, const float *g_, const float *fresh,
+                                  const float *kept, float mu, size_t lo, size_t hi) {
+    double total = 0.0;
+    for (size_t i = lo; i < hi; i++) {
+        double s = sdagd_step(g_[i], mu, sdagd_curvature_peek(h, c, fresh ? fresh[i] : 0.0f, kept[i]), h->eps);
+        total += s * s;
+    }
+    return total;
+}
+
+
+/* The SDAGD update of [lo, hi) for one combination of options, so that each loop vectorises
+ * (the options are loop constants; `fresh` may be the state slab itself, K = 1). */
+static int64_t LOOP(sdagd_range)(optim_hyper h, step_coef c, float *theta, const float *g_, const float *fresh, float *kept,
+                           float mu, float scale, size_t lo, size_t hi) {
+    int64_t phase1 = 0;
+    float eps = h.eps, hs = h.hessian_scale;
+    if (!c.fresh_hessian) { /* the h kept from an earlier step */
+        for (size_t i = lo; i < hi; i++) {
+            float hv = kept[i];
+            theta[i] = sdagd_update(theta[i], g_[i], mu, hv, eps, scale);
+            phase1 += mu > hv;
+        }
+    } else if (!h.average && fresh == kept && hs == 1.0f) { /* h written straight into the state */
+        for (size_t i = lo; i < hi; i++) {
+            float hv = fresh[i];
+            theta[i] = sdagd_update(theta[i], g_[i], mu, hv, eps, scale);
+            phase1 += mu > hv;
+        }
+    } else {
+        for (size_t i = lo; i < hi; i++) {
+            float hv = sdagd_curvature(&h, &c, fresh[i], &kept[i]);
+            theta[i] = sdagd_update(theta[i], g_[i], mu, hv, eps, scale);
+            phase1 += mu > hv;
+        }
+    }
+    return phase1;
+}
+
+
+/* One optimizer's update of [lo, hi); hyperparameters by value, so that no store can change
+ * them and every loop vectorises. */
+static int64_t LOOP(update_range)(optim_hyper h, step_coef c, float *theta, const float *g_, const float *fresh, float *s0,
+                            float *s1, float mu, float scale, size_t lo, size_t hi) {
+    float lr = h.lr, eps = h.eps;
+    switch (h.kind) {
+    case OPT_SGD:
+        if (h.momentum > 0.0f) {
+            float beta = h.momentum;
+            for (size_t i = lo; i < hi; i++) theta[i] = sgd_momentum_update(theta[i], &s0[i], g_[i], lr, beta);
+        } else {
+            for (size_t i = lo; i < hi; i++) theta[i] = sgd_update(theta[i], g_[i], lr);
+        }
+        return 0;
+    case OPT_SDAGD: return LOOP(sdagd_range)(h, c, theta, g_, fresh, s0, mu, scale, lo, hi);
+    case OPT_SDLM: {
+        float gamma = h.gamma, damping = h.mu;
+        int first = c.first;
+        for (size_t i = lo; i < hi; i++) {
+            s0[i] = running_average(s0[i], fresh[i], gamma, first);
+            theta[i] = sdlm_update(theta[i], g_[i], s0[i], lr, damping);
+        }
+        return 0;
+    }
+    case OPT_ADAGRAD:
+        for (size_t i = lo; i < hi; i++) theta[i] = adagrad_update(theta[i], &s0[i], g_[i], lr, eps);
+        return 0;
+    case OPT_ADADELTA: {
+        float rho = h.rho;
+        for (size_t i = lo; i < hi; i++) theta[i] = adadelta_update(theta[i], &s0[i], &s1[i], g_[i], lr, rho, eps);
+        return 0;
+    }
+    case OPT_ADAM: {
+        float b1 = h.beta1, b2 = h.beta2, step = c.step_size, bc2 = c.inv_sqrt_bc2;
+        for (size_t i = lo; i < hi; i++) theta[i] = adam_update(theta[i], &s0[i], &s1[i], g_[i], b1, b2, step, bc2, eps);
+        return 0;
+    }
+    }
+    return 0;
+}
+
+
+static int LOOP(range_finite)(const float *x, size_t lo, size_t hi) {
+    /* Summing x * 0 keeps the loop branch-free and vectorised: NaN or inf turns it NaN. */
+    float acc = 0.0f;
+    for (size_t i = lo; i < hi; i++) acc += x[i] * 0.0f;
+    return acc == 0.0f;
+}
