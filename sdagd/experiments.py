@@ -214,7 +214,9 @@ def _default_pool(workers):
     threads) sharing the cores, that end when this process does. By default one process with
     a thread per core: measured on 2 cores, the core's own threads run a sweep 1.24x faster
     than one single-threaded process per core (BENCHMARKS.md, "Sweeps")."""
-    cores = os.cpu_count() or 1
+    import sdagd
+
+    cores = sdagd.get_num_threads()  # the CPUs this process may use (sdagd.cpu_info() says why)
     workers = workers or 1
     return cf.ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
                                   initargs=(os.getpid(), max(1, cores // workers)),
