@@ -26,9 +26,12 @@ CUDA_LIBRARY = "libsdagd_cuda.so"
 
 # No -ffast-math: the divergence checks rely on NaN and inf behaving as IEEE says, and -std=c11
 # (not gnu11) keeps floating-point contraction off, so every build gives the same bits;
-# -fno-math-errno only lets sqrtf vectorise (nothing reads errno; results are unchanged).
+# -fno-math-errno only lets sqrtf vectorise (nothing reads errno; results are unchanged), and
+# -fno-trapping-math lets the compiler turn the clamps and selects of the activations into
+# vector blends and min/max (without it the sigmoid loop stays scalar, 7x slower): nothing
+# reads the floating-point exception flags, and every value is still computed as IEEE says.
 WARNINGS = ["-Wall", "-Wextra", "-Wno-unused-parameter"]
-C_FLAGS = ["-std=c11", "-fno-strict-aliasing", "-fno-math-errno", "-pthread", *WARNINGS]
+C_FLAGS = ["-std=c11", "-fno-strict-aliasing", "-fno-math-errno", "-fno-trapping-math", "-pthread", *WARNINGS]
 LINK_FLAGS = ["-pthread", "-ldl", "-lm"]
 SANITIZE_FLAGS = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-Wpedantic", "-Werror"]
 

@@ -199,6 +199,15 @@ class SdagdBackend:
         finally:
             self.set_blas_threads(1)
 
+    def limit(self):
+        """GFLOP/s of a large square SGEMM (2048^3) on all the threads: the machine's limit."""
+        self.set_blas_threads(self.threads)
+        try:
+            shape = [(False, False, 2048, 2048, 2048)]
+            return flops(shape) / self.time_gemms(self.sgemm, shape, seconds=2.0) / 1e9
+        finally:
+            self.set_blas_threads(1)
+
     def check_reference(self, path, acts, opts):
         X, y, _ = make_data(2 * BATCH, seed=1)
         cases = {}
@@ -512,6 +521,9 @@ def worker_main(framework, threads, rows):
                 t0 = time.perf_counter()
                 backend.epoch()
                 reply = {"ok": True, "seconds": time.perf_counter() - t0, "foreign": foreign_share(before)}
+            elif kind == "limit":
+                before = cpu_snapshot()
+                reply = {"ok": True, "gflops": backend.limit(), "foreign": foreign_share(before)}
             elif kind == "gemm":
                 before = cpu_snapshot()
                 reply = {"ok": True, "seconds": backend.gemm(), "foreign": foreign_share(before)}
@@ -548,6 +560,10 @@ class Worker:
             env["PJRT_NPROC"] = n  # sizes XLA's CPU intra-op thread pool
         if framework == "torch-compile":
             env["TORCHINDUCTOR_COMPILE_THREADS"] = "1"  # compile in-process: no pool busy in the background
+        if args.isa == "avx2":  # every framework kept to AVX2 (+FMA) code, on a machine with more
+            env.update(SDAGD_CPU_ISA="avx2", ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2")
+            if framework == "jax":
+                env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_max_isa=AVX2").strip()
         self.log_path = os.path.join(logdir, f"{framework}.log")
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -615,6 +631,11 @@ class Worker:
         if self.alive:
             self.proc.kill()
         self.proc.wait()
+
+
+def start_load(n):
+    """n competing processes, each a busy pure-Python loop (one core's worth of work)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
 def model_name():
@@ -723,6 +744,14 @@ def main(argv=None):
     p.add_argument("--pause", type=float, default=0.3,
                    help="seconds between two frameworks' epochs, so spinning pool threads go to sleep (default 0.3)")
     p.add_argument("--no-check", action="store_true", help="skip the agreement check (the header then says so)")
+    p.add_argument("--load", type=int, default=0, metavar="N",
+                   help="N competing busy processes (a plain Python loop each) run during the timings, as on a "
+                        "laptop with a browser or a shared node; --quiet then counts only CPU taken beyond them "
+                        "(default 0)")
+    p.add_argument("--isa", choices=("native", "avx2"), default="native",
+                   help="avx2: keep every framework to AVX2 code (sdagd SDAGD_CPU_ISA=avx2, torch "
+                        "ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2, JAX --xla_cpu_max_isa=AVX2), to measure "
+                        "the AVX2 paths on an AVX-512 machine (default native)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -741,8 +770,8 @@ def main(argv=None):
     frameworks = [f for f in FRAMEWORKS if f in split(args.only, FRAMEWORKS, "only")]
     if args.rows < BATCH or args.rows % BATCH:
         p.error("--rows must be a positive multiple of 100")
-    if args.repeats < 1 or args.threads < 1:
-        p.error("--repeats and --threads must be >= 1")
+    if args.repeats < 1 or args.threads < 1 or args.load < 0:
+        p.error("--repeats and --threads must be >= 1, --load >= 0")
     args.max_repeats = max(args.max_repeats, args.repeats)
     steps = args.rows // BATCH
     command = " ".join(shlex.quote(a) for a in [sys.executable, os.path.relpath(os.path.abspath(__file__))]
@@ -769,7 +798,8 @@ def main(argv=None):
     result = {"command": command, "machine": model_name(), "isa": cpu_flags(), "cores": os.cpu_count(),
               "threads": args.threads,
               "rows": args.rows, "repeats": args.repeats, "max_repeats": args.max_repeats, "settle": args.settle,
-              "quiet": args.quiet, "infos": infos, "notes": notes, "cells": []}
+              "quiet": args.quiet, "load": args.load, "isa_mode": args.isa, "infos": infos, "notes": notes,
+              "cells": []}
 
     # -- agreement check ---------------------------------------------------------------------
     if args.no_check:
@@ -809,7 +839,18 @@ def main(argv=None):
         if "sdagd" not in frameworks:
             workers.pop("sdagd").close()
 
+    # -- the machine's limit, measured before any load ------------------------------------------
+    if "sdagd" in workers:
+        r = workers["sdagd"].request(cmd="limit")
+        result["limit_gflops"], result["limit_foreign"] = r["gflops"], r["foreign"]
+        say(f"machine limit: {r['gflops']:.0f} GFLOP/s (2048^3 SGEMM on {args.threads} threads, OpenBLAS)")
+
     # -- timings, interleaved ----------------------------------------------------------------
+    load = start_load(args.load)
+    if args.load:  # the busy processes take about load / cores of the machine; CPU beyond that is noise
+        args.quiet += args.load / (os.cpu_count() or 1)
+        say(f"{args.load} busy process(es) running; an epoch counts as quiet when others took at most "
+            f"{args.quiet:.0%} of the CPU")
     timed = [f for f in frameworks if f in workers]
     for depth in args.nets:
         sizes = net_sizes(depth)
@@ -877,6 +918,9 @@ def main(argv=None):
                 say(f"  {line} ms/step ({rnd} rounds)")
     for w in workers.values():
         w.close()
+    for proc in load:
+        proc.kill()
+        proc.wait()
 
     print_tables(result, frameworks, notes)
     if args.json:
@@ -921,6 +965,13 @@ def print_tables(result, frameworks, notes):
     print("Versions: " + "; ".join(versions))
     print("Threads: " + "; ".join(threads))
     print(f"Command: {result['command']}")
+    if result.get("load"):
+        print(f"Load: {result['load']} busy process(es) (a Python loop each) ran beside every timing")
+    if result.get("isa_mode") == "avx2":
+        print("ISA: every framework kept to AVX2 code (--isa avx2)")
+    if result.get("limit_gflops"):
+        print(f"Machine limit: {result['limit_gflops']:.0f} GFLOP/s (a 2048^3 SGEMM on all {result['threads']} "
+              f"threads through OpenBLAS, before any load); 'of limit' = a step's GEMM GFLOP/s over it")
     print(f"Timed: best epoch of {result['rows']:,} random rows, batch 100, after one warm-up epoch; frameworks "
           f"interleaved, each in its own process; only quiet epochs count (other processes took <= "
           f"{result['quiet']:.0%} of the CPU meanwhile); {result['repeats']} rounds, more (up to "
@@ -952,17 +1003,17 @@ def print_tables(result, frameworks, notes):
     by_key = {(c["net"], c["act"], c["opt"]): c for c in result["cells"]}
     print("| net | act | sdagd SGD | torch SGD eager / compiled | JAX SGD | sdagd SDAGD | torch SDAGD eager / compiled "
           "| JAX SDAGD | speedup vs best peer (SGD, SDAGD) | sdagd GFLOP/s (SGD, SDAGD) "
-          "| step / bare GEMM (SGD, SDAGD) |")
-    print("|" + " --- |" * 11)
+          "| sdagd of limit (SGD, SDAGD) | step / bare GEMM (SGD, SDAGD) |")
+    print("|" + " --- |" * 12)
     rows = sorted({(c["net"], c["act"]) for c in result["cells"]}, key=lambda k: (k[0], k[1] != "sigmoid"))
     for depth, act in rows:
         cols = [f"hl-{depth}", act]
-        speed, gflops, ratio = [], [], []
+        speed, gflops, ratio, of_limit = [], [], [], []
         for opt in ("sgd", "sdagd"):
             c = by_key.get((depth, act, opt))
             if c is None:
                 cols += ["—", "—", "—"]
-                speed.append("—"), gflops.append("—"), ratio.append("—")
+                speed.append("—"), gflops.append("—"), ratio.append("—"), of_limit.append("—")
                 continue
             cols.append(fmt_ms(cell_of(c, "sdagd")))
             cols.append(f"{fmt_ms(cell_of(c, 'torch'))} / {fmt_ms(cell_of(c, 'torch-compile'))}")
@@ -975,9 +1026,11 @@ def print_tables(result, frameworks, notes):
             else:
                 speed.append("—")
             gflops.append(gflop_s(c, s.get("ms")))
+            of_limit.append(f"{c['flops_per_step'] / s['ms'] / 1e6 / result['limit_gflops']:.2f}"
+                            if s.get("ms") and result.get("limit_gflops") else "—")
             ratio.append(f"{s['ms'] / c['gemm_ms']:.2f}" + ("" if c.get("gemm_settled", True) else "*")
                          if "ms" in s and c.get("gemm_ms") else "—")
-        cols += [", ".join(speed), ", ".join(gflops), ", ".join(ratio)]
+        cols += [", ".join(speed), ", ".join(gflops), ", ".join(of_limit), ", ".join(ratio)]
         print("| " + " | ".join(cols) + " |")
 
     print()

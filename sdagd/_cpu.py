@@ -16,7 +16,9 @@ A thread per CPU it may use, no more: an extra thread on a busy core only waits.
 Instruction set of the elementwise loops (the GEMMs go to OpenBLAS, whose kernels follow the
 same choice, see _blas.py): SDAGD_CPU_ISA = auto (default: the best this processor has),
 avx512, avx2 or baseline. Asking for less than the processor has is how the AVX2 code is
-measured on an AVX-512 machine; every choice computes the same bits.
+measured on an AVX-512 machine. The loops compute the same bits in every instruction set;
+OpenBLAS's kernels for different instruction sets do not (they sum in other orders), so a
+run with another SDAGD_CPU_ISA can differ from the default one in the last bits.
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
  * The CPU backend's elementwise loops (activations and their derivatives, reductions, the
  * optimizers' updates), compiled for AVX-512, for AVX2 + FMA and for baseline x86-64, and
  * one set chosen at run time: the best the processor has, or the one asked for (to measure
- * the AVX2 code on an AVX-512 machine, SDAGD_CPU_ISA=avx2). Every set gives the same bits.
+ * the AVX2 code on an AVX-512 machine, SDAGD_CPU_ISA=avx2). Every set gives the same bits
+ * (no FMA contraction, the same order of every sum; tests/test_cpu_config.py).
  */
 #ifndef SDAGD_CPU_LOOPS_H
 #define SDAGD_CPU_LOOPS_H

@@ -7,7 +7,8 @@
 
 /* Bias, activation and, for hidden layers, h o h and the diagnostics, over one row's block
  * of columns; one loop per activation so that each vectorises. */
-static int64_t LOOP(hidden_epilogue)(int act, float slope, float *row, const float *b, int n, float *sq, uint8_t *ever) {
+static int64_t LOOP(hidden_epilogue)(int act, float slope, float *restrict row, const float *restrict b, int n,
+                                     float *restrict sq, uint8_t *restrict ever) {
     switch (act) {
     case ACT_SIGMOID:
         for (int c = 0; c < n; c++) row[c] = sigmoid_f(row[c] + b[c]);
