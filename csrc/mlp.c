@@ -1,6 +1,6 @@
 /*
  * The network: creation, parameters, work buffers, and the forward pass and backward sweep
- * (ALGORITHMS.md sections 1-4) written once over the backend table (backend.h).
+ * (docs/algorithms.md sections 1-4) written once over the backend table (backend.h).
  */
 #include <math.h>
 #include <stdlib.h>

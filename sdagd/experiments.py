@@ -41,7 +41,7 @@ from . import optim as _optim
 __all__ = ["sweep", "tune", "run_job", "run_group", "group_key", "load_records", "paper_sizes", "TuneResult",
            "DEFAULT_OPTIMIZERS"]
 
-#: The paper's two optimizers with the defaults ALGORITHMS.md reports as working (untuned).
+#: The paper's two optimizers with the untuned defaults of docs/algorithms.md section 6.
 DEFAULT_OPTIMIZERS = {"SGD": _optim.SGD(lr=0.5), "SDAGD": _optim.SDAGD(radius=0.3)}
 
 

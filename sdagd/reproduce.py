@@ -10,7 +10,7 @@ Protocols (every setting is written to ``protocol.json`` next to the results):
   the same networks. Three epochs are not the paper's table: the full protocol's numbers are
   in RESULTS.md.
 * full: the paper's grid (hl-1..hl-5 x sigmoid, ReLU x 3 seeds) on all 60,000 training images
-  for 20 epochs: SGD, SDAGD in both norm variants, and two SDAGD options of ALGORITHMS.md 5 as
+  for 20 epochs: SGD, SDAGD in both norm variants, and two SDAGD options of docs/algorithms.md section 5.3 as
   extra columns (a cosine schedule of R, tuned; a running average of h, one seed, with the
   per-layer variant's R); lr and R chosen per configuration on the last 10,000 training images
   (never the test set) by the validation error after the same 20 epochs (tuning_stability.md

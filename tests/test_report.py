@@ -3,7 +3,7 @@
 The records below are built by hand with known misclassification rates, so every cell of
 the tables has a value computed here independently: mean and sample standard deviation
 (ddof=1) over seeds, diverged/failed runs counted and left out of the mean, and the paper's
-own Table I (ALGORITHMS.md section 6) in the right place.
+own Table I (docs/algorithms.md section 6) in the right place.
 """
 
 import csv
