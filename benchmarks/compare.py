@@ -753,6 +753,8 @@ def main(argv=None):
     if args.repeats < 1 or args.threads < 1:
         p.error("--repeats and --threads must be >= 1")
     args.max_repeats = max(args.max_repeats, args.repeats)
+    if shutil.which(args.peer_python) is None:
+        p.error(f"--peer-python (or SDAGD_BENCH_PYTHON): {args.peer_python!r} is not an executable Python")
     steps = args.rows // BATCH
     command = " ".join(shlex.quote(a) for a in [sys.executable, os.path.relpath(os.path.abspath(__file__))]
                        + sys.argv[1:])
