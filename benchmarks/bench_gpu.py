@@ -111,7 +111,7 @@ class TorchNet:
         self.sgd.step()
 
     def sdagd_step(self, X, D, R=0.3, eps=1e-8):
-        """SDAGD (ALGORITHMS.md 4-5) by hand: forward, then backprop of delta and of the truncated
+        """SDAGD (docs/algorithms.md sections 4-5) by hand: forward, then backprop of delta and of the truncated
         Hessian's s, each layer updated with mu = ||g_layer|| / R once its products are done."""
         torch = self.torch
         with torch.no_grad():

@@ -5,13 +5,18 @@ training step of the paper's networks (784-700xL-10, L = 1..5), on this machine'
     python benchmarks/compare.py --nets 1 --rows 2000 --repeats 2 # a quick look
     python benchmarks/compare.py --only sdagd,jax --opts sdagd --json out.json
 
-Install (the anchors are never dependencies of sdagd; each one missing is skipped with a note):
+Install (the anchors are never dependencies of sdagd; each one missing is skipped with a note),
+in a virtual environment of your choice, here `VENV`:
 
-    python3 -m venv /work/venv-bench
-    /work/venv-bench/bin/pip install numpy torch "jax[cpu]"
-    /work/venv-bench/bin/pip install -e .        # sdagd itself, from this checkout (builds the C core)
+    python3 -m venv VENV
+    VENV/bin/pip install numpy torch "jax[cpu]"
+    VENV/bin/pip install -e .        # sdagd itself, from this checkout (builds the C core)
+    VENV/bin/python benchmarks/compare.py
 
-(The project's `bench` extra is meant to install the same.) PyPI's Linux torch wheel is the CUDA
+(The project's `bench` extra installs the same.) The peers may also live in an environment of
+their own, without sdagd: `--peer-python PATH` (or the environment variable
+SDAGD_BENCH_PYTHON) names the Python that runs the torch and JAX workers; the sdagd worker
+always runs under the Python that runs this script. PyPI's Linux torch wheel is the CUDA
 build: it pulls some GB of nvidia-* and cuda-* wheels, and `pip install --no-deps torch` does not
 work around that, because libtorch is linked against those libraries and `import torch` fails
 without them. They are only loaded, never used: every torch figure here runs on the CPU.
@@ -567,7 +572,8 @@ class Worker:
         self.log_path = os.path.join(logdir, f"{framework}.log")
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--worker", framework, "--threads", n,
+            [sys.executable if framework == "sdagd" else args.peer_python, os.path.abspath(__file__),
+             "--worker", framework, "--threads", n,
              "--rows", str(args.rows)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env, text=True, bufsize=1)
         self.replies = queue.Queue()
@@ -752,6 +758,9 @@ def main(argv=None):
                    help="avx2: keep every framework to AVX2 code (sdagd SDAGD_CPU_ISA=avx2, torch "
                         "ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2, JAX --xla_cpu_max_isa=AVX2), to measure "
                         "the AVX2 paths on an AVX-512 machine (default native)")
+    p.add_argument("--peer-python", metavar="PATH", default=os.environ.get("SDAGD_BENCH_PYTHON") or sys.executable,
+                   help="the Python that runs the torch and JAX workers, e.g. another virtual environment's "
+                        "bin/python (default: $SDAGD_BENCH_PYTHON, else this Python)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -773,6 +782,8 @@ def main(argv=None):
     if args.repeats < 1 or args.threads < 1 or args.load < 0:
         p.error("--repeats and --threads must be >= 1, --load >= 0")
     args.max_repeats = max(args.max_repeats, args.repeats)
+    if shutil.which(args.peer_python) is None:
+        p.error(f"--peer-python (or SDAGD_BENCH_PYTHON): {args.peer_python!r} is not an executable Python")
     steps = args.rows // BATCH
     command = " ".join(shlex.quote(a) for a in [sys.executable, os.path.relpath(os.path.abspath(__file__))]
                        + sys.argv[1:])
@@ -796,7 +807,7 @@ def main(argv=None):
         say(f"{fw}: {note}")
 
     result = {"command": command, "machine": model_name(), "isa": cpu_flags(), "cores": os.cpu_count(),
-              "threads": args.threads,
+              "threads": args.threads, "peer_python": args.peer_python,
               "rows": args.rows, "repeats": args.repeats, "max_repeats": args.max_repeats, "settle": args.settle,
               "quiet": args.quiet, "load": args.load, "isa_mode": args.isa, "infos": infos, "notes": notes,
               "cells": []}

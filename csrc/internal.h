@@ -93,7 +93,7 @@ sdagd_status mlp_check_labels(const mlp *net, const int32_t *labels, int64_t n);
 sdagd_status mlp_forward_group(const mlp *net, const group_view *g, int B, const float *in, size_t in_stride,
                                slab params, int want_sq, int64_t *saturated, uint8_t *ever_active);
 
-/* Backward sweep (spec 3 and 4) after a loss call with want_delta: gradient into grad and,
+/* Backward sweep (docs/algorithms.md 3 and 4) after a loss call with want_delta: gradient into grad and,
  * if hess.p, the truncated Hessian diagonal into hess; per-layer segment sums of squares. */
 sdagd_status mlp_backward_group(const mlp *net, const group_view *g, int B, slab params, slab grad, slab hess,
                                 double *segments);

@@ -1,5 +1,5 @@
 /*
- * Per-element formulas of ALGORITHMS.md that both backends evaluate: activations and their
+ * Per-element formulas of docs/algorithms.md that both backends evaluate: activations and their
  * derivatives (sections 1, 3, 4), the output layer's delta and curvature, and the optimizer
  * updates (section 5). Written once here; compiled as C11 by the CPU backend and as CUDA by
  * the GPU backend (SDAGD_HD adds __host__ __device__ under nvcc), so the CPU tests exercise
@@ -240,7 +240,7 @@ typedef struct {
 
 /* After the backward sweep, for network k: a NaN or inf batch loss stops the network;
  * otherwise the step's coefficients, the diagnostics' mean square of each dW_l, and SDAGD's
- * mu_k = ||g|| / R of every norm group (ALGORITHMS.md 5) with its statistics. mu_k is
+ * mu_k = ||g|| / R of every norm group (docs/algorithms.md section 5.2) with its statistics. mu_k is
  * computed in double and used in float. */
 SDAGD_HD void prepare_network(prepare_job j, int k) {
     int L = j.L;

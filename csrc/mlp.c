@@ -1,6 +1,6 @@
 /*
  * The network: creation, parameters, work buffers, and the forward pass and backward sweep
- * (ALGORITHMS.md sections 1-4) written once over the backend table (backend.h).
+ * (docs/algorithms.md sections 1-4) written once over the backend table (backend.h).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -340,7 +340,7 @@ sdagd_status mlp_forward_group(const mlp *net, const group_view *g, int B, const
     return st;
 }
 
-/* From the output to the first layer (spec 3 and 4), each layer in one backend call:
+/* From the output to the first layer (docs/algorithms.md 3, 4), each layer in one backend call:
  *   dW_l = (1/B) delta_l^T h_{l-1},              db_l = mean_rows delta_l
  *   hW_l = (1/B) s_l^T (h_{l-1} o h_{l-1}),      hb_l = mean_rows s_l
  *   delta_{l-1} = f'(a_{l-1}) * (delta_l W_l),   s_{l-1} = f'(a_{l-1})^2 * (s_l (W_l o W_l)) */

@@ -1,5 +1,5 @@
 /*
- * Optimizers of ALGORITHMS.md section 5: configuration, state and the per-epoch values the
+ * Optimizers of docs/algorithms.md section 5: configuration, state and the per-epoch values the
  * update kernels read (optim_hyper). The update itself is one backend operation over the
  * parameter slab (backend.h, kernels.h); the training loop (train.c) calls it.
  */

@@ -2,7 +2,7 @@
  * sdagd C core: public interface.
  *
  * A fully connected network (MLP) in float32, its backprop gradient, the truncated diagonal
- * Hessian of Tan & Lim / LeCun 1998, the optimizers of ALGORITHMS.md section 5 and a training
+ * Hessian of Tan & Lim / LeCun 1998, the optimizers of docs/algorithms.md section 5 and a training
  * loop. Plain C11, no Python: the CPython extension (sdagd/_core.c) only validates and calls.
  *
  * Conventions
@@ -115,7 +115,7 @@ int64_t dataset_rows(const sdagd_dataset *ds);
 sdagd_status mlp_evaluate_dataset(mlp *net, const sdagd_dataset *ds, double *mean_loss, int64_t *errors);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Optimizers (ALGORITHMS.md section 5)                                                        */
+/* Optimizers (docs/algorithms.md section 5)                                                  */
 
 typedef enum { OPT_SGD = 0, OPT_SDAGD, OPT_SDLM, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAM } sdagd_optimizer_kind;
 typedef enum { NORM_LAYER = 0, NORM_GLOBAL } sdagd_norm;
@@ -135,7 +135,7 @@ typedef struct {
     double gamma;       /* SDLM running-average weight; SDAGD's when average != 0 */
     double beta1, beta2;/* Adam */
     double rho;         /* AdaDelta */
-    /* SDAGD options (ALGORITHMS.md 5), each off by default: */
+    /* SDAGD options (docs/algorithms.md section 5.3), each off by default: */
     int average;        /* use a running average of h with weight gamma, as SDLM does */
     double hessian_scale; /* h is multiplied by this (experiments on the two phases); 0 means 1 */
     int schedule;       /* sdagd_schedule of R over epochs e = 0..E-1: */

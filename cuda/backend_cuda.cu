@@ -565,7 +565,7 @@ __global__ void step_length_total_kernel(update_job j, int blocks, const double 
     if (threadIdx.x == 0 && h.norm == NORM_GLOBAL) j.step_sq[(size_t)k * j.L] = global;
 }
 
-/* One optimizer step over every parameter of every active network (ALGORITHMS.md 5). */
+/* One optimizer step over every parameter of every active network (docs/algorithms.md section 5). */
 __global__ void update_kernel(update_job j) {
     int k = blockIdx.y;
     if (!j.active[k]) return;

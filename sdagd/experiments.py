@@ -41,7 +41,7 @@ from . import optim as _optim
 __all__ = ["sweep", "tune", "run_job", "run_group", "group_key", "load_records", "paper_sizes", "TuneResult",
            "DEFAULT_OPTIMIZERS"]
 
-#: The paper's two optimizers with the defaults ALGORITHMS.md reports as working (untuned).
+#: The paper's two optimizers with the untuned defaults of docs/algorithms.md section 6.
 DEFAULT_OPTIMIZERS = {"SGD": _optim.SGD(lr=0.5), "SDAGD": _optim.SDAGD(radius=0.3)}
 
 
@@ -212,8 +212,8 @@ def _groups(configs, limit=128):
 def _default_pool(workers):
     """The default executor: ``workers`` spawned processes ("fork" would copy the core's
     threads) sharing the cores, that end when this process does. By default one process with
-    a thread per core: measured on 2 cores, the core's own threads run a sweep 1.24x faster
-    than one single-threaded process per core (BENCHMARKS.md, "Sweeps")."""
+    a thread per core: the core's own threads run a sweep faster than one single-threaded
+    process per core (BENCHMARKS.md, "Sweeps", has the measurement)."""
     import sdagd
 
     cores = sdagd.get_num_threads()  # the CPUs this process may use (sdagd.cpu_info() says why)

@@ -287,7 +287,7 @@ class MLP:
 
     def hessian_diagonal(self, X, y) -> list:
         """``[(hW, hb), ...]``: the truncated diagonal Hessian of the batch loss
-        (ALGORITHMS.md section 4: off-diagonal and activation second-derivative terms dropped)."""
+        (docs/algorithms.md section 4: off-diagonal and activation second-derivative terms dropped)."""
         X = _as_inputs(X, self.sizes[0])
         _, _, _, hess = self._net.loss_grad(X, _as_labels(y, X.shape[0], self.sizes[-1]), hessian=True)
         return self._split(hess)

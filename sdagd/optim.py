@@ -6,7 +6,7 @@ averages, step count) is created when the optimizer is first used with a network
 bound to that network: it lives with the training run, and :meth:`sdagd.MLP.save` stores it so
 that a resumed fit continues bit for bit.
 
-The update rules are those of ``ALGORITHMS.md`` section 5, with ``g`` the mini-batch gradient
+The update rules are those of ``docs/algorithms.md`` section 5, with ``g`` the mini-batch gradient
 and ``h`` the truncated diagonal Hessian of the same mini-batch (all elementwise).
 
 Example
@@ -174,7 +174,7 @@ class SGD(Optimizer):
 
 
 class SDAGD(Optimizer):
-    """Stochastic diagonal approximate greatest descent (Tan & Lim, eq. 7; ALGORITHMS.md 5).
+    """Stochastic diagonal approximate greatest descent (Tan & Lim, eq. 7; docs/algorithms.md section 5.2).
 
     ``theta <- theta - g / (mu_k + h + eps)`` with ``mu_k = ||g||_2 / R``, where ``h`` is the
     truncated diagonal Hessian of the same mini-batch. Far from a minimum (``mu_k >> h``) the
@@ -193,13 +193,13 @@ class SDAGD(Optimizer):
         Which gradient the norm in ``mu_k`` covers. ``"layer"``: one ``mu_k`` per layer (W and
         b together), so every layer steps about R in phase 1 and vanishing gradients of early
         layers are rescaled. ``"global"``: one ``mu_k`` over all parameters, the literal
-        reading of eq. 7. See ALGORITHMS.md for why "layer" is the default.
+        reading of eq. 7. See docs/algorithms.md section 5.2 for why "layer" is the default.
     hessian_every : int, default 1
         Recompute ``h`` every N steps and reuse it in between (cheaper; 1 = the paper).
     max_step : float or None, default None
         If given, each norm group's step is scaled down to at most this length.
 
-    Options beyond the paper (ALGORITHMS.md 5), each off by default:
+    Options beyond the paper (docs/algorithms.md section 5.3), each off by default:
 
     schedule : dict or None, default None
         A schedule of R over the epochs e = 0, 1, ... (R is constant within an epoch):

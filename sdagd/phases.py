@@ -1,7 +1,7 @@
 """SDAGD's two phases, measured: how far the truncated Hessian diagonal h is from mu_k.
 
 SDAGD's update g / (mu_k + h + eps) is meant to move from greatest descent (mu_k > h: a step of
-length about R) to a diagonal Newton step (h > mu_k) as training proceeds (ALGORITHMS.md 5).
+length about R) to a diagonal Newton step (h > mu_k) as training proceeds (docs/algorithms.md section 5.2).
 A parameter is in phase 2 when h > mu_k, so the ratio h / mu_k per parameter says how much
 larger h would have to be for that parameter to switch: by a factor 1 / (h / mu_k). These
 functions compute that ratio from the network's own gradient and h (the core's backprop and

@@ -3,14 +3,14 @@ figures and the raw records to a directory. Used by ``sdagd reproduce``.
 
 Protocols (every setting is written to ``protocol.json`` next to the results):
 
-* quick (the default, about 2 minutes on 2 CPU cores): three epochs on all 60,000 training
+* quick (the default; README.md says how long it takes): three epochs on all 60,000 training
   images, seed 0, SGD and SDAGD (per-layer norm), with the lr and R that the full protocol's
   tuning runs rank best after three epochs (:data:`QUICK_CHOICES`). It shows the paper's two
   findings: SGD with sigmoid units stuck near 90 % error at hl-4 and hl-5, and SDAGD training
   the same networks. Three epochs are not the paper's table: the full protocol's numbers are
   in RESULTS.md.
 * full: the paper's grid (hl-1..hl-5 x sigmoid, ReLU x 3 seeds) on all 60,000 training images
-  for 20 epochs: SGD, SDAGD in both norm variants, and two SDAGD options of ALGORITHMS.md 5 as
+  for 20 epochs: SGD, SDAGD in both norm variants, and two SDAGD options of docs/algorithms.md section 5.3 as
   extra columns (a cosine schedule of R, tuned; a running average of h, one seed, with the
   per-layer variant's R); lr and R chosen per configuration on the last 10,000 training images
   (never the test set) by the validation error after the same 20 epochs (tuning_stability.md
@@ -26,30 +26,83 @@ import time
 
 import numpy as np
 
-from . import experiments, optim, report
+from . import _quick_choices, experiments, optim, report
 from ._files import atomic_write_text
 
 QUICK = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0,), epochs=3, train_limit=None)
 #: The full protocol tunes on the whole run length (tune_epochs None: = epochs). A shorter
-#: budget picks other candidates: in 11 of the 40 (optimizer, cell) slots the best candidate
-#: after 5 epochs is not the best after 20 (results/full20/tuning_stability.md), so the
-#: 20-epoch tuning runs also report how a ``stability_budget``-epoch tuning would have chosen.
+#: budget picks other candidates in some (optimizer, cell) slots (results/full20/
+#: tuning_stability.md counts them), so the 20-epoch tuning runs also report how a
+#: ``stability_budget``-epoch tuning would have chosen.
 FULL = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0, 1, 2), epochs=20, train_limit=None,
             tune_epochs=None, tune_seeds=(0,), n_val=10000, stability_budget=5,
             phase_scales=(1.0, 10.0, 100.0, 1e4, 1e6), phase_epochs=3)
 
-#: The quick protocol's lr (SGD) and R (SDAGD, per-layer norm) per (depth, activation): the
-#: full protocol's tuning runs (results/full20/tune.jsonl; 20 epochs on the first 50,000
-#: training images, scored on the last 10,000) ranked after 3 epochs, the quick protocol's
-#: budget: for each cell the candidate with the lowest validation error then.
-#: tests/test_reproduce.py recomputes them from that file.
-QUICK_CHOICES = {
-    "SGD": {(1, "sigmoid"): 0.1, (2, "sigmoid"): 0.5, (3, "sigmoid"): 0.5, (4, "sigmoid"): 0.5, (5, "sigmoid"): 0.5,
-            (1, "relu"): 0.5, (2, "relu"): 0.5, (3, "relu"): 0.5, (4, "relu"): 0.5, (5, "relu"): 2.0},
-    "SDAGD-layer": {(1, "sigmoid"): 1.0, (2, "sigmoid"): 1.0, (3, "sigmoid"): 1.0, (4, "sigmoid"): 1.0,
-                    (5, "sigmoid"): 1.0, (1, "relu"): 0.3, (2, "relu"): 0.3, (3, "relu"): 0.1, (4, "relu"): 0.1,
-                    (5, "relu"): 0.1},
-}
+#: The quick protocol's lr (SGD) and R (SDAGD, per-layer norm) per (depth, activation), as
+#: :func:`quick_choices` derives them from the full protocol's tuning records
+#: (results/full20/tune.jsonl). The records stay out of the installed package (they are 850 kB
+#: for 20 numbers), so the table is generated into sdagd/_quick_choices.py by
+#: :func:`write_quick_choices`; tests/test_reproduce.py derives it again from the records and
+#: fails when the two differ.
+QUICK_CHOICES = _quick_choices.QUICK_CHOICES
+#: The tuning records QUICK_CHOICES comes from, relative to the repository's root.
+QUICK_CHOICES_SOURCE = "results/full20/tune.jsonl"
+#: What each quick-protocol optimizer takes from its tuning candidates.
+_QUICK_TUNED = {"SGD": "lr", "SDAGD-layer": "radius"}
+
+
+def quick_choices(records, epochs=None) -> dict:
+    """The quick protocol's table from tuning records (as :func:`sdagd.experiments.tune` writes
+    them): for each of SGD and SDAGD-layer and each (depth, activation), the lr or R of the
+    candidate with the lowest validation error after ``epochs`` epochs (default: the quick
+    protocol's), averaged over seeds as :func:`sdagd.experiments.tune` scores them. A run that
+    ended before that epoch scores 1.0; on a tie the candidate recorded first wins."""
+    epochs = QUICK["epochs"] if epochs is None else int(epochs)
+    errors = {}
+    for record in records:
+        config = record["config"]
+        label = config["optimizer"].rsplit("#", 1)[0]
+        if label not in _QUICK_TUNED:
+            continue
+        curve = (record.get("history") or {}).get("val_error") or []
+        value = config["optimizer_config"][_QUICK_TUNED[label]]
+        key = (label, config["depth"], config["activation"], value)
+        errors.setdefault(key, []).append(curve[epochs - 1] if len(curve) >= epochs else 1.0)
+    best = {}
+    for (label, depth, activation, value), errs in errors.items():
+        score = float(np.mean(errs))
+        if (label, depth, activation) not in best or score < best[(label, depth, activation)][0]:
+            best[(label, depth, activation)] = (score, value)
+    table = {label: {} for label in _QUICK_TUNED}
+    for (label, depth, activation), (_, value) in sorted(best.items(), key=lambda item: (
+            list(_QUICK_TUNED).index(item[0][0]), QUICK["activations"].index(item[0][2]), item[0][1])):
+        table[label][(depth, activation)] = value
+    return table
+
+
+def quick_choices_source(table) -> str:
+    """The text of sdagd/_quick_choices.py holding ``table`` (see :func:`quick_choices`)."""
+    lines = ['"""Generated by sdagd.reproduce.write_quick_choices from ' + QUICK_CHOICES_SOURCE + '; do not edit.',
+             "",
+             "The quick protocol's lr (SGD) and R (SDAGD-layer) per (depth, activation): for each, the",
+             "candidate of the full protocol's tuning runs with the lowest validation error after "
+             f"{QUICK['epochs']} epochs.",
+             '"""', "", "QUICK_CHOICES = {"]
+    for label, cells in table.items():
+        lines.append(f"    {json.dumps(label)}: {{")
+        lines += [f"        ({depth}, {json.dumps(activation)}): {value!r},"
+                  for (depth, activation), value in cells.items()]
+        lines.append("    },")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write_quick_choices(tune_path=QUICK_CHOICES_SOURCE) -> str:
+    """Regenerate sdagd/_quick_choices.py from the tuning records at ``tune_path`` (run from
+    the repository's root after a new full-protocol tuning); returns the path written."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_quick_choices.py")
+    atomic_write_text(path, quick_choices_source(quick_choices(experiments.load_records(tune_path))))
+    return path
 
 
 def quick_optimizers():

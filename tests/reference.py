@@ -1,6 +1,6 @@
 """Independent float64 NumPy oracle for the sdagd C core.
 
-Written straight from /work/shared/spec/ALGORITHMS.md (sections 1-5). Plain NumPy, vectorised
+Written straight from docs/algorithms.md (sections 1-5; "spec" below). Plain NumPy, vectorised
 over the batch, every quantity in float64. Nothing here imports the `sdagd` package.
 
 Conventions

@@ -1,7 +1,7 @@
 """The C core's network numerics against the float64 NumPy oracle (tests/reference.py).
 
 Forward pass, loss, error count, backprop gradient and truncated diagonal Hessian
-(ALGORITHMS.md sections 1-4) for every hidden activation x output/loss pairing; the
+(docs/algorithms.md sections 1-4) for every hidden activation x output/loss pairing; the
 gradient against float64 central differences; the exact last-layer second derivative of a
 linear-output MSE net; the initialisations; and batches larger than the work buffers.
 
@@ -148,7 +148,7 @@ def test_gradients_match_finite_differences(sizes, hidden, output, loss):
 @pytest.mark.parametrize("hidden", HIDDEN)
 @pytest.mark.parametrize("sizes", list(SIZES.values()), ids=list(SIZES))
 def test_last_layer_hessian_is_exact_for_linear_mse(sizes, hidden):
-    """ALGORITHMS.md 4: with a linear output and MSE, h(W_{L+1}) (and h(b_{L+1})) is the exact
+    """docs/algorithms.md section 4: with a linear output and MSE, h(W_{L+1}) (and h(b_{L+1})) is the exact
     second derivative. Reference: central differences of the oracle's float64 gradient."""
     net, params = make_net(sizes, hidden, "linear", "mse", seed=9)
     X, y = make_batch(sizes, B, seed=10)

@@ -1,4 +1,4 @@
-"""The C core's optimizers against the float64 oracle's (ALGORITHMS.md section 5).
+"""The C core's optimizers against the float64 oracle's (docs/algorithms.md section 5).
 
 Lockstep runs: the core takes `net.train_step` on a sequence of random batches while the
 oracle optimizer steps from its own float64 parameters with oracle gradients (and Hessian
@@ -399,7 +399,7 @@ def test_train_step_returns_the_loss_before_the_update():
 @pytest.mark.parametrize("schedule", [{"kind": "step", "factor": 0.5, "every": 1},
                                       {"kind": "cosine", "epochs": 3, "radius_min": 0.05}])
 def test_radius_schedule_equals_constant_radius_per_epoch(schedule):
-    """A schedule only sets R per epoch (ALGORITHMS.md 5): three epochs under it give the same
+    """A schedule only sets R per epoch (docs/algorithms.md section 5.3): three epochs under it give the same
     bits as three one-epoch fits with SDAGD(radius=R_e) (h is recomputed every step, so a
     fresh optimizer per epoch carries no state that matters)."""
     X, y = batch(0, rows=60)
@@ -414,7 +414,7 @@ def test_radius_schedule_equals_constant_radius_per_epoch(schedule):
 
 
 def test_radius_schedule_formulas():
-    """radius_at follows ALGORITHMS.md 5 (and, by the test above, so does the core)."""
+    """radius_at follows docs/algorithms.md section 5.3 (and, by the test above, so does the core)."""
     step = optim.SDAGD(radius=0.8, schedule={"kind": "step", "factor": 0.5, "every": 2})
     assert [step.radius_at(e) for e in range(5)] == [0.8, 0.8, 0.4, 0.4, 0.2]
     cosine = optim.SDAGD(radius=1.0, schedule={"kind": "cosine", "epochs": 4, "radius_min": 0.2})

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from sdagd import reproduce
+from sdagd import experiments, reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNE = ROOT / "results" / "full20" / "tune.jsonl"
@@ -32,6 +32,48 @@ def test_quick_choices_are_the_tuning_runs_best_after_three_epochs():
     assert len(best) == sum(len(v) for v in reproduce.QUICK_CHOICES.values())
     for (label, depth, activation), (_, value) in best.items():
         assert reproduce.QUICK_CHOICES[label][(depth, activation)] == value, (label, depth, activation)
+
+
+def test_quick_choices_module_is_generated_from_the_committed_records():
+    """sdagd/_quick_choices.py is what write_quick_choices makes of the committed tuning records,
+    byte for byte: neither edited by hand nor left behind by a new tuning."""
+    if not TUNE.exists():
+        pytest.skip("results/full20/tune.jsonl is not in this checkout")
+    derived = reproduce.quick_choices(experiments.load_records(TUNE))
+    assert derived == reproduce.QUICK_CHOICES
+    module = Path(reproduce.__file__).with_name("_quick_choices.py")
+    assert module.read_text(encoding="utf-8") == reproduce.quick_choices_source(derived), (
+        "sdagd/_quick_choices.py is out of date: run `python -c \"from sdagd import reproduce; "
+        "reproduce.write_quick_choices()\"` from the repository's root")
+
+
+def _tuning_record(label, value, depth, activation, seed, val_error):
+    name = "SGD" if label.startswith("SGD") else "SDAGD"
+    return {"config": {"optimizer": label, "depth": depth, "activation": activation, "seed": seed,
+                       "optimizer_config": {"name": name, "lr" if name == "SGD" else "radius": value}},
+            "history": None if val_error is None else {"val_error": val_error}}
+
+
+def test_quick_choices_ranks_the_mean_error_at_the_budget():
+    """Hand-made records: the score is the validation error after the budget's epoch, averaged
+    over seeds; a run that ended earlier (or failed) scores 1.0; a tie goes to the first."""
+    records = [
+        # SGD hl-1 sigmoid: lr 0.1 best at epoch 3 (but not at the end), lr 0.5 worse on average
+        _tuning_record("SGD#0", 0.1, 1, "sigmoid", 0, [0.5, 0.4, 0.2, 0.9]),
+        _tuning_record("SGD#1", 0.5, 1, "sigmoid", 0, [0.5, 0.4, 0.1, 0.1]),
+        _tuning_record("SGD#1", 0.5, 1, "sigmoid", 1, [0.5, 0.4, 0.4, 0.1]),
+        # SDAGD-layer hl-2 relu: R 0.1 stopped after 2 epochs, R 1.0 failed, R 0.3 and 3.0 tie
+        _tuning_record("SDAGD-layer#0", 0.1, 2, "relu", 0, [0.01, 0.01]),
+        _tuning_record("SDAGD-layer#1", 1.0, 2, "relu", 0, None),
+        _tuning_record("SDAGD-layer#2", 0.3, 2, "relu", 0, [0.5, 0.4, 0.3]),
+        _tuning_record("SDAGD-layer#3", 3.0, 2, "relu", 0, [0.9, 0.9, 0.3]),
+        # other labels are not the quick protocol's
+        _tuning_record("SDAGD-global#0", 30.0, 1, "sigmoid", 0, [0.0, 0.0, 0.0]),
+    ]
+    assert reproduce.quick_choices(records, epochs=3) == {"SGD": {(1, "sigmoid"): 0.1},
+                                                          "SDAGD-layer": {(2, "relu"): 0.3}}
+    assert reproduce.quick_choices(records, epochs=1) == {"SGD": {(1, "sigmoid"): 0.1},
+                                                          "SDAGD-layer": {(2, "relu"): 0.1}}
 
 
 def test_full_protocol_tunes_on_the_run_length_and_derives_the_untuned_column(monkeypatch, tmp_path):
