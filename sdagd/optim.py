@@ -45,16 +45,16 @@ def _number(name, value, cls):
 #: The update kernels compute in float32: a positive hyperparameter below the smallest normal
 #: float32 rounds to 0 (or a subnormal that flush-to-zero hardware takes for 0), one above the
 #: largest to inf; either gives NaN at the first step.
-_F32 = np.finfo(np.float32)
+_F32_TINY, _F32_MAX = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
 
 
 def _positive(name, value, cls):
     value = _number(name, value, cls)
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{cls}: invalid {name} {value!r}; it must be a positive finite number")
-    if not _F32.tiny <= value <= _F32.max:
+    if not _F32_TINY <= value <= _F32_MAX:
         raise ValueError(f"{cls}: invalid {name} {value!r}; the core computes in float32, where it would be "
-                         f"{'0' if value < _F32.tiny else 'inf'}: use a value in [{_F32.tiny:.4g}, {_F32.max:.4g}]")
+                         f"{'0' if value < _F32_TINY else 'inf'}: use a value in [{_F32_TINY:.4g}, {_F32_MAX:.4g}]")
     return value
 
 
@@ -67,7 +67,7 @@ def _in_unit_interval(name, value, cls, *, closed_high=False, open_low=False):
         raise ValueError(f"{cls}: invalid {name} {value!r}; it must be in {interval}")
     # In float32 (what the kernels use) 1 - 1e-9 is 1, and 1e-46 is 0: both outside the interval.
     as_f32 = float(np.float32(value))
-    if (not closed_high and as_f32 >= 1) or (open_low and as_f32 < _F32.tiny):
+    if (not closed_high and as_f32 >= 1) or (open_low and as_f32 < _F32_TINY):
         raise ValueError(f"{cls}: invalid {name} {value!r}; the core computes in float32, where it is {as_f32:g}, "
                          f"outside {interval}")
     return value
@@ -349,8 +349,8 @@ def _check_schedule(schedule, radius):
 
     if kind == "step":
         factor = _number("schedule factor", schedule["factor"], "SDAGD")
-        if not _F32.tiny <= factor <= 1:  # a factor below float32's smallest normal is 0 to the core
-            raise ValueError(f"SDAGD: schedule factor must be in (0, 1] (at least {_F32.tiny:.4g} in float32, "
+        if not _F32_TINY <= factor <= 1:  # a factor below float32's smallest normal is 0 to the core
+            raise ValueError(f"SDAGD: schedule factor must be in (0, 1] (at least {_F32_TINY:.4g} in float32, "
                              f"the core's precision), got {factor!r}")
         return {"kind": "step", "factor": factor, "every": count("every")}
     r_min = _number("schedule radius_min", schedule["radius_min"], "SDAGD")

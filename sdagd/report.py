@@ -44,8 +44,8 @@ def table1_rows(records):
     columns, by_cell, failed = [], {}, {}
     # One record per run (the last given): the same run twice (two sweeps into one file) must
     # not pass for two seeds.
-    latest = {r.get("key", id(r)): r for r in records}
-    records = [r for r in records if latest[r.get("key", id(r))] is r]
+    last = {r.get("key", i): i for i, r in enumerate(records)}
+    records = [r for i, r in enumerate(records) if last[r.get("key", i)] == i]
     for r in records:
         c = r["config"]
         col = (c["optimizer"], c["activation"])
