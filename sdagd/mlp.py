@@ -361,7 +361,9 @@ class MLP:
         Parameters
         ----------
         X, y : arrays
-            Inputs (n, n_in) floats and integer labels (n,).
+            Inputs (n, n_in) floats and integer labels (n,). They are copied once into the core
+            and checked there (NaN or inf in X is a ValueError, not a divergence): changing them
+            during the fit (from a callback or another thread) does not affect it.
         optimizer : sdagd.optim.Optimizer
             Its state is bound to this network and carries over between calls.
         epochs : int
@@ -495,12 +497,15 @@ class MLP:
 
         Notes
         -----
-        Files are untrusted input. Nothing is built and no array is read before the metadata
+        Files are untrusted input. Only a regular file is read (a FIFO, device or folder is
+        refused with an OSError, checked on the open file). Nothing is built and no array is read
+        before the metadata
         (at most 1 MiB of JSON) is checked and the ``.npy`` headers of the stored arrays agree
         with it: the parameters must be float32 of exactly the shape the configuration needs,
         and the optimizer state float32 of shape (slabs <= 2, parameters). Each array is then
-        read only up to the size its header declares, and no member may declare more than
-        1032 times the file's size (the most deflate can expand). So loading allocates no more
+        read only up to the size its header declares, only stored and deflate members are read,
+        and no member may declare more than 1032 times the file's size (the most deflate can
+        expand). So loading allocates no more
         than the network the configuration describes, and that is at most about 1000 times the
         file's size.
         """

@@ -9,6 +9,10 @@ that a resumed fit continues bit for bit.
 The update rules are those of ``ALGORITHMS.md`` section 5, with ``g`` the mini-batch gradient
 and ``h`` the truncated diagonal Hessian of the same mini-batch (all elementwise).
 
+Hyperparameters are checked in float32, the precision the core computes in, and are
+attributes: ``opt.lr = 0.1`` (e.g. between epochs, from a ``fit`` progress callback) is checked
+as the constructor checks it and applies from the next step, the state carried over.
+
 Example
 -------
 >>> import numpy as np, sdagd
