@@ -9,7 +9,6 @@ and messages that did not say what was wrong.
 """
 
 import copy
-import io
 import json
 import os
 import pickle
