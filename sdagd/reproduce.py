@@ -342,9 +342,18 @@ MIN_IMAGES_FOR_FINDINGS = 30000
 
 
 def train_images(data, train_limit) -> int:
-    """How many training images the runs use: the data set's (loaded once, as the runs will),
-    or ``train_limit`` if that is fewer."""
-    n = len(experiments._load_data(data)[0][0])
+    """How many training images the runs use: the data set's, or ``train_limit`` if that is
+    fewer. A folder is read but not kept (the worker processes load their own copy)."""
+    if data is None or isinstance(data, (str, os.PathLike)):
+        key = None if data is None else os.fspath(data)
+        if key in experiments._DATA_CACHE:
+            n = len(experiments._DATA_CACHE[key][0][0])
+        else:
+            from .datasets import load_mnist
+
+            n = len(load_mnist(key)[0][0])
+    else:
+        n = len(experiments._load_data(data)[0][0])
     return min(n, train_limit) if train_limit else n
 
 
