@@ -222,7 +222,7 @@ class MLP:
     def copy(self) -> "MLP":
         """An independent copy: same configuration, parameters and ``epochs_trained`` (an
         optimizer's state is not part of a network; copy it with save/load, ``with_optimizer``).
-        ``copy.deepcopy(net)`` and pickling do the same."""
+        ``copy.copy(net)``, ``copy.deepcopy(net)`` and pickling do the same."""
         return _rebuild(self.config, self._net.get_params(), self.epochs_trained)
 
     def __reduce__(self):
@@ -498,16 +498,14 @@ class MLP:
         Notes
         -----
         Files are untrusted input. Only a regular file is read (a FIFO, device or folder is
-        refused with an OSError, checked on the open file). Nothing is built and no array is read
-        before the metadata
-        (at most 1 MiB of JSON) is checked and the ``.npy`` headers of the stored arrays agree
-        with it: the parameters must be float32 of exactly the shape the configuration needs,
-        and the optimizer state float32 of shape (slabs <= 2, parameters). Each array is then
-        read only up to the size its header declares, only stored and deflate members are read,
+        refused with an OSError, checked on the open file). Nothing is built and no array is
+        read before the metadata (at most 1 MiB of JSON) is checked and the ``.npy`` headers of
+        the stored arrays agree with it: the parameters must be float32 of exactly the shape the
+        configuration needs, and the optimizer state float32 of shape (slabs <= 2, parameters).
+        Only stored and deflate members are read, each only up to the size its header declares,
         and no member may declare more than 1032 times the file's size (the most deflate can
-        expand). So loading allocates no more
-        than the network the configuration describes, and that is at most about 1000 times the
-        file's size.
+        expand). So loading allocates no more than the network the configuration describes,
+        and that is at most about 1000 times the file's size.
         """
         # Errors opening it (missing, unreadable) are the OS's own; a device, FIFO or folder is refused
         # before anything is read (/dev/zero would be read until memory runs out, a FIFO block).
