@@ -78,6 +78,7 @@ uint64_t dataset_serial(const sdagd_dataset *ds); /* unique per data set in the 
 uint64_t next_serial(void);                       /* a fresh one, for buffers and data sets */
 int dataset_device(const sdagd_dataset *ds);
 int dataset_width(const sdagd_dataset *ds);
+int32_t dataset_max_label(const sdagd_dataset *ds); /* largest label: checked against each network's outputs */
 
 sdagd_status workspace_reserve(mlp *net, workspace *ws, int K, int rows, int curvature);
 void workspace_free(const mlp *net, workspace *ws);

@@ -460,6 +460,18 @@ sdagd_status trainer_epoch(trainer *t, const sdagd_dataset *ds, int batch_size, 
     if (dataset_device(ds) != t->lead->device || dataset_width(ds) != t->lead->sizes[0])
         return sdagd_fail(SDAGD_ERR_ARG, "this data set was made for a network of another input size or device");
     if (batch_size < 1) return sdagd_fail(SDAGD_ERR_ARG, "batch_size must be >= 1, got %d", batch_size);
+    int n_out = t->lead->sizes[t->lead->n_layers];
+    if (dataset_max_label(ds) >= n_out) /* whatever network the data set was made with */
+        return sdagd_fail(SDAGD_ERR_ARG, "this data set holds label %d; networks with %d outputs take labels in [0, %d)",
+                          dataset_max_label(ds), n_out, n_out);
+    /* The 64-bit counters must not overflow (undefined behaviour, then a negative step that no
+     * checkpoint can hold): this epoch adds ceil(N / batch_size) steps and one epoch. */
+    int64_t epoch_steps = (N + batch_size - 1) / batch_size;
+    for (int k = 0; k < t->K; k++)
+        if (t->opts[k]->step > INT64_MAX - epoch_steps || epochs[k] < 0 || epochs[k] > INT64_MAX - 1)
+            return sdagd_fail(SDAGD_ERR_ARG, "network %d: step count %lld or epoch %lld would overflow the 64-bit "
+                              "counters in this epoch of %lld steps", k, (long long)t->opts[k]->step,
+                              (long long)epochs[k], (long long)epoch_steps);
     int K = t->K, B_full = (int)(N < batch_size ? N : batch_size);
     sdagd_status st = prepare_buffers(t, B_full);
     if (st != SDAGD_OK) return st;
@@ -556,6 +568,9 @@ sdagd_status train_step(mlp *net, optimizer *opt, const float *X, const int32_t 
                         train_stats *stats) {
     if (B < 1) return sdagd_fail(SDAGD_ERR_ARG, "a batch needs at least one row, got %d", B);
     trainer *t;
+    if (opt->step == INT64_MAX || epoch < 0 || epoch == INT64_MAX)
+        return sdagd_fail(SDAGD_ERR_ARG, "step count %lld or epoch %lld would overflow the 64-bit counters",
+                          (long long)opt->step, (long long)epoch);
     sdagd_status st = mlp_check_labels(net, labels, B);
     if (st == SDAGD_OK) st = solo_trainer(net, opt, &t);
     if (st == SDAGD_OK) st = prepare_buffers(t, B);

@@ -37,6 +37,8 @@ def _seed_list(text):
         raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
     if any(not 0 <= s < 2**64 for s in seeds):
         raise argparse.ArgumentTypeError(f"seeds must be in [0, 2**64), got {text!r}")
+    if len(set(seeds)) < len(seeds):  # the same run twice, and a spread of 0 taken for two seeds
+        raise argparse.ArgumentTypeError(f"each seed may appear once, got {text!r}")
     return seeds
 
 
@@ -51,6 +53,10 @@ def _train(args) -> int:
     from sdagd.datasets import DatasetError, load_mnist
     from sdagd.experiments import _check_writable, paper_sizes
 
+    if args.device != "cpu":  # before the data is loaded: a missing GPU costs nothing
+        usable, why = sdagd.device_available(args.device)
+        if not usable:
+            return _fail(f"--device {args.device} cannot be used: {why}")
     try:
         if args.save:  # before minutes of training, not after them
             _check_writable(args.save)
@@ -107,9 +113,11 @@ def _reproduce(args) -> int:
     print(f"\nTable I, test MCR % (mean ± std over seeds), {protocol} protocol; details in {out}/protocol.json\n")
     print(written.pop("table"))
     if findings:
-        print("\nThe paper's two findings, on this reduced run (3 epochs, 1 seed: the paper's own numbers are "
-              "for longer training;\nthe 20-epoch protocol, `sdagd reproduce --full`, gives the Table I of "
-              "RESULTS.md):")
+        epochs = reproduce.QUICK["epochs"] if args.epochs is None else args.epochs
+        seeds = len(args.seeds) if args.seeds else len(reproduce.QUICK["seeds"])
+        print(f"\nThe paper's two findings, on this reduced run ({epochs} epoch(s), {seeds} seed(s): the paper's "
+              f"own numbers are for longer training;\nthe 20-epoch protocol, `sdagd reproduce --full`, gives the "
+              f"Table I of RESULTS.md):")
         print("\n".join(findings))
     print("\nwritten: " + ", ".join(sorted(written.values())))
     if ok == 0:

@@ -522,13 +522,13 @@ static PyTypeObject OptimizerType = {
 
 /* ---- Dataset ------------------------------------------------------------------------------ */
 
-/* Training data on one network's device, made once per fit. On the CPU the core reads the
- * arrays in place: the object keeps them alive (and they are private copies or read-only
- * views that fit() does not hand out). */
+/* Training data on one network's device, made once per fit: the core copies the arrays (on
+ * the CPU too) and checks the copy, labels and finiteness, so that changes to the caller's
+ * arrays during training cannot reach it. */
 struct DatasetObject {
     PyObject_HEAD
     sdagd_dataset *ds;
-    PyObject *X, *y;   /* kept alive: the CPU backend reads them in place */
+    PyObject *X, *y;   /* the arrays it was made from (the core trains on its own copy) */
     PyObject *net;     /* the network whose device holds the data */
     Py_ssize_t rows;
 };

@@ -1,9 +1,34 @@
-"""Writing files so that a failure never costs what was there before."""
+"""Files from and to the outside: atomic writes, reads that refuse what is not a regular file,
+and a lock that keeps two runs from writing the same results."""
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
+import stat
+
+
+def _write_target(path) -> str:
+    """The file a write to ``path`` must replace: symbolic links are followed (a link is written
+    through to its target, as ``open(path, "w")`` would, not replaced by a file), and a path that
+    exists but is not a regular file is refused before anything is done: renaming over a device
+    such as /dev/null (as root), a FIFO or a socket would replace it by a regular file."""
+    path = os.fspath(path)
+    target = os.path.realpath(path)  # a dangling link resolves to the file it names
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; give the name of a file")
+    if not stat.S_ISREG(mode):
+        kind = ("a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a FIFO (named pipe)"
+                if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise OSError(f"cannot write {path}: it is {kind}, not a regular file; sdagd writes only regular files "
+                      f"(it replaces them atomically), choose another name")
+    return target
 
 
 def atomic_write(path, write) -> None:
@@ -11,16 +36,19 @@ def atomic_write(path, write) -> None:
 
     It goes to a temporary file in the same folder (so the final rename stays on one file
     system), is flushed to disk, and only then renamed over ``path``: a failure at any point
-    leaves an earlier file at ``path`` untouched and removes the temporary file.
+    leaves an earlier file at ``path`` untouched and removes the temporary file. A symbolic
+    link is written through (the temporary file goes next to its target); a path that is a
+    folder, a device, a FIFO or a socket is refused before ``write`` runs.
     """
-    path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
+    shown = os.fspath(path)
+    path = _write_target(path)
+    folder, name = os.path.split(path)
     tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
     try:
         # Mode 0o666 less the umask, as open() gives; tempfile.mkstemp would give 0o600.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     except OSError as exc:  # name the file asked for, not the temporary one
-        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}") from None
+        raise type(exc)(exc.errno, f"cannot write {shown}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -36,3 +64,58 @@ def atomic_write(path, write) -> None:
 def atomic_write_text(path, text: str) -> None:
     """atomic_write of UTF-8 text."""
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def open_regular(path, what="file"):
+    """``path`` opened for binary reading, or an OSError naming it if it is not a regular file.
+
+    The check is on the open file (fstat), so the file cannot be swapped between check and
+    read; the open itself does not block (O_NONBLOCK), so a FIFO is refused instead of waiting
+    for a writer forever, and /dev/zero or /dev/urandom are refused instead of read until
+    memory runs out."""
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags)  # missing or unreadable: the OS's own error, which names the path
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a folder" if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                    else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                    else "not a regular file")
+            raise OSError(f"{os.fspath(path)}: it is {kind}, not a regular {what}; give the path of a {what}")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class OutputInUseError(OSError):
+    """Another process is writing the same output (a results file or a reproduce folder)."""
+
+
+@contextlib.contextmanager
+def output_lock(lock_path, what):
+    """Hold an exclusive lock on ``lock_path`` (created if missing, holding the owner's process
+    id) while the block runs; if another process holds it, raise OutputInUseError at once,
+    naming ``what`` and that process. The lock is released when the block ends or the process
+    dies (an advisory flock: the kernel drops it with the file descriptor). Where flock does not
+    exist (Windows), nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            raise OutputInUseError(f"{what} is being written by another run (process {owner}); wait for it to "
+                                   f"finish, or choose another output") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -44,6 +44,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._files import open_regular
+
 __all__ = [
     "DatasetError",
     "DatasetNotFoundError",
@@ -192,6 +194,25 @@ _CHUNK = 1 << 20
 _GZIP_DIAGNOSIS_BYTES = 64 << 20
 
 
+#: Most dimensions an IDX header may declare: the fewest NumPy arrays allow (32 before NumPy 2).
+_MAX_IDX_DIMS = 32
+
+
+def _open_idx(path):
+    """``path`` opened for binary reading (decompressed if it ends in .gz), refused unless it is
+    a regular file: a FIFO would block the read, /dev/zero never end (see _files.open_regular)."""
+    raw = open_regular(path, "IDX file")
+    if not path.name.endswith(".gz"):
+        return raw
+    try:
+        f = gzip.GzipFile(filename=str(path), fileobj=raw, mode="rb")
+    except BaseException:
+        raw.close()
+        raise
+    f.myfileobj = raw  # closed with it, as when gzip.open opens the file itself
+    return f
+
+
 def _read_idx_file(path, expected_magic=None, what=None):
     """Read and check the IDX file ``path`` (gzipped if its name ends in .gz).
 
@@ -202,8 +223,7 @@ def _read_idx_file(path, expected_magic=None, what=None):
     ``what`` are as in :func:`_check_idx_header`.
     """
     try:
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rb") as f:
+        with _open_idx(path) as f:
             try:
                 content, dims = _read_idx_header(f, path, expected_magic, what)
             except DatasetError:
@@ -224,7 +244,7 @@ def _read_idx_file(path, expected_magic=None, what=None):
             f"{path}: damaged gzip data ({exc}); "
             "re-download or delete the file") from exc
     except OSError as exc:
-        if exc.filename is not None:  # opening it failed: the message names it
+        if exc.filename is not None or exc.errno is None:  # the message names the file
             raise
         # A read failed (EIO, ...): "[Errno 5] Input/output error" alone names no file.
         raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
@@ -329,6 +349,10 @@ def _check_idx_header(head, source, expected_magic=None, what=None):
             f"only 0x{_IDX_UBYTE:02x} (unsigned byte) is supported")
     if ndim == 0:
         raise DatasetError(f"{source}: IDX header declares 0 dimensions")
+    if ndim > _MAX_IDX_DIMS:  # NumPy's limit; MNIST's files have 1 or 3
+        raise DatasetError(
+            f"{source}: IDX header declares {ndim} dimensions; at most "
+            f"{_MAX_IDX_DIMS} are supported (the header is damaged)")
     return ndim
 
 

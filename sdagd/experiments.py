@@ -20,6 +20,7 @@ Example (a small sweep on the first 2,000 MNIST images, in this process)::
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import json
 import math
 import multiprocessing
@@ -36,6 +37,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from . import _files
 from . import optim as _optim
 
 __all__ = ["sweep", "tune", "run_job", "run_group", "group_key", "load_records", "paper_sizes", "TuneResult",
@@ -275,7 +277,7 @@ def load_records(path) -> list:
     skipped with a warning naming the line: the records around it are kept, and a resumed
     sweep runs the configuration it held (if any) again.
     """
-    records = []
+    records, by_key = [], {}
     if not path or not os.path.exists(path):
         return records
     with open(path, "rb") as f:
@@ -288,7 +290,13 @@ def load_records(path) -> list:
             except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError
                 problem = f"not a JSON line ({exc})"
             if problem is None:
-                records.append(record)
+                # One record per run key (the last written: a retried run's): two runs into one
+                # file must not count a configuration twice in a table.
+                if record["key"] in by_key:
+                    records[by_key[record["key"]]] = record
+                else:
+                    by_key[record["key"]] = len(records)
+                    records.append(record)
             elif line.endswith(b"\n"):  # not the torn end of a killed write
                 warnings.warn(f"{path}, line {number}: {problem}; skipped (a sweep runs its configuration, "
                               f"if any, again)", stacklevel=2)
@@ -303,6 +311,16 @@ def _record_problem(record):
         return "a record without key or config"
     if record.get("status") not in _STATUSES:
         return f"a record with status {record.get('status')!r}, not one of {list(_STATUSES)}"
+    config = record["config"]
+    for field, kind, text in [("depth", int, "an integer"), ("seed", int, "an integer"),
+                              ("activation", str, "a string"), ("optimizer", str, "a string")]:
+        if field in config and (not isinstance(config[field], kind) or isinstance(config[field], bool)):
+            return f"config field {field!r} is {config[field]!r}, not {text}"
+    if record["status"] == "ok":  # what the tables compute with
+        for field in ("final_error", "final_loss"):
+            value = record.get(field, 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"field {field!r} of an ok record is {value!r}, not a number"
     return None
 
 
@@ -315,6 +333,9 @@ def _check_writable(path, *, folder=False, append=False):
     where the output will go: os.access answers wrongly for root and for read-only mounts.
     """
     path = os.path.abspath(os.fspath(path))
+    if os.path.islink(path) and not os.path.exists(path):  # makedirs would say only "File exists"
+        raise FileNotFoundError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; create "
+                                f"it{' as a folder' if folder else ''} or choose another output")
     if folder:
         if os.path.exists(path) and not os.path.isdir(path):
             raise NotADirectoryError(f"{path} exists and is not a folder; choose another output folder")
@@ -326,7 +347,8 @@ def _check_writable(path, *, folder=False, append=False):
     else:
         if os.path.isdir(path):
             raise IsADirectoryError(f"{path} is a folder; give the name of a file")
-        where = os.path.dirname(path)
+        target = _files._write_target(path)  # a device, FIFO or socket is refused; a link is followed
+        where = os.path.dirname(target)
         if not os.path.isdir(where):
             raise FileNotFoundError(f"cannot write {path}: the folder {where} does not exist")
     try:
@@ -340,6 +362,7 @@ def _check_writable(path, *, folder=False, append=False):
 
 
 def _append_record(path, record):
+    _files._write_target(path)  # a FIFO swapped in would block the open, a device swallow the record
     with open(path, "a+", encoding="utf-8") as f:
         if f.tell() > 0:  # a run killed mid-write leaves a torn line: start on a fresh one
             f.seek(f.tell() - 1)
@@ -388,6 +411,10 @@ def _check_grid(depths, activations, seeds, width, output, loss):
             raise TypeError(f"{name} must be a sequence such as {example}, got {values!r}")
         grid.append(list(values))
     depths, activations, seeds = grid
+    for name, values in [("depths", depths), ("activations", activations), ("seeds", seeds)]:
+        repeated = sorted({repr(v) for v in values if sum(1 for w in values if w == v) > 1})
+        if repeated:  # the same run twice: twice the work, and a spread of 0 taken for two seeds
+            raise ValueError(f"{name} lists {', '.join(repeated)} more than once; give each value once")
     for depth in depths:  # int() would quietly make 1.7 a 1, and -1 a network without hidden layers
         if not _is_int(depth) or not 1 <= depth <= _MAX_WIDTHS - 2:
             raise ValueError(f"depths must hold integers from 1 to {_MAX_WIDTHS - 2} (hidden layers), "
@@ -556,6 +583,19 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
         # (A custom executor's workers read data folders themselves, maybe elsewhere.)
         _check_data(data, evaluate_on, n_val, keep=executor is None and workers == 0)
 
+    # One writer per results file: a second sweep into it stops here, naming the first.
+    with (_files.output_lock(_lock_path(out), f"the results file {out}") if out else contextlib.nullcontext()):
+        return _sweep_locked(configs, out, retry_failed, progress, grouped, executor, workers, device, data)
+
+
+def _lock_path(path):
+    """The lock file that guards the output ``path`` (a hidden file beside it)."""
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    return os.path.join(folder, f".{name}.lock")
+
+
+def _sweep_locked(configs, out, retry_failed, progress, grouped, executor, workers, device, data):
+    """sweep's runs, once its arguments are checked and its output is locked."""
     done = {}
     for record in load_records(out):
         if record.get("status") in ("ok", "diverged") or (record.get("status") == "failed" and not retry_failed):

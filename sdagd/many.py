@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from . import _core
 from .history import History, epoch_record
-from .mlp import MLP, DivergenceError, _as_inputs, _as_labels, _check_fit_arguments
+from .mlp import MLP, DivergenceError, _as_inputs, _as_labels, _check_fit_arguments, _is_int
 from .optim import Optimizer
 
 __all__ = ["fit_many"]
@@ -95,26 +95,47 @@ def fit_many(nets: Sequence[MLP], optimizers: Sequence[Optimizer], X, y, epochs:
     if seeds is None:
         seeds = [net.config["seed"] for net in nets]
     seeds = list(seeds)
-    if len(seeds) != len(nets) or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**64
-                                      for s in seeds):
+    if len(seeds) != len(nets) or any(not _is_int(s) or not 0 <= s < 2**64 for s in seeds):
         raise ValueError(f"seeds must hold one integer in [0, 2**64) per network, got {seeds!r}")
+    seeds = [int(s) for s in seeds]  # NumPy integers too, as fit takes them
+    for k, (net, opt) in enumerate(zip(nets, optimizers)):
+        if net.epochs_trained + int(epochs) >= 2**63:
+            raise ValueError(f"nets[{k}]: epochs_trained ({net.epochs_trained}) + epochs ({epochs}) would overflow "
+                             f"the 64-bit epoch counter")
+        if opt._core is not None and opt._net_core is not net._net:  # checked before any is bound
+            raise ValueError(f"optimizers[{k}] already holds state for another network; create a new optimizer "
+                             f"for each network (or call reset())")
     if callable(progress) and progress is not True:
         report = progress
     elif progress is True:
         report = None  # a group line below instead of one line per network
 
-    core_opts = [opt._bind(net._net) for net, opt in zip(nets, optimizers)]
-    trainer = _core.Trainer([net._net for net in nets], core_opts)
+    # Bound only now, and unbound again if the core refuses the group (e.g. Hessian schedules
+    # that cannot share a pass): a rejected call leaves every optimizer as it was.
+    if int(epochs) > 0:  # copied into the core and checked before anything is bound
+        data = _core.Dataset(lead._net, X, y)
+        val_data = _core.Dataset(lead._net, X_val, y_val) if X_val is not None else None
+    fresh = [opt._core is None for opt in optimizers]
+    try:
+        core_opts = [opt._bind(net._net) for net, opt in zip(nets, optimizers)]
+        trainer = _core.Trainer([net._net for net in nets], core_opts)
+    except BaseException:
+        for opt, was_fresh in zip(optimizers, fresh):
+            if was_fresh:
+                opt.reset()
+        raise
     histories = [History() for _ in nets]
     if int(epochs) == 0:
         return histories
-    data = _core.Dataset(lead._net, X, y)
-    val_data = _core.Dataset(lead._net, X_val, y_val) if X_val is not None else None
     stopped = [False] * len(nets)
     for _ in range(int(epochs)):
+        current = [opt._bind(net._net) for net, opt in zip(nets, optimizers)]
+        if any(a is not b for a, b in zip(current, core_opts)):  # a hyperparameter was assigned
+            core_opts, trainer = current, _core.Trainer([net._net for net in nets], current)
         start = time.perf_counter()
         stats = trainer.epoch(data, int(batch_size), seeds, [net.epochs_trained for net in nets], stopped)
         seconds = time.perf_counter() - start
+        finished = []  # every network's state is updated before any callback runs (it may raise)
         for k, (net, opt, s) in enumerate(zip(nets, optimizers, stats)):
             if stopped[k]:
                 continue
@@ -129,6 +150,8 @@ def fit_many(nets: Sequence[MLP], optimizers: Sequence[Optimizer], X, y, epochs:
             net.epochs_trained = epoch
             record = epoch_record(epoch, s, val, seconds, net.config["activation"], net.sizes)
             histories[k].append(record)
+            finished.append((k, record))
+        for k, record in finished:
             if report is not None:
                 report(k, record)
             elif progress is True and record["stalled"]:

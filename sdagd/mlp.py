@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import _core
-from ._files import atomic_write
+from ._files import atomic_write, open_regular
 from .history import History, epoch_record
 from .optim import Optimizer, from_config
 
@@ -204,7 +204,30 @@ class MLP:
             raise DeviceError(f"device={device!r} cannot be used: {exc}") from None
         self._net.init_params(_INIT[init], c["seed"])
         self._offsets = self._net.layer_offsets()
-        self.epochs_trained = 0  #: epochs completed by fit() over the network's life
+        self._epochs_trained = 0
+
+    @property
+    def epochs_trained(self) -> int:
+        """Epochs completed by fit() over the network's life (saved and restored with it)."""
+        return self._epochs_trained
+
+    @epochs_trained.setter
+    def epochs_trained(self, value):
+        # Checked when set, as load checks it: a value save would write but load refuse (or the
+        # core's 64-bit epoch counter overflow on) never gets in.
+        if not _is_count(value):
+            raise ValueError(f"epochs_trained must be an integer in [0, 2**63), got {value!r}")
+        self._epochs_trained = int(value)
+
+    def copy(self) -> "MLP":
+        """An independent copy: same configuration, parameters and ``epochs_trained`` (an
+        optimizer's state is not part of a network; copy it with save/load, ``with_optimizer``).
+        ``copy.copy(net)``, ``copy.deepcopy(net)`` and pickling do the same."""
+        return _rebuild(self.config, self._net.get_params(), self.epochs_trained)
+
+    def __reduce__(self):
+        # The C core's objects cannot be pickled; a network is its configuration and parameters.
+        return _rebuild, (self.config, self._net.get_params(), self.epochs_trained)
 
     # -- description ---------------------------------------------------------------------------
 
@@ -249,6 +272,16 @@ class MLP:
         flat = np.empty(self.n_params, dtype=np.float32)
         for l, ((w_at, b_at), pair) in enumerate(zip(self._offsets, params)):
             W, b = (np.asarray(p) for p in pair)
+            for name, p in (("W", W), ("b", b)):
+                if p.dtype == bool or not (np.issubdtype(p.dtype, np.floating) or np.issubdtype(p.dtype, np.integer)):
+                    raise TypeError(f"layer {l}: {name} must hold real numbers (float32 is what the network keeps), "
+                                    f"got dtype {p.dtype}")
+                if p.dtype.itemsize > 4 and np.issubdtype(p.dtype, np.floating):
+                    big = np.flatnonzero(np.isfinite(p) & (np.abs(p) > np.finfo(np.float32).max))
+                    if big.size:
+                        raise ValueError(f"layer {l}: {name} holds {p.flat[big[0]]} at flat index {big[0]}, which "
+                                         f"overflows float32 (magnitudes up to {np.finfo(np.float32).max:.4g}), the "
+                                         f"precision the network keeps")
             n_in, n_out = self.sizes[l], self.sizes[l + 1]
             if W.shape != (n_out, n_in) or b.shape != (n_out,):
                 raise ValueError(f"layer {l}: expected W {(n_out, n_in)} and b {(n_out,)}, "
@@ -328,7 +361,9 @@ class MLP:
         Parameters
         ----------
         X, y : arrays
-            Inputs (n, n_in) floats and integer labels (n,).
+            Inputs (n, n_in) floats and integer labels (n,). They are copied once into the core
+            and checked there (NaN or inf in X is a ValueError, not a divergence): changing them
+            during the fit (from a callback or another thread) does not affect it.
         optimizer : sdagd.optim.Optimizer
             Its state is bound to this network and carries over between calls.
         epochs : int
@@ -366,15 +401,25 @@ class MLP:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
             raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
 
-        core_opt = optimizer._bind(self._net)  # binds: only once the arguments are good
+        if self.epochs_trained + int(epochs) >= 2**63:
+            raise ValueError(f"epochs_trained ({self.epochs_trained}) + epochs ({epochs}) would overflow the "
+                             f"64-bit epoch counter")
+        if optimizer._core is not None and optimizer._net_core is not self._net:
+            optimizer._bind(self._net)  # raises: the optimizer holds another network's state
         history = History()
         if int(epochs) == 0:
+            optimizer._bind(self._net)
             return history
-        data = _core.Dataset(self._net, X, y)  # on the network's device, once for the whole fit
+        # Copied once into the core (on the network's device) and checked there, before the
+        # optimizer is bound: a rejected call leaves the optimizer as it was, and changes to X or
+        # y during the fit do not reach it.
+        data = _core.Dataset(self._net, X, y)
         val_data = _core.Dataset(self._net, X_val, y_val) if X_val is not None else None
+        core_opt = optimizer._bind(self._net)
         for _ in range(int(epochs)):
             epoch = self.epochs_trained + 1
             start = time.perf_counter()
+            core_opt = optimizer._bind(self._net)  # new hyperparameters (opt.lr = ...) apply from here
             try:
                 stats = _core.train_epoch(self._net, core_opt, data, int(batch_size), int(seed), epoch - 1)
             except _core.DivergenceError as exc:
@@ -425,7 +470,13 @@ class MLP:
                     raise ValueError(f"cannot save to {path}: the optimizer state contains NaN or inf; "
                                      f"nothing was written, an earlier file there is kept")
                 arrays["optimizer_state"] = state["state"]
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        text = json.dumps(meta)
+        try:  # what load will check, checked now: a file load refuses is never written
+            _check_meta(json.loads(text), path)
+        except ValueError as exc:
+            raise ValueError(f"cannot save: {exc}; load would refuse such a file, so nothing was written "
+                             f"(an earlier file there is kept)") from None
+        arrays["meta"] = np.frombuffer(text.encode(), dtype=np.uint8)
         atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
@@ -446,16 +497,19 @@ class MLP:
 
         Notes
         -----
-        Files are untrusted input. Nothing is built and no array is read before the metadata
-        (at most 1 MiB of JSON) is checked and the ``.npy`` headers of the stored arrays agree
-        with it: the parameters must be float32 of exactly the shape the configuration needs,
-        and the optimizer state float32 of shape (slabs <= 2, parameters). Each array is then
-        read only up to the size its header declares, and no member may declare more than
-        1032 times the file's size (the most deflate can expand). So loading allocates no more
-        than the network the configuration describes, and that is at most about 1000 times the
-        file's size.
+        Files are untrusted input. Only a regular file is read (a FIFO, device or folder is
+        refused with an OSError, checked on the open file). Nothing is built and no array is
+        read before the metadata (at most 1 MiB of JSON) is checked and the ``.npy`` headers of
+        the stored arrays agree with it: the parameters must be float32 of exactly the shape the
+        configuration needs, and the optimizer state float32 of shape (slabs <= 2, parameters).
+        Only stored and deflate members are read, each only up to the size its header declares,
+        and no member may declare more than 1032 times the file's size (the most deflate can
+        expand). So loading allocates no more than the network the configuration describes,
+        and that is at most about 1000 times the file's size.
         """
-        with open(path, "rb") as f:  # errors opening it (missing, unreadable) are the OS's own
+        # Errors opening it (missing, unreadable) are the OS's own; a device, FIFO or folder is refused
+        # before anything is read (/dev/zero would be read until memory runs out, a FIFO block).
+        with open_regular(path, "file saved by sdagd.MLP.save") as f:
             if f.read(6) == b"\x93NUMPY":  # what np.save writes: the context-manager error otherwise
                 raise ValueError(f"{path}: a single .npy array, not a network saved by sdagd.MLP.save "
                                  f"(an .npz archive)")
@@ -480,6 +534,14 @@ class MLP:
             _checked(path, "optimizer state", lambda: optimizer.load_state_dict(
                 {"config": optimizer.config(), "state": saved["state"], "step": saved["step"]}, net))
         return net, optimizer
+
+
+def _rebuild(config, params, epochs_trained):
+    """A network from its configuration, parameters and epoch count (copy, deepcopy, pickle)."""
+    net = MLP(**config)
+    net.set_params(net._split(np.asarray(params, dtype=np.float32)))
+    net.epochs_trained = epochs_trained
+    return net
 
 
 def _check_fit_arguments(net, epochs, batch_size, validation_data, progress, on_divergence):
@@ -513,8 +575,8 @@ def _read_checkpoint(archive, with_optimizer) -> dict:
     configuration, the parameters, the epoch count, and with ``with_optimizer`` the optimizer
     (without state, or None), its state array and step."""
     path = archive.path
-    meta = archive.meta()
-    config = _checked(path, "configuration", lambda: _check_config(**meta["config"]))
+    meta = archive.meta(with_optimizer)
+    config = meta["config"]  # checked by _check_meta
     n = _num_params(config["sizes"])
     params = archive.array("params", lambda shape, dtype: _float32_of_shape(shape, dtype, (n,), config))
     if params is None:
@@ -523,11 +585,7 @@ def _read_checkpoint(archive, with_optimizer) -> dict:
     saved = meta.get("optimizer") if with_optimizer else None
     if saved is None:
         return out
-    if not (isinstance(saved, dict) and isinstance(saved.get("config"), dict)
-            and _is_count(saved.get("step")) and isinstance(saved.get("has_state"), bool)):
-        raise ValueError(f"{path}: damaged optimizer record {saved!r}; expected "
-                         f"{{'config': {{...}}, 'step': integer >= 0, 'has_state': true or false}}")
-    out["optimizer"] = _checked(path, "optimizer configuration", lambda: from_config(saved["config"]))
+    out["optimizer"] = from_config(saved["config"])  # checked by _check_meta
 
     def check_state(shape, dtype):  # (slabs, n): the core's optimizers keep 0 to 2 slabs
         slabs = shape[0] if len(shape) == 2 and shape[0] <= 2 else "slabs <= 2"
@@ -584,6 +642,11 @@ class _Archive:
             info = self.archive.getinfo(f"{name}.npy")
         except KeyError:
             return None
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            # bz2 and lzma expand far beyond deflate's 1032:1 (a 2 KB member to 2 GB): the bound
+            # below holds only for what np.savez and np.savez_compressed write.
+            raise ValueError(f"{self.path}: {name} is compressed with method {info.compress_type}; only stored and "
+                             f"deflate members (what numpy.savez and savez_compressed write) are read")
         if info.file_size > _MAX_INFLATION * self.file_size:
             raise ValueError(f"{self.path}: {name} claims {info.file_size} bytes, more than a {self.file_size}-byte "
                              f"file can hold; not a network saved by sdagd.MLP.save")
@@ -614,7 +677,7 @@ class _Archive:
                              f"cannot be used, and sdagd.MLP.save refuses to write them")
         return array
 
-    def meta(self) -> dict:
+    def meta(self, with_optimizer=True) -> dict:
         """The metadata, checked enough that loading can rely on its fields."""
         path = self.path
         raw = self.array("meta", lambda shape, dtype: None if (
@@ -627,20 +690,36 @@ class _Archive:
         except ValueError as exc:  # JSON or UTF-8
             raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (its metadata is not JSON: "
                              f"{exc})") from None
-        if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
-            raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (no configuration)")
-        if not _is_int(meta.get("format")) or meta["format"] != _FORMAT_VERSION:
-            raise ValueError(f"{path}: unsupported file format {meta.get('format')!r}")
-        unknown = sorted(set(meta["config"]) - set(_CONFIG_KEYS))
-        if unknown or "sizes" not in meta["config"]:
-            raise ValueError(f"{path}: invalid configuration {meta['config']!r}: "
-                             + (f"unknown keys {unknown}" if unknown else "no sizes")
-                             + f"; the keys are {list(_CONFIG_KEYS)}")
-        if "epochs_trained" not in meta:
-            raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (no epochs_trained)")
-        if not _is_count(meta["epochs_trained"]):
-            raise ValueError(f"{path}: epochs_trained must be an integer >= 0, got {meta['epochs_trained']!r}")
-        return meta
+        return _check_meta(meta, path, with_optimizer)
+
+
+def _check_meta(meta, path, with_optimizer=True) -> dict:
+    """The checkpoint metadata checked as :meth:`MLP.load` needs it, with the configuration
+    normalised; :meth:`MLP.save` runs the same checks on what it is about to write, so a file
+    it writes always loads. The optimizer record is checked ``with_optimizer`` only: a network
+    loads alone whatever its optimizer record holds."""
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (no configuration)")
+    if not _is_int(meta.get("format")) or meta["format"] != _FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported file format {meta.get('format')!r}")
+    unknown = sorted(set(meta["config"]) - set(_CONFIG_KEYS))
+    if unknown or "sizes" not in meta["config"]:
+        raise ValueError(f"{path}: invalid configuration {meta['config']!r}: "
+                         + (f"unknown keys {unknown}" if unknown else "no sizes")
+                         + f"; the keys are {list(_CONFIG_KEYS)}")
+    if "epochs_trained" not in meta:
+        raise ValueError(f"{path}: not a network saved by sdagd.MLP.save (no epochs_trained)")
+    if not _is_count(meta["epochs_trained"]):
+        raise ValueError(f"{path}: epochs_trained must be an integer >= 0, got {meta['epochs_trained']!r}")
+    meta["config"] = _checked(path, "configuration", lambda: _check_config(**meta["config"]))
+    saved = meta.get("optimizer") if with_optimizer else None
+    if saved is not None:
+        if not (isinstance(saved, dict) and isinstance(saved.get("config"), dict)
+                and _is_count(saved.get("step")) and isinstance(saved.get("has_state"), bool)):
+            raise ValueError(f"{path}: damaged optimizer record {saved!r}; expected "
+                             f"{{'config': {{...}}, 'step': integer >= 0, 'has_state': true or false}}")
+        _checked(path, "optimizer configuration", lambda: from_config(saved["config"]))
+    return meta
 
 
 def _print_epoch(record):

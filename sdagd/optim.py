@@ -9,6 +9,10 @@ that a resumed fit continues bit for bit.
 The update rules are those of ``docs/algorithms.md`` section 5, with ``g`` the mini-batch gradient
 and ``h`` the truncated diagonal Hessian of the same mini-batch (all elementwise).
 
+Hyperparameters are checked in float32, the precision the core computes in, and are
+attributes: ``opt.lr = 0.1`` (e.g. between epochs, from a ``fit`` progress callback) is checked
+as the constructor checks it and applies from the next step, the state carried over.
+
 Example
 -------
 >>> import numpy as np, sdagd
@@ -42,19 +46,34 @@ def _number(name, value, cls):
     return float(value)
 
 
+#: The update kernels compute in float32: a positive hyperparameter below the smallest normal
+#: float32 rounds to 0 (or a subnormal that flush-to-zero hardware takes for 0), one above the
+#: largest to inf; either gives NaN at the first step.
+_F32_TINY, _F32_MAX = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
+
+
 def _positive(name, value, cls):
     value = _number(name, value, cls)
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{cls}: invalid {name} {value!r}; it must be a positive finite number")
+    if not _F32_TINY <= value <= _F32_MAX:
+        raise ValueError(f"{cls}: invalid {name} {value!r}; the core computes in float32, where it would be "
+                         f"{'0' if value < _F32_TINY else 'inf'}: use a value in [{_F32_TINY:.4g}, {_F32_MAX:.4g}]")
     return value
 
 
-def _in_unit_interval(name, value, cls, *, closed_high=False):
+def _in_unit_interval(name, value, cls, *, closed_high=False, open_low=False):
     value = _number(name, value, cls)
-    ok = 0 <= value <= 1 if closed_high else 0 <= value < 1
+    low_ok = value > 0 if open_low else value >= 0
+    ok = low_ok and (value <= 1 if closed_high else value < 1)
+    interval = ("(0, " if open_low else "[0, ") + ("1]" if closed_high else "1)")
     if not ok:
-        interval = "[0, 1]" if closed_high else "[0, 1)"
         raise ValueError(f"{cls}: invalid {name} {value!r}; it must be in {interval}")
+    # In float32 (what the kernels use) 1 - 1e-9 is 1, and 1e-46 is 0: both outside the interval.
+    as_f32 = float(np.float32(value))
+    if (not closed_high and as_f32 >= 1) or (open_low and as_f32 < _F32_TINY):
+        raise ValueError(f"{cls}: invalid {name} {value!r}; the core computes in float32, where it is {as_f32:g}, "
+                         f"outside {interval}")
     return value
 
 
@@ -110,6 +129,22 @@ class Optimizer:
             )
         return self._core
 
+    def _set_hyperparameter(self, name, value):
+        """``self.<name> = value``: checked as the constructor checks it (the whole configuration,
+        so that e.g. a cosine schedule's radius_min stays below a new radius), and in effect from
+        the next step: the core optimizer is rebuilt with the state and step count carried over
+        (a momentum buffer appears zeroed, or is dropped, when SGD's momentum turns on or off)."""
+        candidate = from_config(dict(self.config(), **{name: value}))  # raises as the constructor would
+        fresh = None
+        if self._core is not None:
+            state, step = self._core.get_state()
+            fresh = _core.Optimizer(self._net_core, _KIND[self._kind], **candidate._core_kwargs())
+            empty, _ = fresh.get_state()
+            fresh.set_state(state if state.shape == empty.shape else empty, step)
+        self._hyper = candidate._hyper
+        if fresh is not None:
+            self._core = fresh
+
     def reset(self):
         """Forget all state (step count, averages); the next use starts afresh."""
         self._core = None
@@ -155,6 +190,18 @@ class Optimizer:
         return f"{self.name}({args})"
 
 
+def _hyperparameter(name, default=None):
+    """A hyperparameter as an attribute: reads the validated value; assigning one (e.g. a new lr
+    between epochs) is validated like the constructor's argument and applies from the next step."""
+    def get(self):
+        return self._hyper.get(name, default)
+
+    def set(self, value):
+        self._set_hyperparameter(name, value)
+
+    return property(get, set, doc=f"The hyperparameter {name}; assignable (checked, applies from the next step).")
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent (paper eq. 6), optionally with momentum.
 
@@ -168,6 +215,9 @@ class SGD(Optimizer):
     momentum : float, default 0
         In [0, 1).
     """
+
+    lr = _hyperparameter("lr")
+    momentum = _hyperparameter("momentum")
 
     def __init__(self, lr: float, momentum: float = 0.0):
         super().__init__(lr=_positive("lr", lr, "SGD"), momentum=_in_unit_interval("momentum", momentum, "SGD"))
@@ -221,6 +271,14 @@ class SDAGD(Optimizer):
     """
 
     needs_hessian = True
+    radius = _hyperparameter("radius")
+    eps = _hyperparameter("eps")
+    norm = _hyperparameter("norm")
+    hessian_every = _hyperparameter("hessian_every")
+    max_step = _hyperparameter("max_step")
+    schedule = _hyperparameter("schedule")
+    average = _hyperparameter("average")
+    hessian_scale = _hyperparameter("hessian_scale", 1.0)
 
     def __init__(self, radius: float, eps: float = 1e-8, norm: str = "layer", hessian_every: int = 1,
                  max_step: float | None = None, schedule: dict | None = None, average: float | None = None,
@@ -237,9 +295,8 @@ class SDAGD(Optimizer):
         radius = _positive("radius", radius, "SDAGD")
         schedule = _check_schedule(schedule, radius)
         if average is not None:
-            average = _number("average", average, "SDAGD")
-            if not 0 < average <= 1:
-                raise ValueError(f"SDAGD: invalid average {average!r}; the running average's weight must be in (0, 1]")
+            average = _in_unit_interval("average (the running average's weight)", average, "SDAGD",
+                                        closed_high=True, open_low=True)
         hessian_scale = _positive("hessian_scale", hessian_scale, "SDAGD")
         hyper = dict(radius=radius, eps=_positive("eps", eps, "SDAGD"), norm=norm,
                      hessian_every=int(hessian_every), max_step=max_step)
@@ -296,8 +353,9 @@ def _check_schedule(schedule, radius):
 
     if kind == "step":
         factor = _number("schedule factor", schedule["factor"], "SDAGD")
-        if not 0 < factor <= 1:
-            raise ValueError(f"SDAGD: schedule factor must be in (0, 1], got {factor!r}")
+        if not _F32_TINY <= factor <= 1:  # a factor below float32's smallest normal is 0 to the core
+            raise ValueError(f"SDAGD: schedule factor must be in (0, 1] (at least {_F32_TINY:.4g} in float32, "
+                             f"the core's precision), got {factor!r}")
         return {"kind": "step", "factor": factor, "every": count("every")}
     r_min = _number("schedule radius_min", schedule["radius_min"], "SDAGD")
     if not 0 <= r_min <= radius:
@@ -323,17 +381,21 @@ class SDLM(Optimizer):
     """
 
     needs_hessian = True
+    lr = _hyperparameter("lr")
+    mu = _hyperparameter("mu")
+    gamma = _hyperparameter("gamma")
 
     def __init__(self, lr: float, mu: float, gamma: float = 0.05):
-        gamma = _number("gamma", gamma, "SDLM")
-        if not 0 < gamma <= 1:
-            raise ValueError(f"SDLM: invalid gamma {gamma!r}; it must be in (0, 1]")
+        gamma = _in_unit_interval("gamma", gamma, "SDLM", closed_high=True, open_low=True)
         super().__init__(lr=_positive("lr", lr, "SDLM"), mu=_positive("mu", mu, "SDLM"), gamma=gamma)
 
 
 class AdaGrad(Optimizer):
     """AdaGrad (Duchi et al. 2011) as torch.optim.Adagrad (no lr decay, zero initial sum):
     ``s <- s + g^2; theta <- theta - lr * g / (sqrt(s) + eps)``."""
+
+    lr = _hyperparameter("lr")
+    eps = _hyperparameter("eps")
 
     def __init__(self, lr: float = 1e-2, eps: float = 1e-10):
         super().__init__(lr=_positive("lr", lr, "AdaGrad"), eps=_positive("eps", eps, "AdaGrad"))
@@ -344,6 +406,10 @@ class AdaDelta(Optimizer):
     ``v <- rho v + (1-rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) * g;
     u <- rho u + (1-rho) d^2; theta <- theta - lr * d``."""
 
+    lr = _hyperparameter("lr")
+    rho = _hyperparameter("rho")
+    eps = _hyperparameter("eps")
+
     def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6):
         super().__init__(lr=_positive("lr", lr, "AdaDelta"), rho=_in_unit_interval("rho", rho, "AdaDelta"),
                          eps=_positive("eps", eps, "AdaDelta"))
@@ -353,6 +419,10 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba 2014) as torch.optim.Adam (bias-corrected, no weight decay):
     ``m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2;
     theta <- theta - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)``."""
+
+    lr = _hyperparameter("lr")
+    betas = _hyperparameter("betas")
+    eps = _hyperparameter("eps")
 
     def __init__(self, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:

@@ -42,6 +42,10 @@ def table1_rows(records):
     columns in order of appearance, ``by_cell[(depth, column)]`` = MCR % per successful seed,
     and ``failed[(depth, column)]`` = diverged or failed runs (they enter no mean)."""
     columns, by_cell, failed = [], {}, {}
+    # One record per run (the last given): the same run twice (two sweeps into one file) must
+    # not pass for two seeds.
+    last = {r.get("key", i): i for i, r in enumerate(records)}
+    records = [r for i, r in enumerate(records) if last[r.get("key", i)] == i]
     for r in records:
         c = r["config"]
         col = (c["optimizer"], c["activation"])

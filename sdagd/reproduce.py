@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from . import _quick_choices, experiments, optim, report
-from ._files import atomic_write_text
+from ._files import atomic_write_text, output_lock
 
 QUICK = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0,), epochs=3, train_limit=None)
 #: The full protocol tunes on the whole run length (tune_epochs None: = epochs). A shorter
@@ -165,6 +165,9 @@ def run(out_dir, protocol="quick", epochs=None, workers=None, data=None, seeds=N
         if protocol != "full" or int(tune_epochs) < 1:
             raise ValueError(f"tune_epochs applies to the full protocol and must be >= 1, got {tune_epochs!r}")
         settings["tune_epochs"] = int(tune_epochs)
+    if protocol == "full" and settings["epochs"] < 1:
+        raise ValueError(f"the full protocol needs epochs >= 1 (it tunes and trains for that many), got "
+                         f"{settings['epochs']}")
     if protocol == "full" and settings["tune_epochs"] is None:
         settings["tune_epochs"] = settings["epochs"]
     if train_limit is not None:
@@ -175,12 +178,20 @@ def run(out_dir, protocol="quick", epochs=None, workers=None, data=None, seeds=N
     # fail only when the first results are written.
     experiments._check_writable(out_dir, folder=True)
     os.makedirs(out_dir, exist_ok=True)
+    # One run per folder: a second one would redo all the work and append duplicate records.
+    with output_lock(os.path.join(out_dir, ".sdagd-reproduce.lock"), f"the output folder {out_dir}"):
+        return _run_locked(out_dir, protocol, settings, workers, data, executor, progress, figures, device)
+
+
+def _run_locked(out_dir, protocol, settings, workers, data, executor, progress, figures, device):
+    """run's work, once its arguments are checked and its output folder is locked."""
     start = time.perf_counter()
     common = dict(depths=settings["depths"], activations=settings["activations"], data=data,
                   train_limit=settings["train_limit"], executor=executor, workers=workers, progress=progress,
                   device=device)
     where = f" on {device}" if device != "cpu" else ""
-    images = f"{settings['train_limit']:,}" if settings["train_limit"] else "all 60,000"
+    n_train = train_images(data, settings["train_limit"])
+    images = f"{n_train:,}"  # what the runs will use, whatever was asked
     extra = {}
     if protocol == "quick":
         _say(f"QUICK protocol{where} (reduced, not the paper's): {images} training images, {settings['epochs']} "
@@ -216,7 +227,7 @@ def run(out_dir, protocol="quick", epochs=None, workers=None, data=None, seeds=N
     written["table"] = table
     written["ok_runs"] = sum(r["status"] == "ok" for r in records)
     if protocol == "quick":
-        written["findings"] = findings(records)
+        written["findings"] = findings(records, n_train)
     return written
 
 
@@ -377,8 +388,33 @@ def phase_margin(out_dir, depth=5, activation="sigmoid", radius=0.3, epochs=20, 
     return path
 
 
-def findings(records) -> list:
-    """The paper's two findings, checked on a (quick) sweep: lines of text."""
+#: Training a run must do before the findings are checked on it (images seen, over all its
+#: epochs): below it no network has trained, and "stuck near chance" would say nothing about a
+#: vanishing gradient. The quick protocol sees 180,000 images.
+MIN_IMAGES_FOR_FINDINGS = 30000
+
+
+def train_images(data, train_limit) -> int:
+    """How many training images the runs use: the data set's, or ``train_limit`` if that is
+    fewer. A folder is read but not kept (the worker processes load their own copy)."""
+    if data is None or isinstance(data, (str, os.PathLike)):
+        key = None if data is None else os.fspath(data)
+        if key in experiments._DATA_CACHE:
+            n = len(experiments._DATA_CACHE[key][0][0])
+        else:
+            from .datasets import load_mnist
+
+            n = len(load_mnist(key)[0][0])
+    else:
+        n = len(experiments._load_data(data)[0][0])
+    return min(n, train_limit) if train_limit else n
+
+
+def findings(records, train_images=60000) -> list:
+    """The paper's two findings, checked on a (quick) sweep: lines of text. A finding is checked
+    only if every run it rests on saw at least :data:`MIN_IMAGES_FOR_FINDINGS` training images
+    (epochs x images, ``train_images`` being the size of the training set used); otherwise its
+    line gives the numbers and says it was not checked."""
     by = {(r["config"]["depth"], r["config"]["activation"], r["config"]["optimizer"]): r for r in records
           if r["status"] == "ok"}
     lines = []
@@ -388,12 +424,23 @@ def findings(records) -> list:
     sgd = [100 * by[(d, "sigmoid", "SGD")]["final_error"] for d in deep]
     sdagd = [100 * by[(d, "sigmoid", "SDAGD-layer")]["final_error"] for d in deep]
     names = " and ".join(f"hl-{d}" for d in deep)
-    stuck = all(e > 80 for e in sgd)
+
+    def seen(r):
+        c = r["config"]
+        return c["epochs"] * (min(c["train_limit"], train_images) if c.get("train_limit") else train_images)
+
+    least = min(seen(by[(d, "sigmoid", o)]) for d in deep for o in ("SGD", "SDAGD-layer"))
+    if least < MIN_IMAGES_FOR_FINDINGS:
+        verdict = (f"not checked: {least:,} training images seen (epochs x images) is too little training to "
+                   f"show it; it needs at least {MIN_IMAGES_FOR_FINDINGS:,}")
+        stuck_text = trained_text = verdict
+    else:
+        stuck_text = ("stuck near chance, 90 %: the vanishing gradient" if all(e > 80 for e in sgd)
+                      else "NOT stuck: the finding does not show here")
+        trained_text = "trained" if all(e < 50 for e in sdagd) else "NOT trained: the finding does not show here"
     lines.append(f"1. SGD with sigmoid units at {names}: test MCR {', '.join(f'{e:.1f} %' for e in sgd)} "
-                 f"({'stuck near chance, 90 %: the vanishing gradient' if stuck else 'NOT stuck: the finding does not show here'}).")
-    trained = all(e < 50 for e in sdagd)
-    lines.append(f"2. SDAGD on the same networks: {', '.join(f'{e:.1f} %' for e in sdagd)} "
-                 f"({'trained' if trained else 'NOT trained: the finding does not show here'}).")
+                 f"({stuck_text}).")
+    lines.append(f"2. SDAGD on the same networks: {', '.join(f'{e:.1f} %' for e in sdagd)} ({trained_text}).")
     return lines
 
 
