@@ -63,7 +63,7 @@ class EarlyStopping(Callback):
         self.best, self.best_epoch, self.wait, self.stop_reason = math.inf, None, 0, None
         self._best_params = None
 
-    def on_epoch_end(self, net, record, optimizer):
+    def on_epoch_end(self, net, record: dict, optimizer) -> bool:
         value = record[self.monitor]
         if value is None or math.isnan(value):
             hint = " (pass validation_data to fit)" if self.monitor.startswith("val_") else ""
@@ -97,7 +97,7 @@ class Checkpoint(Callback):
         self.path, self.every, self.with_optimizer = os.fspath(path), every, bool(optimizer)
         self.saved: list = []  #: the paths written, in order
 
-    def on_epoch_end(self, net, record, optimizer):
+    def on_epoch_end(self, net, record: dict, optimizer) -> bool:
         if record["epoch"] % self.every:
             return False
         path = self.path.format(epoch=record["epoch"])

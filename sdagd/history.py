@@ -63,7 +63,7 @@ def stall_reason(activation, saturated, dead):
     return None
 
 
-def epoch_record(epoch, stats, val, seconds, activation, widths):
+def epoch_record(epoch, stats, val, seconds, activation, widths) -> dict:
     """One history row from the C core's epoch statistics and the validation result."""
     nan = math.nan
     sdagd = stats["mu_count"] > 0
@@ -156,7 +156,7 @@ class History:
         text = json.dumps(_nan_to_none(self.as_dict()), indent=1)
         atomic_write(path, lambda f: f.write(text.encode()))
 
-    def to_frame(self):
+    def to_frame(self) -> "pandas.DataFrame":  # noqa: F821  (pandas is optional)
         """A pandas DataFrame with one row per epoch, indexed by ``epoch``; per-layer columns
         (``grad_rms``, ``saturated``, ``dead``) hold one list per row. Needs pandas (an optional
         dependency: ``pip install pandas``)."""

@@ -338,7 +338,7 @@ class MLP:
         loss, errors = self._net.evaluate_dataset(data)
         return Evaluation(loss, errors / data.rows)
 
-    def gradients(self, X, y):
+    def gradients(self, X, y) -> tuple:
         """``(loss, [(dW, db), ...])``: mean loss over the batch and its gradient (backprop)."""
         X = _as_inputs(X, self.sizes[0])
         loss, _, grad, _ = self._net.loss_grad(X, _as_labels(y, X.shape[0], self.sizes[-1]))

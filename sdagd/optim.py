@@ -110,7 +110,7 @@ class Optimizer:
             )
         return self._core
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget all state (step count, averages); the next use starts afresh."""
         self._core = None
         self._net_core = None
@@ -360,7 +360,7 @@ class Adam(Optimizer):
         b1, b2 = (_in_unit_interval(f"beta{i + 1}", b, "Adam") for i, b in enumerate(betas))
         super().__init__(lr=_positive("lr", lr, "Adam"), betas=(b1, b2), eps=_positive("eps", eps, "Adam"))
 
-    def config(self):
+    def config(self) -> dict:
         return {"name": self.name, "lr": self._hyper["lr"], "betas": list(self._hyper["betas"]),
                 "eps": self._hyper["eps"]}
 

@@ -15,6 +15,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="PyTorch is not installed; the sdagd.torch tests need the torch "
                                             "extra: pip install \"sdagd[torch]\"")
 nn = torch.nn
+# One thread: on a loaded machine (CI, cores shared with other jobs) torch's OpenMP threads spin
+# against each other, and a step of these small models took 50x longer with two.
+torch.set_num_threads(1)
 
 import sdagd  # noqa: E402
 import sdagd.torch as st  # noqa: E402
@@ -325,3 +328,26 @@ def test_gradient_flow_refuses_what_it_cannot_watch():
     with pytest.raises(TypeError, match="sdagd.torch.SDAGD"):
         model = nn.Sequential(nn.Linear(2, 2))
         st.GradientFlow(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def readme_block(heading):
+    """The first ```python block after the line ``heading`` of the README."""
+    import pathlib
+    text = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    after = text[text.index(heading + "\n"):]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start:after.index("```\n", start)]
+
+
+def test_the_readme_pytorch_example_runs(mnist_dir, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib", reason="matplotlib (the plot extra) is not installed")
+    monkeypatch.setenv("SDAGD_DATA", str(mnist_dir))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(readme_block("### SDAGD on a PyTorch model"), "README.md", "exec"), namespace)
+    history = namespace["flow"].history
+    assert len(history) == 2 and history.train_error[-1] < 0.5, history.train_error
+    assert len(history.grad_rms[-1]) == 4 and all(v > 0 for v in history.grad_rms[-1])
+    assert 0 < history.mu_mean[-1] and history.phase1_fraction[-1] > 0.9  # greatest-descent phase, as RESULTS.md
+    assert (tmp_path / "torch_gradient_flow.png").stat().st_size > 1000
