@@ -299,7 +299,7 @@ class SDAGD(_CurvatureOptimizer):
             self._epoch_stats.add(mus)
         phase1 = total = 0
         for layer, (gW, gb), (hW, hb), mu in zip(self._layers.linears, grads, hess, mus):
-            mu_f = torch.tensor(mu, dtype=torch.float32).item()  # rounded to float32 as the core does
+            mu_f = torch.tensor(mu, dtype=layer.weight.dtype).item()  # float32 models: rounded as the core does
             for p, g, h in ((layer.weight, gW, hW), (layer.bias, gb, hb)):
                 self.state[p]["h"] = h  # the curvature this step used (for inspection)
                 p.sub_(g / (mu_f + h + eps))
@@ -319,16 +319,21 @@ class SDAGD(_CurvatureOptimizer):
 
 
 class _MuStats:
+    """Running sums of mu_k and the phase-1 counts, as the C core keeps them per epoch."""
+
     def __init__(self):
-        self.mus, self.phase1, self.params = [], 0, 0
+        self.total, self.count, self.low, self.high = 0.0, 0, math.inf, -math.inf
+        self.phase1, self.params = 0, 0
 
     def add(self, mus):
-        self.mus.extend(mus)
+        self.total += sum(mus)
+        self.count += len(mus)
+        self.low, self.high = min(self.low, *mus), max(self.high, *mus)
 
     def result(self) -> dict:
-        if not self.mus:
+        if not self.count:
             return dict(mu_mean=math.nan, mu_min=math.nan, mu_max=math.nan, phase1_fraction=math.nan)
-        return dict(mu_mean=sum(self.mus) / len(self.mus), mu_min=min(self.mus), mu_max=max(self.mus),
+        return dict(mu_mean=self.total / self.count, mu_min=self.low, mu_max=self.high,
                     phase1_fraction=self.phase1 / self.params)
 
 
