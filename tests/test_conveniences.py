@@ -397,3 +397,43 @@ def test_the_notebooks_extra_installs_jupyter_and_the_readme_says_how():
     assert "torch" not in " ".join(pyproject()["project"]["dependencies"])
     readme = (ROOT / "README.md").read_text()
     assert 'pip install ".[notebooks]"' in readme and "jupyter notebook notebooks/" in readme
+
+
+def test_sweep_progress_uses_tqdm_only_on_a_terminal(monkeypatch):
+    pytest.importorskip("tqdm", reason="tqdm (the progress extra) is not installed")
+    from sdagd.experiments import _Progress
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    progress = _Progress(total=2, enabled=True, desc="sweep")
+    assert progress.bar is None and log.getvalue() == "sweep: 2 runs\n"
+    monkeypatch.setattr(sys, "stderr", FakeTerminal())
+    progress = _Progress(total=2, enabled=True, desc="sweep")
+    assert progress.bar is not None
+    progress.close()
+
+
+def test_callback_examples_run():
+    import doctest
+    import sdagd.callbacks
+    result = doctest.testmod(sdagd.callbacks)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_without_pytorch_sdagd_imports_and_sdagd_torch_says_how_to_get_it(tmp_path):
+    """A stand-in `torch` that fails to import, first on the path: the core is unaffected, the
+    optional module names the extra, and the sdagd.torch tests skip with that reason."""
+    (tmp_path / "torch.py").write_text("raise ModuleNotFoundError(\"No module named 'torch' (test stand-in)\")\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env.pop("SDAGD_REQUIRE_TORCH", None)
+    code = ("import sdagd\n"
+            "try:\n    import sdagd.torch\nexcept ImportError as exc:\n    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert 'pip install "sdagd[torch]"' in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                           str(ROOT / "tests" / "test_torch.py")], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+    # Exit code 5: no test ran (the whole module skipped), which is what is wanted here.
+    assert proc.returncode == 5 and "1 skipped" in proc.stdout and "the sdagd.torch tests need the torch extra" \
+        in proc.stdout, proc.stdout + proc.stderr

@@ -355,3 +355,9 @@ def test_the_readme_pytorch_example_runs(mnist_dir, tmp_path, monkeypatch):
     assert len(history.grad_rms[-1]) == 4 and all(v > 0 for v in history.grad_rms[-1])
     assert 0 < history.mu_mean[-1] and history.phase1_fraction[-1] > 0.9  # greatest-descent phase, as RESULTS.md
     assert (tmp_path / "torch_gradient_flow.png").stat().st_size > 1000
+
+
+def test_module_examples_run():
+    import doctest
+    result = doctest.testmod(st)
+    assert result.attempted > 0 and result.failed == 0
