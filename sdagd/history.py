@@ -156,7 +156,7 @@ class History:
         text = json.dumps(_nan_to_none(self.as_dict()), indent=1)
         atomic_write(path, lambda f: f.write(text.encode()))
 
-    def to_frame(self) -> "pandas.DataFrame":  # noqa: F821  (pandas is optional)
+    def to_frame(self) -> "pandas.DataFrame":  # noqa: F821  (pandas is optional, imported inside)
         """A pandas DataFrame with one row per epoch, indexed by ``epoch``; per-layer columns
         (``grad_rms``, ``saturated``, ``dead``) hold one list per row. Needs pandas (an optional
         dependency: ``pip install pandas``)."""

@@ -378,7 +378,7 @@ class MLP:
 
     def fit(self, X, y, optimizer, epochs=1, batch_size=100, validation_data=None, seed=None,
             progress: bool | Callable[[dict], None] = True, on_divergence: str = "raise",
-            callbacks=None) -> History:
+            callbacks: list | None = None) -> History:
         """Train with mini-batches for ``epochs`` epochs.
 
         Each epoch visits the rows in a fresh random order drawn from ``(seed, epoch)``, so

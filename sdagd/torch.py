@@ -36,11 +36,11 @@ from typing import Callable
 try:
     import torch
     from torch import nn
-except ImportError as _error:  # pragma: no cover - exercised where torch is absent
+except ImportError as _error:  # tests/test_conveniences.py runs this with a stand-in torch
     raise ImportError("sdagd.torch needs PyTorch, an optional extra: pip install \"sdagd[torch]\" "
                       f"(or pip install torch) ({_error})") from None
 
-from .history import History, STALL_SHARE, stall_reason  # noqa: F401  (STALL_SHARE: documented here)
+from .history import History, stall_reason
 
 __all__ = ["SDAGD", "SDLM", "GradientFlow", "mse_loss", "from_mlp"]
 
@@ -74,9 +74,10 @@ def _activation_slope(name: str, slope: float, h: torch.Tensor) -> torch.Tensor:
 
 
 def _loss_kind(loss) -> tuple:
-    """``(kind, per_sample_scale, mean)`` of a loss: kind "mse" or "ce"; the curvature of one
-    sample's loss in the output, relative to the paper's per-sample term (MSE 1/2 ||.||^2, CE -log
-    p), is ``per_sample_scale`` (times 1/n_out for nn.MSELoss's mean); ``mean``: divided by B."""
+    """``(kind, per_sample_scale, mean)`` of a loss: kind "mse", "mse_elementwise" (nn.MSELoss's
+    mean, which also divides by n_out) or "ce"; the curvature of one sample's loss in the output,
+    relative to the paper's per-sample term (MSE 1/2 ||.||^2, CE -log p), is ``per_sample_scale``;
+    ``mean``: the loss is divided by the batch size B."""
     if isinstance(loss, str):
         if loss not in ("mse", "ce"):
             raise ValueError(f"invalid loss {loss!r}; use 'mse' (the paper's, sdagd.torch.mse_loss), 'ce' "
@@ -215,7 +216,7 @@ def _positive(cls, name, value) -> float:
 class _CurvatureOptimizer(torch.optim.Optimizer):
     """What SDAGD and SDLM share: the model's structure, the closure run under hooks, h."""
 
-    def __init__(self, model, loss, defaults):
+    def __init__(self, model: nn.Sequential, loss: str | nn.Module, defaults: dict):
         self._loss = _loss_kind(loss)
         self._layers = _Layers(model, self._loss[0])
         super().__init__(self._layers.params(), defaults)
@@ -273,7 +274,8 @@ class SDAGD(_CurvatureOptimizer):
     :class:`GradientFlow` given this optimizer puts their epoch statistics in the history.
     """
 
-    def __init__(self, model: nn.Sequential, radius: float, loss="mse", norm: str = "layer", eps: float = 1e-8):
+    def __init__(self, model: nn.Sequential, radius: float, loss: str | nn.Module = "mse", norm: str = "layer",
+                 eps: float = 1e-8):
         radius = _positive("SDAGD", "radius", radius)
         eps = _positive("SDAGD", "eps", eps)
         if not isinstance(norm, str) or norm not in ("layer", "global"):
@@ -347,7 +349,8 @@ class SDLM(_CurvatureOptimizer):
     round-trips through ``state_dict()``.
     """
 
-    def __init__(self, model: nn.Sequential, lr: float, mu: float, gamma: float = 0.05, loss="mse"):
+    def __init__(self, model: nn.Sequential, lr: float, mu: float, gamma: float = 0.05,
+                 loss: str | nn.Module = "mse"):
         lr = _positive("SDLM", "lr", lr)
         mu = _positive("SDLM", "mu", mu)
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma <= 1:
