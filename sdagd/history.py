@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pandas is optional: imported by to_frame() only when called
+    import pandas
 
 __all__ = ["History", "epoch_record"]
 
@@ -156,7 +160,7 @@ class History:
         text = json.dumps(_nan_to_none(self.as_dict()), indent=1)
         atomic_write(path, lambda f: f.write(text.encode()))
 
-    def to_frame(self) -> "pandas.DataFrame":  # noqa: F821  (pandas is optional, imported inside)
+    def to_frame(self) -> pandas.DataFrame:
         """A pandas DataFrame with one row per epoch, indexed by ``epoch``; per-layer columns
         (``grad_rms``, ``saturated``, ``dead``) hold one list per row. Needs pandas (an optional
         dependency: ``pip install pandas``)."""
