@@ -96,7 +96,7 @@ _OPTIMIZER_OPTIONS = {
     "sgd": ("SGD", {"lr": 0.5, "momentum": None}),
     "sdagd": ("SDAGD", {"radius": 0.3, "norm": None, "eps": None, "hessian_every": None, "max_step": None,
                         "average": None}),
-    "sdlm": ("SDLM", {"lr": 0.1, "mu": 0.01, "gamma": None}),
+    "sdlm": ("SDLM", {"lr": 0.1, "mu": 0.1, "gamma": None}),  # h << mu here: about SGD with lr 1
     "adagrad": ("AdaGrad", {"lr": None, "eps": None}),
     "adadelta": ("AdaDelta", {"lr": None, "rho": None, "eps": None}),
     "adam": ("Adam", {"lr": None, "beta1": None, "beta2": None, "eps": None}),
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=None,
                        help="sgd (default 0.5), sdlm (default 0.1), adagrad, adadelta, adam: learning rate")
     train.add_argument("--momentum", type=float, default=None, help="sgd: momentum (default 0)")
-    train.add_argument("--mu", type=float, default=None, help="sdlm: damping mu (default 0.01)")
+    train.add_argument("--mu", type=float, default=None, help="sdlm: damping mu (default 0.1)")
     train.add_argument("--gamma", type=float, default=None, help="sdlm: weight of the newest h (default 0.05)")
     train.add_argument("--rho", type=float, default=None, help="adadelta: rho (default 0.9)")
     train.add_argument("--beta1", type=float, default=None, help="adam: beta1 (default 0.9)")
