@@ -46,7 +46,7 @@ from .history import History  # noqa: E402
 from .mlp import MLP, DeviceError, DivergenceError, Evaluation  # noqa: E402
 from .many import fit_many  # noqa: E402
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402,F401  (the one version: sdagd/_version.py)
 __all__ = ["MLP", "fit_many", "History", "Evaluation", "DivergenceError", "DeviceError", "optim", "datasets", "phases",
            "set_num_threads", "get_num_threads", "blas_info", "cpu_info", "device_available"]
 

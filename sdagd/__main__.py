@@ -13,6 +13,8 @@ import argparse
 import sys
 import time
 
+from sdagd._version import __version__  # the package is imported before its __main__ runs
+
 
 def _count(low, high=None, high_text=None):
     """argparse type: an integer >= low (and <= high, written ``high_text`` in messages): the
@@ -57,6 +59,7 @@ def _train(args) -> int:
         usable, why = sdagd.device_available(args.device)
         if not usable:
             return _fail(f"--device {args.device} cannot be used: {why}")
+    opt = _optimizer_from_args(args)  # a bad hyperparameter is reported before the data is loaded
     try:
         if args.save:  # before minutes of training, not after them
             _check_writable(args.save)
@@ -70,22 +73,70 @@ def _train(args) -> int:
     sizes = paper_sizes(args.depth, args.width)
     net = sdagd.MLP(sizes, activation=args.activation, output=args.output, loss=args.loss, seed=args.seed,
                     device=args.device)
-    if args.optimizer == "sdagd":
-        opt = sdagd.optim.SDAGD(radius=args.radius, norm=args.norm)
-    else:
-        opt = sdagd.optim.SGD(lr=args.lr)
     print(f"{net!r} with {opt!r}, {args.epochs} epochs of batch {args.batch_size} "
           f"on {len(X_train)} training images ({args.device})", file=sys.stderr)
     start = time.perf_counter()
-    net.fit(X_train, y_train, opt, epochs=args.epochs, batch_size=args.batch_size,
-            validation_data=(X_test, y_test) if args.show_test else None)
+    try:
+        net.fit(X_train, y_train, opt, epochs=args.epochs, batch_size=args.batch_size,
+                validation_data=(X_test, y_test) if args.show_test else None)
+    except KeyboardInterrupt:
+        if not args.save:
+            raise
+        # Ctrl-C: the network trained so far is kept (the core stops after a mini-batch).
+        _save_run(net, opt, args.save)
+        print(f"interrupted: saved the network trained so far ({net.epochs_trained} full epoch(s) and the "
+              f"mini-batches of the epoch in progress) to {args.save}", file=sys.stderr)
+        return 130
     result = net.evaluate(X_test, y_test)
     print(f"test MCR {100 * result.error:.2f} %  (loss {result.loss:.4f}, "
           f"{time.perf_counter() - start:.0f} s)")
     if args.save:
-        net.save(args.save, optimizer=opt)
+        _save_run(net, opt, args.save)
         print(f"saved to {args.save}", file=sys.stderr)
     return 0
+
+
+#: The hyperparameter options of `sdagd train`, by optimizer: (option, keyword, default or None
+#: for the class's own default).
+_OPTIMIZER_OPTIONS = {
+    "sgd": ("SGD", {"lr": 0.5, "momentum": None}),
+    "sdagd": ("SDAGD", {"radius": 0.3, "norm": None, "eps": None, "hessian_every": None, "max_step": None,
+                        "average": None}),
+    "sdlm": ("SDLM", {"lr": 0.1, "mu": 0.1, "gamma": None}),  # h << mu here: about SGD with lr 1
+    "adagrad": ("AdaGrad", {"lr": None, "eps": None}),
+    "adadelta": ("AdaDelta", {"lr": None, "rho": None, "eps": None}),
+    "adam": ("Adam", {"lr": None, "beta1": None, "beta2": None, "eps": None}),
+}
+_HYPERPARAMETERS = sorted({name for _, options in _OPTIMIZER_OPTIONS.values() for name in options})
+
+
+def _optimizer_from_args(args):
+    """The optimizer --optimizer names, with the hyperparameter options given; an option that
+    the optimizer does not take is an error, not silently ignored."""
+    from sdagd import optim
+
+    name, options = _OPTIMIZER_OPTIONS[args.optimizer]
+    given = {key: getattr(args, key) for key in _HYPERPARAMETERS if getattr(args, key) is not None}
+    foreign = sorted(set(given) - set(options))
+    if foreign:
+        flags = ", ".join("--" + key.replace("_", "-") for key in foreign)
+        takes = ", ".join("--" + key.replace("_", "-") for key in options)
+        raise ValueError(f"{flags} {'does' if len(foreign) == 1 else 'do'} not apply to --optimizer "
+                         f"{args.optimizer}, which takes {takes}")
+    kwargs = {key: value for key, value in options.items() if value is not None}
+    kwargs.update(given)
+    if "beta1" in kwargs or "beta2" in kwargs:
+        kwargs["betas"] = (kwargs.pop("beta1", 0.9), kwargs.pop("beta2", 0.999))
+    return getattr(optim, name)(**kwargs)
+
+
+def _save_run(net, opt, path):
+    """The network with its optimizer state, and its history as JSON beside it."""
+    from sdagd.callbacks import history_path
+
+    net.save(path, optimizer=opt)
+    if net.history is not None:
+        net.history.save_json(history_path(path))
 
 
 def _reproduce(args) -> int:
@@ -129,6 +180,7 @@ def _reproduce(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdagd", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"sdagd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="reproduce Table I and Figs. 3-4 of the paper")
     mode = rep.add_mutually_exclusive_group()
@@ -155,10 +207,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--activation", default="sigmoid", choices=["sigmoid", "relu", "tanh", "leaky_relu"])
     train.add_argument("--output", default="sigmoid", choices=["sigmoid", "linear", "softmax"])
     train.add_argument("--loss", default="mse", choices=["mse", "ce"])
-    train.add_argument("--optimizer", default="sdagd", choices=["sdagd", "sgd"])
-    train.add_argument("--radius", type=float, default=0.3, help="SDAGD radius R (default 0.3)")
-    train.add_argument("--norm", default="layer", choices=["layer", "global"], help="SDAGD norm (default layer)")
-    train.add_argument("--lr", type=float, default=0.5, help="SGD learning rate (default 0.5)")
+    train.add_argument("--optimizer", default="sdagd", choices=list(_OPTIMIZER_OPTIONS),
+                       help="the optimizer (default sdagd); its hyperparameters below, each only for the "
+                            "optimizers named, defaults those of sdagd.optim unless stated")
+    train.add_argument("--radius", type=float, default=None, help="sdagd: radius R (default 0.3)")
+    train.add_argument("--norm", default=None, choices=["layer", "global"], help="sdagd: norm (default layer)")
+    train.add_argument("--hessian-every", type=_count(1, 2**31 - 1, "2**31-1"), default=None,
+                       help="sdagd: recompute h every N steps (default 1)")
+    train.add_argument("--max-step", type=float, default=None, help="sdagd: cap on each norm group's step length")
+    train.add_argument("--average", type=float, default=None, help="sdagd: running average of h with this weight")
+    train.add_argument("--lr", type=float, default=None,
+                       help="sgd (default 0.5), sdlm (default 0.1), adagrad, adadelta, adam: learning rate")
+    train.add_argument("--momentum", type=float, default=None, help="sgd: momentum (default 0)")
+    train.add_argument("--mu", type=float, default=None, help="sdlm: damping mu (default 0.1)")
+    train.add_argument("--gamma", type=float, default=None, help="sdlm: weight of the newest h (default 0.05)")
+    train.add_argument("--rho", type=float, default=None, help="adadelta: rho (default 0.9)")
+    train.add_argument("--beta1", type=float, default=None, help="adam: beta1 (default 0.9)")
+    train.add_argument("--beta2", type=float, default=None, help="adam: beta2 (default 0.999)")
+    train.add_argument("--eps", type=float, default=None, help="sdagd, adagrad, adadelta, adam: epsilon")
     train.add_argument("--epochs", type=_count(0), default=3)
     train.add_argument("--batch-size", type=_count(1, 2**31 - 1, "2**31-1"), default=100)
     train.add_argument("--seed", type=_count(0, 2**64 - 1, "2**64-1"), default=0)
@@ -167,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train (default cpu)")
     train.add_argument("--data", default=None, help="directory of the MNIST IDX files (default: $SDAGD_DATA)")
     train.add_argument("--show-test", action="store_true", help="print the test error after every epoch")
-    train.add_argument("--save", default=None, help="save the trained network (.npz)")
+    train.add_argument("--save", default=None,
+                       help="save the trained network with its optimizer (.npz) and its history beside it "
+                            "(NAME.history.json); on Ctrl-C, the network trained so far")
     train.set_defaults(func=_train)
     return parser
 

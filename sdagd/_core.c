@@ -727,29 +727,48 @@ static PyObject *py_train_step(PyObject *module, PyObject *args) {
  * Ctrl-C stops an epoch after the current step with the network intact. */
 static unsigned long main_thread_id; /* the thread that imported the module */
 
+/* ctx: NULL, or a batch_progress whose on_batch (a Python callable, or NULL) is called with the
+ * number of mini-batches done after each one; an exception it raises stops the epoch like
+ * Ctrl-C, with that exception raised. */
+typedef struct {
+    PyObject *on_batch;
+    long long batches;
+} batch_progress;
+
 static int poll_signals(void *ctx) {
-    (void)ctx;
+    batch_progress *progress = ctx;
+    int main_thread = PyThread_get_thread_ident() == main_thread_id;
+    int report = progress != NULL && progress->on_batch != NULL;
     /* Python runs signal handlers in the main thread only: elsewhere there is nothing to poll,
      * and taking the GIL would only slow other threads down. */
-    if (PyThread_get_thread_ident() != main_thread_id) return 0;
+    if (!main_thread && !report) return 0;
     PyGILState_STATE g = PyGILState_Ensure();
-    int stop = PyErr_CheckSignals() < 0;
+    int stop = main_thread && PyErr_CheckSignals() < 0;
+    if (!stop && report) {
+        PyObject *r = PyObject_CallFunction(progress->on_batch, "L", ++progress->batches);
+        stop = r == NULL;
+        Py_XDECREF(r);
+    }
     PyGILState_Release(g);
     return stop;
 }
 
 static PyObject *py_train_epoch(PyObject *module, PyObject *args, PyObject *kwds) {
     (void)module;
-    static char *kwlist[] = {"net", "opt", "data", "batch_size", "seed", "epoch", NULL};
+    static char *kwlist[] = {"net", "opt", "data", "batch_size", "seed", "epoch", "on_batch", NULL};
     NetObject *net;
     OptimizerObject *opt;
     DatasetObject *data;
     int batch_size;
     unsigned long long seed;
     long long epoch;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!iKL", kwlist, &NetType, &net, &OptimizerType, &opt,
-                                     &DatasetType, &data, &batch_size, &seed, &epoch))
+    batch_progress progress = {NULL, 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!iKL|O", kwlist, &NetType, &net, &OptimizerType, &opt,
+                                     &DatasetType, &data, &batch_size, &seed, &epoch, &progress.on_batch))
         return NULL;
+    if (progress.on_batch == Py_None) progress.on_batch = NULL;
+    if (progress.on_batch != NULL && !PyCallable_Check(progress.on_batch))
+        return PyErr_Format(PyExc_TypeError, "on_batch must be callable or None, got %R", progress.on_batch);
     if (check_pair(opt, net) < 0 || dataset_ready(data, net) < 0) return NULL;
     if (batch_size < 1) return PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %d", batch_size);
     train_stats stats = {0};
@@ -763,7 +782,7 @@ static PyObject *py_train_epoch(PyObject *module, PyObject *args, PyObject *kwds
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
     st = train_epoch(net->net, opt->opt, data->ds, batch_size, (uint64_t)seed, (int64_t)epoch, &stats, poll_signals,
-                     NULL);
+                     &progress);
     Py_END_ALLOW_THREADS
     net->busy = 0;
     opt->busy = 0;
@@ -1028,7 +1047,7 @@ static PyObject *py_device_check(PyObject *module, PyObject *arg) {
 static PyMethodDef module_methods[] = {
     {"train_step", py_train_step, METH_VARARGS, "train_step(net, opt, X, y, epoch=0) -> stats dict"},
     {"train_epoch", (PyCFunction)(void (*)(void))py_train_epoch, METH_VARARGS | METH_KEYWORDS,
-     "train_epoch(net, opt, data, batch_size, seed, epoch) -> stats dict"},
+     "train_epoch(net, opt, data, batch_size, seed, epoch, on_batch=None) -> stats dict"},
     {"shuffle_order", py_shuffle_order, METH_VARARGS, "shuffle_order(n, seed, epoch) -> int64 permutation"},
     {"set_num_threads", py_set_num_threads, METH_O, "set the CPU threads; returns the previous number"},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "CPU threads in use"},

@@ -122,7 +122,7 @@ class DatasetNotFoundError(DatasetError, FileNotFoundError):
 # IDX reading
 # --------------------------------------------------------------------------
 
-def read_idx(filename):
+def read_idx(filename) -> np.ndarray:
     """Read an IDX file of unsigned bytes into a NumPy array.
 
     Parameters
@@ -379,7 +379,7 @@ def _read_mnist_file(path, name, verify):
 # Locating and downloading
 # --------------------------------------------------------------------------
 
-def mnist_cache_dir():
+def mnist_cache_dir() -> Path:
     """Return the directory where downloaded MNIST files are kept.
 
     Returns
@@ -479,7 +479,7 @@ def _fetch_verified(url, target):
 # Public API
 # --------------------------------------------------------------------------
 
-def load_mnist(path=None, *, download=True, verify=True):
+def load_mnist(path=None, *, download=True, verify=True) -> tuple:
     """Load MNIST as float32 images in [0, 1] and uint8 labels.
 
     Parameters
@@ -597,7 +597,7 @@ def _load_split(files, images_name, labels_name, verify):
     return X, labels.copy()
 
 
-def validation_split(X, y, n_val=10000):
+def validation_split(X, y, n_val=10000) -> tuple:
     """Hold out the last ``n_val`` rows of a data set for validation.
 
     Parameters

@@ -37,7 +37,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from . import _files
+from . import _files, _version
 from . import optim as _optim
 
 __all__ = ["sweep", "tune", "run_job", "run_group", "group_key", "load_records", "paper_sizes", "TuneResult",
@@ -106,7 +106,7 @@ def _failed_record(config, error=None):
     """A record before (or instead of) a run: status "failed" until the run says otherwise."""
     return {"key": run_key(config), "config": config, "status": "failed", "history": None,
             "final_error": math.nan, "final_loss": math.nan, "wall_time": 0.0, "error": error,
-            "host": socket.gethostname(), "pid": os.getpid()}
+            "host": socket.gethostname(), "pid": os.getpid(), "sdagd_version": _version.__version__}
 
 
 def run_job(config: dict, data=None) -> dict:
@@ -455,16 +455,16 @@ def _describe(record):
 
 
 class _Progress:
-    """tqdm bar when tqdm is installed and progress is on; plain lines otherwise."""
+    """tqdm bar when tqdm is installed, progress is on and stderr is a terminal; plain lines
+    otherwise (a redirected log gets one line per run, no carriage returns)."""
 
     def __init__(self, total, enabled, desc):
         self.enabled, self.bar, self.done, self.total = enabled, None, 0, total
         if enabled:
-            try:
-                from tqdm import tqdm  # plain text: tqdm.auto needs ipywidgets in notebooks
+            from ._progress import tqdm_bar
 
-                self.bar = tqdm(total=total, desc=desc, unit="run", file=sys.stderr)
-            except ImportError:
+            self.bar = tqdm_bar(total, desc, "run")
+            if self.bar is None:
                 print(f"{desc}: {total} runs", file=sys.stderr, flush=True)
 
     def update(self, record):

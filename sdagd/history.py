@@ -1,7 +1,12 @@
 """The record of a training run: one entry per epoch."""
 from __future__ import annotations
 
+import json
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pandas is optional: imported by to_frame() only when called
+    import pandas
 
 __all__ = ["History", "epoch_record"]
 
@@ -62,7 +67,7 @@ def stall_reason(activation, saturated, dead):
     return None
 
 
-def epoch_record(epoch, stats, val, seconds, activation, widths):
+def epoch_record(epoch, stats, val, seconds, activation, widths) -> dict:
     """One history row from the C core's epoch statistics and the validation result."""
     nan = math.nan
     sdagd = stats["mu_count"] > 0
@@ -85,6 +90,17 @@ def epoch_record(epoch, stats, val, seconds, activation, widths):
     }
 
 
+def _nan_to_none(value):
+    """JSON has no NaN: write it as null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
 class History:
     """Per-epoch training record. Each column is a list: ``history.train_error[-1]``,
     ``history["val_error"]``; :meth:`records` gives one dict per epoch.
@@ -98,9 +114,10 @@ class History:
     by 100 for the paper's MCR in %.
     """
 
-    def __init__(self, records=(), diverged=None):
+    def __init__(self, records=(), diverged=None, stopped=None):
         self._columns = {name: [] for name in COLUMNS}
         self.diverged = diverged  #: None, or why training stopped on a NaN/inf
+        self.stopped = stopped    #: None, or why a callback (e.g. EarlyStopping) ended training early
         for record in records:
             self.append(record)
 
@@ -124,7 +141,36 @@ class History:
         return [{name: self._columns[name][i] for name in COLUMNS} for i in range(len(self))]
 
     def as_dict(self) -> dict:
-        return {"diverged": self.diverged, **{name: list(values) for name, values in self._columns.items()}}
+        """The columns as lists, with ``diverged``, ``stopped`` and the ``sdagd_version`` that
+        wrote it (for records saved as JSON)."""
+        from ._version import __version__
+        return {"sdagd_version": __version__, "diverged": self.diverged, "stopped": self.stopped,
+                **{name: list(values) for name, values in self._columns.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "History":
+        """The inverse of :meth:`as_dict` (also reads records written before a column existed)."""
+        n = len(data.get("epoch", []))
+        records = [{name: data[name][i] for name in COLUMNS if name in data} for i in range(n)]
+        return cls(records, diverged=data.get("diverged"), stopped=data.get("stopped"))
+
+    def save_json(self, path) -> None:
+        """Write :meth:`as_dict` as JSON to ``path``, atomically (NaN written as null)."""
+        from ._files import atomic_write
+        text = json.dumps(_nan_to_none(self.as_dict()), indent=1)
+        atomic_write(path, lambda f: f.write(text.encode()))
+
+    def to_frame(self) -> pandas.DataFrame:
+        """A pandas DataFrame with one row per epoch, indexed by ``epoch``; per-layer columns
+        (``grad_rms``, ``saturated``, ``dead``) hold one list per row. Needs pandas (an optional
+        dependency: ``pip install pandas``)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("History.to_frame needs pandas, which sdagd does not require: pip install pandas "
+                              "(or use history.records(), a list of dicts)") from None
+        frame = pd.DataFrame(self.records(), columns=list(COLUMNS))
+        return frame.set_index("epoch")
 
     def __repr__(self):
         if not len(self):

@@ -18,7 +18,9 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import _core
+from . import callbacks as _callbacks
 from ._files import atomic_write, open_regular
+from ._progress import BatchProgress
 from .history import History, epoch_record
 from .optim import Optimizer, from_config
 
@@ -48,6 +50,12 @@ class DeviceError(_core.DeviceError):
 class Evaluation(NamedTuple):
     loss: float   #: mean loss over the rows
     error: float  #: misclassification rate in [0, 1] (x100 for the paper's MCR in %)
+
+    @property
+    def accuracy(self) -> float:
+        """Share of rows classified right, ``1 - error`` (a property, so that ``loss, error =
+        net.evaluate(X, y)`` keeps working)."""
+        return 1.0 - self.error
 
 
 _MAX_WIDTH = 2**24    # limits of the C core (csrc): each layer width,
@@ -124,6 +132,9 @@ def _as_inputs(X, n_in, name="X"):
                         f"got dtype {X.dtype}; convert with X.astype(np.float32)")
     if X.ndim == 1 and X.shape[0] == n_in:
         X = X[None, :]
+    if X.ndim > 2 and X.shape[0] and math.prod(X.shape[1:]) == n_in:
+        # Images, (N, 28, 28) or (N, 1, 28, 28): a view when contiguous, so no copy is made.
+        X = X.reshape(X.shape[0], n_in)
     if X.ndim != 2 or X.shape[1] != n_in:
         raise ValueError(f"{name} must have shape (n_samples, {n_in}), got {X.shape}")
     if X.shape[0] == 0:
@@ -143,8 +154,11 @@ def _as_inputs(X, n_in, name="X"):
 
 
 def _as_labels(y, n_rows, n_out, name="y"):
-    """int32 class labels in [0, n_out), one per row."""
+    """int32 class labels in [0, n_out), one per row; one-hot rows (n_rows, n_out) are accepted
+    and turned into their labels."""
     y = np.asarray(y)
+    if y.ndim == 2:
+        y = _one_hot_labels(y, n_out, name)
     if y.dtype == bool or not np.issubdtype(y.dtype, np.integer):
         raise TypeError(f"{name} must hold integer class labels in [0, {n_out}), got dtype {y.dtype}")
     if y.ndim != 1:
@@ -155,6 +169,21 @@ def _as_labels(y, n_rows, n_out, name="y"):
         bad = y[(y < 0) | (y >= n_out)][0]
         raise ValueError(f"{name} contains label {bad}; labels must be in [0, {n_out}) for {n_out} outputs")
     return np.require(y, dtype=np.int32, requirements=["C", "A"])
+
+
+def _one_hot_labels(y, n_out, name):
+    """The labels of one-hot targets (n_rows, n_out): each row all zeros but a single one."""
+    if y.shape[1] != n_out:
+        raise ValueError(f"{name} must be 1-dimensional (one class label per row) or one-hot, of shape "
+                         f"(n_samples, {n_out}); got shape {y.shape}")
+    if y.dtype == bool or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise TypeError(f"{name}: one-hot labels must hold 0 and 1 as numbers, got dtype {y.dtype}")
+    ones = y == 1
+    if not np.all(ones | (y == 0)) or not np.all(ones.sum(axis=1) == 1):
+        bad = np.flatnonzero(~np.all(ones | (y == 0), axis=1) | (ones.sum(axis=1) != 1))[0]
+        raise ValueError(f"{name} row {bad} is not one-hot ({y[bad].tolist()}): each row must hold a single 1 "
+                         f"and zeros elsewhere")
+    return np.argmax(ones, axis=1)
 
 
 class MLP:
@@ -183,6 +212,12 @@ class MLP:
         :meth:`save` on one device loads on the other. ``sdagd.device_available("cuda")`` says
         whether a GPU can be used here.
 
+    Attributes
+    ----------
+    history : History or None
+        The history of the latest :meth:`fit`, filled as its epochs finish: after an exception
+        (a callback that raised, Ctrl-C, a divergence) it holds the epochs done.
+
     Examples
     --------
     >>> import numpy as np, sdagd
@@ -193,6 +228,8 @@ class MLP:
     >>> len(history), net.predict(X[:5]).shape
     (2, (5,))
     """
+
+    history: History | None = None
 
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse", init="xavier", seed=0,
                  leaky_slope=0.01, device="cpu"):
@@ -302,6 +339,28 @@ class MLP:
         """Predicted class per row (argmax of the output; ties go to the first)."""
         return np.argmax(self.forward(X), axis=1)
 
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities per row, shape (n_samples, n_out), rows summing to 1.
+
+        With ``output="softmax"`` these are the network's outputs. With ``output="sigmoid"``
+        (the paper's MSE networks) the outputs, each in (0, 1), are divided by their row's sum:
+        scores ranked as :meth:`predict` ranks them, not calibrated probabilities. A linear
+        output has no probabilities (ValueError; use :meth:`forward`)."""
+        output = self._config["output"]
+        if output == "linear":
+            raise ValueError("predict_proba: a network with output='linear' gives scores, not probabilities; use "
+                             "forward() for them, or output='softmax' with loss='ce' for probabilities")
+        Y = self.forward(X)
+        if output == "softmax":
+            return Y
+        sums = Y.sum(axis=1, keepdims=True)
+        # All outputs underflowed to 0: no class is preferred, so the row is uniform.
+        return np.where(sums > 0, Y / np.where(sums > 0, sums, 1), np.float32(1 / Y.shape[1]))
+
+    def score(self, X, y) -> float:
+        """Accuracy on ``(X, y)``: the share of rows classified right (scikit-learn's ``score``)."""
+        return self.evaluate(X, y).accuracy
+
     def evaluate(self, X, y) -> Evaluation:
         """Mean loss and misclassification rate (0..1) on ``(X, y)``."""
         X = _as_inputs(X, self.sizes[0])
@@ -312,7 +371,7 @@ class MLP:
         loss, errors = self._net.evaluate_dataset(data)
         return Evaluation(loss, errors / data.rows)
 
-    def gradients(self, X, y):
+    def gradients(self, X, y) -> tuple:
         """``(loss, [(dW, db), ...])``: mean loss over the batch and its gradient (backprop)."""
         X = _as_inputs(X, self.sizes[0])
         loss, _, grad, _ = self._net.loss_grad(X, _as_labels(y, X.shape[0], self.sizes[-1]))
@@ -351,7 +410,8 @@ class MLP:
         return stats["loss_sum"] / stats["rows"]
 
     def fit(self, X, y, optimizer, epochs=1, batch_size=100, validation_data=None, seed=None,
-            progress: bool | Callable[[dict], None] = True, on_divergence: str = "raise") -> History:
+            progress: bool | Callable[[dict], None] = True, on_divergence: str = "raise",
+            callbacks: list | None = None) -> History:
         """Train with mini-batches for ``epochs`` epochs.
 
         Each epoch visits the rows in a fresh random order drawn from ``(seed, epoch)``, so
@@ -361,9 +421,11 @@ class MLP:
         Parameters
         ----------
         X, y : arrays
-            Inputs (n, n_in) floats and integer labels (n,). They are copied once into the core
-            and checked there (NaN or inf in X is a ValueError, not a divergence): changing them
-            during the fit (from a callback or another thread) does not affect it.
+            Inputs (n, n_in) floats (images (n, 28, 28) or (n, 1, 28, 28) are flattened, without a
+            copy when contiguous) and integer labels (n,) or one-hot rows (n, n_out). They are
+            copied once into the core and checked there (NaN or inf in X is a ValueError, not a
+            divergence): changing them during the fit (from a callback or another thread) does
+            not affect it.
         optimizer : sdagd.optim.Optimizer
             Its state is bound to this network and carries over between calls.
         epochs : int
@@ -373,11 +435,18 @@ class MLP:
         seed : int, optional
             Shuffling seed; defaults to the network's ``seed``.
         progress : bool or callable, default True
-            True prints one line per epoch to stderr; a callable receives each epoch's record.
+            True prints one line per epoch to stderr, and on a terminal shows the progress
+            within epochs of 50 mini-batches or more (a tqdm bar when tqdm is installed); a
+            callable receives each epoch's record.
         on_divergence : {"raise", "stop"}, default "raise"
             What a NaN or inf loss or parameter does: raise :class:`DivergenceError`, or stop
             training and return the history so far with ``history.diverged`` set to the
             message (for sweeps that record diverged runs instead of failing).
+        callbacks : list, optional
+            :mod:`sdagd.callbacks` (``EarlyStopping``, ``Checkpoint``) or callables
+            ``f(net, record, optimizer)``, run after each epoch; one returning True ends training
+            (``history.stopped`` says why). One that raises ends fit with its exception, the
+            epochs done kept in ``net.history`` and in the exception's ``history`` attribute.
 
         Returns
         -------
@@ -397,6 +466,7 @@ class MLP:
         X = _as_inputs(X, self.sizes[0])
         y = _as_labels(y, X.shape[0], self.sizes[-1])
         X_val, y_val, report = _check_fit_arguments(self, epochs, batch_size, validation_data, progress, on_divergence)
+        callbacks = _callbacks.check_callbacks(callbacks)
         seed = self._config["seed"] if seed is None else seed
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
             raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
@@ -406,28 +476,49 @@ class MLP:
                              f"64-bit epoch counter")
         if optimizer._core is not None and optimizer._net_core is not self._net:
             optimizer._bind(self._net)  # raises: the optimizer holds another network's state
-        history = History()
+        history = self.history = History()
         if int(epochs) == 0:
             optimizer._bind(self._net)
             return history
+        try:
+            self._fit_epochs(history, optimizer, X, y, X_val, y_val, epochs, batch_size, seed, report,
+                             on_divergence, callbacks, progress is True)
+        except BaseException as exc:  # the epochs done stay readable: net.history, exc.history
+            try:
+                exc.history = history
+            except AttributeError:  # exceptions without a __dict__
+                pass
+            raise
+        return history
+
+    def _fit_epochs(self, history, optimizer, X, y, X_val, y_val, epochs, batch_size, seed, report,
+                    on_divergence, callbacks, show_batches):
+        """fit's loop over the epochs, appending to ``history``."""
         # Copied once into the core (on the network's device) and checked there, before the
         # optimizer is bound: a rejected call leaves the optimizer as it was, and changes to X or
         # y during the fit do not reach it.
         data = _core.Dataset(self._net, X, y)
         val_data = _core.Dataset(self._net, X_val, y_val) if X_val is not None else None
-        core_opt = optimizer._bind(self._net)
+        for c in callbacks:
+            if isinstance(c, _callbacks.Callback):
+                c.on_train_begin(self, optimizer)
         for _ in range(int(epochs)):
             epoch = self.epochs_trained + 1
             start = time.perf_counter()
             core_opt = optimizer._bind(self._net)  # new hyperparameters (opt.lr = ...) apply from here
+            batches = BatchProgress.for_epoch(X.shape[0], int(batch_size), epoch) if show_batches else None
             try:
-                stats = _core.train_epoch(self._net, core_opt, data, int(batch_size), int(seed), epoch - 1)
+                stats = _core.train_epoch(self._net, core_opt, data, int(batch_size), int(seed), epoch - 1,
+                                          on_batch=batches)
             except _core.DivergenceError as exc:
                 error = self._diverged(exc, optimizer, epoch)
                 if on_divergence == "raise":
                     raise error from None
                 history.diverged = str(error)
                 break
+            finally:
+                if batches is not None:
+                    batches.close()
             val = self._evaluate_data(val_data) if val_data is not None else None
             self.epochs_trained = epoch
             record = epoch_record(epoch, stats, val, time.perf_counter() - start, self._config["activation"],
@@ -435,7 +526,10 @@ class MLP:
             history.append(record)
             if report is not None:
                 report(record)
-        return history
+            stop = _callbacks.run_epoch_end(callbacks, self, record, optimizer)
+            if stop:
+                history.stopped = stop
+                break
 
     # -- persistence ---------------------------------------------------------------------------
 

@@ -145,7 +145,7 @@ class Optimizer:
         if fresh is not None:
             self._core = fresh
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget all state (step count, averages); the next use starts afresh."""
         self._core = None
         self._net_core = None
@@ -430,7 +430,7 @@ class Adam(Optimizer):
         b1, b2 = (_in_unit_interval(f"beta{i + 1}", b, "Adam") for i, b in enumerate(betas))
         super().__init__(lr=_positive("lr", lr, "Adam"), betas=(b1, b2), eps=_positive("eps", eps, "Adam"))
 
-    def config(self):
+    def config(self) -> dict:
         return {"name": self.name, "lr": self._hyper["lr"], "betas": list(self._hyper["betas"]),
                 "eps": self._hyper["eps"]}
 

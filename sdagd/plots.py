@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._files import atomic_write
 
 __all__ = ["training_curves", "gradient_flow"]
+
+if TYPE_CHECKING:  # matplotlib is optional
+    from matplotlib.figure import Figure
 
 
 def _format(path):
@@ -60,7 +64,7 @@ def _optimizers(records):
     return seen
 
 
-def training_curves(records, activation="sigmoid", column="train_error", path=None):
+def training_curves(records, activation="sigmoid", column="train_error", path=None) -> Figure:
     """The paper's Fig. 3 (sigmoid) / Fig. 4 (ReLU): one panel per optimizer, one line per
     depth, the per-epoch ``column`` (default the training error, in %) averaged over seeds."""
     chosen = [r for r in records if r["config"]["activation"] == activation]
@@ -90,7 +94,7 @@ def training_curves(records, activation="sigmoid", column="train_error", path=No
     return fig
 
 
-def gradient_flow(records, depth=5, activation="sigmoid", path=None):
+def gradient_flow(records, depth=5, activation="sigmoid", path=None) -> Figure:
     """Per-layer RMS of the weight gradient over epochs (log scale), one panel per optimizer:
     with a vanishing gradient the first layers' lines sit decades below the last layer's."""
     chosen = [r for r in records if r["config"]["depth"] == depth and r["config"]["activation"] == activation

@@ -37,7 +37,7 @@ def _cell(values):
     return f"{mean:.2f} ± {float(np.std(values, ddof=1)):.2f}"
 
 
-def table1_rows(records):
+def table1_rows(records) -> list:
     """``(depths, columns, by_cell, failed)``: the sorted depths, the (optimizer, activation)
     columns in order of appearance, ``by_cell[(depth, column)]`` = MCR % per successful seed,
     and ``failed[(depth, column)]`` = diverged or failed runs (they enter no mean)."""

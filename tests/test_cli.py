@@ -289,7 +289,7 @@ def test_train_checks_save_before_training(where, workdir, fake_mnist, tmp_path,
 def test_train_saves_where_it_can(workdir, fake_mnist, tmp_path):
     proc = run_cli(TRAIN_SMALL + ["--data", fake_mnist, "--save", tmp_path / "net.npz"], cwd=workdir)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(os.listdir(tmp_path)) == ["net.npz"]
+    assert sorted(os.listdir(tmp_path)) == ["net.history.json", "net.npz"]
 
 
 @pytest.fixture
