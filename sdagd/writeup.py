@@ -123,7 +123,9 @@ def answer(res: Results) -> str:
         f"ends at {_range(sd_sig)} % test MCR at hl-{D[0]}..hl-{deepest}; SGD ends at {_range(trained_sgd)} % "
         f"where it trains" + (f" and at {_range([sgd_sig[D.index(d)] for d in stuck])} % (chance) at "
                               f"{', '.join(f'hl-{d}' for d in stuck)}." if stuck else "."),
-        f"- **With ReLU units, SDAGD does not beat SGD.** SDAGD minus SGD, in points of test MCR at "
+        f"- **With ReLU units, SDAGD does not beat SGD.** It is within {max(abs(x) for x in relu_diff[:-1]):.2f} "
+        f"points of SGD at hl-{D[0]}..hl-{D[-2]} and {abs(relu_diff[-1]):.2f} points "
+        f"{'behind' if relu_diff[-1] > 0 else 'ahead'} at hl-{deepest}. SDAGD minus SGD, in points of test MCR at "
         f"hl-{D[0]}..hl-{deepest}: {', '.join(f'{x:+.2f}' for x in relu_diff)} (the validation split chose "
         f"the global norm at {', '.join(f'hl-{d}' for d in relu_global) or 'no depth'}). Only with the cosine "
         f"schedule of R, an option beyond the paper, is SDAGD ahead: {', '.join(f'{x:+.2f}' for x in cos_diff)}; "
@@ -287,14 +289,17 @@ def first_epoch_tuning(res: Results) -> str:
               if min(range(len(cands)), key=lambda i: cands[i][0]) != min(range(len(cands)), key=lambda i: cands[i][1])]
     worst = max((min(c[i][1] for i in range(len(c)) if c[i][0] == min(x[0] for x in c)) - min(x[1] for x in c), s)
                 for s, c in scores.items())
-    return (f"ranked by the validation error after 1 epoch, as the replaced protocol tuned, the pick differs from "
+    return (f"Ranked by the validation error after 1 epoch, as the replaced protocol tuned, the pick differs from "
             f"the one after {len(res.tune[0]['history']['val_error'])} epochs in {len(differ)} of {len(scores)} "
             f"slots of this run's tuning, costing up to {100 * worst[0]:.1f} points of validation MCR "
-            f"({worst[1][0]} hl-{worst[1][1]} {worst[1][2]})")
+            f"({worst[1][0]} hl-{worst[1][1]} {worst[1][2]}).")
 
 
 def table1(res: Results) -> str:
-    return report.table1_markdown(res.records + res.chosen)
+    """Table I with the validation-chosen column next to the paper's SDAGD column."""
+    labels = list(dict.fromkeys(r["config"]["optimizer"] for r in res.records)) + [CHOSEN]
+    activations = list(dict.fromkeys(r["config"]["activation"] for r in res.records))
+    return report.table1_markdown(reproduce._table_order(res.records + res.chosen, labels, activations))
 
 
 def blocks(results_dir, test_labels=None) -> dict:
