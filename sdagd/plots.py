@@ -116,6 +116,12 @@ def _log_axis(ax, plain=True):
 
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}") if plain else LogFormatterSciNotation())
+    if plain:  # within less than a decade there is no major tick: label the minor ones, plainly too
+        def minor(value, _):
+            low, high = ax.get_ylim()
+            return f"{value:g}" if high < 10 * low else ""
+
+        ax.yaxis.set_minor_formatter(FuncFormatter(minor))
     ax.grid(alpha=0.3, which="major")
     ax.grid(alpha=0.12, which="minor")
 
