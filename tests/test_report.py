@@ -450,3 +450,18 @@ def test_tuned_choices_agree_with_the_committed_protocol():
                                                                         if k != "schedule"}, (label, depth)
     edges = report.grid_edges(experiments.load_records(RESULTS / "tune.jsonl"))
     assert len(edges) == 19 and sum(e["flat"] for e in edges) == 1
+
+
+def test_full_protocol_reports_grid_edges_itself(tmp_path, capsys):
+    """What reproduce's full protocol does after tuning: grid_edges.md and one warning per edge."""
+    from sdagd import reproduce
+
+    path = reproduce.report_grid_edges(edge_records(), str(tmp_path))
+    text = Path(path).read_text(encoding="utf-8")
+    assert text.strip() == report.grid_edges_markdown(report.grid_edges(edge_records()))
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 3
+    assert any("SGD hl-1 relu: lr = 2 is on the upper edge" in w and "extended above 2" in w for w in warnings)
+    interior = [r for r in edge_records() if r["config"]["activation"] == "sigmoid" and r["config"]["depth"] == 1]
+    path = reproduce.report_grid_edges(interior, str(tmp_path))
+    assert Path(path).read_text(encoding="utf-8").strip() == "No tuned value lies on an edge of its grid."

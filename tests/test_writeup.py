@@ -55,3 +55,17 @@ def test_update_document_replaces_bodies_only():
     assert writeup.document_blocks(new) == {"a": "new a", "b": "new b"}
     with pytest.raises(ValueError, match=r"no generator for the document's blocks \['b'\]"):
         writeup.update_document(text, {"a": "x"})
+
+
+def test_full_run_figures_are_the_papers(tmp_path):
+    """reproduce's figures for a full run (tune.jsonl present): (a) SGD, (b) the SDAGD variant
+    chosen on validation; the gradient flow (a) SGD, (b) SDAGD-layer."""
+    pytest.importorskip("matplotlib")
+    import shutil
+
+    from sdagd import reproduce
+
+    shutil.copy(RESULTS_DIR / "tune.jsonl", tmp_path / "tune.jsonl")
+    written = reproduce._figures(reproduce.load_results(RESULTS_DIR), str(tmp_path))
+    assert sorted(written) == ["fig3_sigmoid.png", "fig4_relu.png", "gradient_flow.png"]
+    assert all((tmp_path / name).stat().st_size > 10000 for name in written)
