@@ -1,14 +1,19 @@
 """Tables from sweep records: the paper's Table I (test MCR, mean +/- std over seeds) side by
-side with the paper's own numbers, as markdown and CSV. Needs only NumPy."""
+side with the paper's own numbers, as markdown and CSV; and, from tuning records, the choices
+made on the validation split (which SDAGD variant, which grid values sit on an edge). Needs
+only NumPy."""
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 
 import numpy as np
 
-__all__ = ["PAPER_TABLE1", "table1_rows", "table1_markdown", "table1_csv", "paper_comparison_markdown"]
+__all__ = ["PAPER_TABLE1", "table1_rows", "table1_markdown", "table1_csv", "paper_comparison_markdown",
+           "tuning_scores", "tuned_choices", "choose_variant", "variant_records", "variant_choice_markdown",
+           "grid_edges", "grid_edge_reason", "grid_edges_markdown", "class_shares", "constant_prediction_class"]
 
 #: Tan & Lim, Table I: test MCR (%), mean of 3 runs: (depth, optimizer, activation) -> value.
 PAPER_TABLE1 = {
@@ -109,13 +114,17 @@ def table1_csv(records) -> str:
     return buf.getvalue()
 
 
-def paper_comparison_markdown(records, optimizer="SDAGD", aim=0.10) -> str:
+def paper_comparison_markdown(records, optimizer="SDAGD", aim=0.10, judge=None) -> str:
     """Markdown, one line per cell of the paper's ``optimizer`` column: the paper's MCR, each of
     our columns that compares with it (mean over seeds and the difference relative to the
     paper), and a verdict for the best of them: "beats" or "trails" when the paper's value lies
     outside our mean +/- one standard deviation over seeds (and the relative difference is at
     least 2 %), "matches" otherwise; "aim met" when the best is at least ``aim`` (relative)
-    below the paper."""
+    below the paper.
+
+    The best on the test set is a choice made on the test set: pass ``judge``, the label of a
+    column chosen on the validation split (:func:`variant_records`), to judge that column
+    instead; the "best" column then names it as "judged"."""
     depths, columns, by_cell, _ = table1_rows(records)
     activations = []
     for opt, act in columns:
@@ -123,7 +132,8 @@ def paper_comparison_markdown(records, optimizer="SDAGD", aim=0.10) -> str:
             activations.append(act)
     ours = {act: [opt for opt, a in columns if a == act and _paper_optimizer(opt) == optimizer]
             for act in activations}
-    lines = [f"| activation | depth | paper % | ours: mean % (vs paper) | best | verdict | aim ({aim:.0%} below) |",
+    lines = [f"| activation | depth | paper % | ours: mean % (vs paper) | {'judged' if judge else 'best on test'} "
+             f"| verdict | aim ({aim:.0%} below) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for act in activations:
         for depth in depths:
@@ -138,7 +148,7 @@ def paper_comparison_markdown(records, optimizer="SDAGD", aim=0.10) -> str:
             if not means:
                 continue
             parts = [f"{opt} {m:.2f} ({(m - paper) / paper:+.0%})" for opt, (m, _) in means.items()]
-            best = min(means, key=lambda opt: means[opt][0])
+            best = judge if judge in means else min(means, key=lambda opt: means[opt][0])
             mean, std = means[best]
             relative = (mean - paper) / paper
             if abs(mean - paper) <= std or abs(relative) < 0.02:
@@ -149,3 +159,174 @@ def paper_comparison_markdown(records, optimizer="SDAGD", aim=0.10) -> str:
             met = "yes" if relative <= -aim else "no"
             lines.append(f"| {act} | hl-{depth} | {paper:.2f} | {'; '.join(parts)} | {best} | {verdict} | {met} |")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- tuning records
+# The functions below read the records of :func:`sdagd.experiments.tune` (one per candidate,
+# labelled "<label>#<index>", scored on the validation split) and score them as tune() does:
+# the mean over seeds of the final validation error, 1.0 for a run that did not finish; the
+# lowest score wins, the candidate recorded first on a tie.
+
+def tuning_scores(tune_records) -> dict:
+    """``{(label, depth, activation): [(optimizer_config, score), ...]}``, the candidates of
+    each tuning slot in the order they were recorded, each with its validation score (the
+    mean over seeds of the final validation MCR as a fraction; 1.0 for a run that did not
+    finish, as :func:`sdagd.experiments.tune` scores it)."""
+    errors = {}
+    for r in tune_records:
+        c = r["config"]
+        slot = (c["optimizer"].rsplit("#", 1)[0], c["depth"], c["activation"])
+        key = json.dumps(c["optimizer_config"], sort_keys=True)
+        errors.setdefault(slot, {}).setdefault(key, []).append(r["final_error"] if r["status"] == "ok" else 1.0)
+    return {slot: [(json.loads(key), float(np.mean(errs))) for key, errs in by_key.items()]
+            for slot, by_key in errors.items()}
+
+
+def tuned_choices(tune_records) -> dict:
+    """``{(label, depth, activation): (optimizer_config, score)}``: the candidate each tuning
+    slot chose (the lowest score; the first recorded on a tie), as tune() chooses."""
+    out = {}
+    for slot, candidates in tuning_scores(tune_records).items():
+        best = candidates[0]
+        for candidate in candidates[1:]:
+            if candidate[1] < best[1]:
+                best = candidate
+        out[slot] = best
+    return out
+
+
+def choose_variant(tune_records, labels=("SDAGD-layer", "SDAGD-global")) -> dict:
+    """``{(depth, activation): label}``: which of ``labels`` (here the two readings of the
+    paper's mu_k) the validation split prefers in each cell, comparing the tuned candidate of
+    each label by its validation score, exactly as lr and R are chosen. The variant is one
+    more hyperparameter, so the test set plays no part; on a tie the first label wins."""
+    choices = tuned_choices(tune_records)
+    activations = list(dict.fromkeys(a for (label, d, a) in choices if label in labels))
+    cells = sorted({(d, a) for (label, d, a) in choices if label in labels},
+                   key=lambda cell: (activations.index(cell[1]), cell[0]))
+    out = {}
+    for depth, activation in cells:
+        scored = [(choices[(label, depth, activation)][1], i, label) for i, label in enumerate(labels)
+                  if (label, depth, activation) in choices]
+        if len(scored) < len(labels):
+            missing = [lab for lab in labels if (lab, depth, activation) not in choices]
+            raise ValueError(f"hl-{depth} {activation}: no tuning records for {missing}; choose_variant "
+                             f"needs validation scores of every variant in {list(labels)}")
+        out[(depth, activation)] = min(scored)[2]
+    return out
+
+
+def variant_records(records, choice, label="SDAGD") -> list:
+    """Copies of the records of the variant ``choice`` picked in each cell (see
+    :func:`choose_variant`), relabelled ``label``; ``config["variant"]`` keeps the original
+    label. Feeding them to :func:`table1_markdown` or :func:`sdagd.plots.training_curves`
+    gives the column or the panel of the validation-chosen variant."""
+    out = []
+    for r in records:
+        c = r["config"]
+        if choice.get((c["depth"], c["activation"])) == c["optimizer"]:
+            out.append(dict(r, config=dict(c, optimizer=label, variant=c["optimizer"])))
+    return out
+
+
+def variant_choice_markdown(tune_records, records, labels=("SDAGD-layer", "SDAGD-global")) -> str:
+    """Markdown, one line per cell: each variant's validation MCR (tuned candidate, seed 0 as
+    tuned), the variant the validation split chooses, and the test MCR (mean ± std over seeds)
+    of each variant, the chosen one in bold."""
+    choices = tuned_choices(tune_records)
+    chosen = choose_variant(tune_records, labels)
+    _, _, by_cell, failed = table1_rows(records)
+    head = ["cell"] + [f"{lab} validation %" for lab in labels] + ["chosen on validation"] + \
+           [f"{lab} test %" for lab in labels]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for (depth, activation), pick in chosen.items():
+        row = [f"hl-{depth} {activation}"]
+        row += [f"{100 * choices[(lab, depth, activation)][1]:.2f}" for lab in labels]
+        row.append(pick)
+        for lab in labels:
+            text = _cell(by_cell.get((depth, (lab, activation)), []))
+            n_bad = failed.get((depth, (lab, activation)), 0)
+            text = f"{text} ({n_bad} diverged/failed)".strip() if n_bad else text
+            row.append(f"**{text}**" if lab == pick and text else text)
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _tuned_parameters(candidates):
+    """The optimizer settings that differ between a slot's candidates (lr, radius, ...)."""
+    keys = sorted({k for cfg, _ in candidates for k in cfg})
+    return [k for k in keys if len({json.dumps(cfg.get(k), sort_keys=True) for cfg, _ in candidates}) > 1]
+
+
+def grid_edges(tune_records, flat_tolerance=0.005) -> list:
+    """Tuning slots whose chosen value lies on an edge of its grid, as dicts: ``slot``
+    (label, depth, activation), ``parameter``, ``grid`` (the values tried, sorted), ``chosen``,
+    ``side`` ("lower" or "upper"), ``scores`` (validation MCR fraction per grid value) and
+    ``flat`` (True when every candidate scored within ``flat_tolerance`` of the chosen one, so
+    the grid gave no evidence either way: a tie, not an edge the optimum lies beyond).
+
+    An edge choice means the optimum may lie outside the grid: extend the grid beyond that
+    edge, or state why the edge is a natural bound. Only slots whose candidates differ in
+    exactly one numeric setting can be judged; others are skipped."""
+    chosen = tuned_choices(tune_records)
+    edges = []
+    for slot, candidates in tuning_scores(tune_records).items():
+        varying = _tuned_parameters(candidates)
+        if len(varying) != 1 or len(candidates) < 2:
+            continue
+        parameter = varying[0]
+        values = [cfg.get(parameter) for cfg, _ in candidates]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            continue
+        grid = sorted(set(values))
+        pick = chosen[slot][0][parameter]
+        if pick not in (grid[0], grid[-1]):
+            continue
+        scores = {cfg[parameter]: score for cfg, score in candidates}
+        edges.append(dict(slot=slot, parameter=parameter, grid=grid, chosen=pick,
+                          side="lower" if pick == grid[0] else "upper", scores=scores,
+                          flat=all(abs(s - chosen[slot][1]) <= flat_tolerance for s in scores.values())))
+    edges.sort(key=lambda e: (e["slot"][0], e["slot"][2], e["slot"][1]))
+    return edges
+
+
+def grid_edge_reason(edge) -> str:
+    """Plain words for one :func:`grid_edges` entry: what the edge means and what to do."""
+    values = ", ".join(f"{v:g}" for v in edge["grid"])
+    if edge["flat"]:
+        spread = [100 * s for s in edge["scores"].values()]
+        return (f"a tie, not a choice: every candidate ({values}) ends at {min(spread):.2f}–{max(spread):.2f} %, "
+                f"so the first recorded is taken; whether any {edge['parameter']} trains this cell in the budget "
+                "needs a wider grid")
+    beyond = "below" if edge["side"] == "lower" else "above"
+    return (f"no natural bound ({edge['parameter']} may be any positive number): the grid must be "
+            f"extended {beyond} {edge['chosen']:g}")
+
+
+def grid_edges_markdown(edges) -> str:
+    """Markdown table of :func:`grid_edges`: slot, grid, choice, validation MCR per grid value
+    and :func:`grid_edge_reason`."""
+    lines = ["| slot | parameter | grid | chosen | edge | validation MCR % per value | what it means |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for e in edges:
+        label, depth, activation = e["slot"]
+        scores = ", ".join(f"{100 * e['scores'][v]:.2f}" for v in e["grid"])
+        lines.append(f"| {label} hl-{depth} {activation} | {e['parameter']} | "
+                     f"{', '.join(f'{v:g}' for v in e['grid'])} | {e['chosen']:g} | {e['side']} | {scores} | "
+                     f"{grid_edge_reason(e)} |")
+    return "\n".join(lines)
+
+
+def class_shares(labels, n_classes=10) -> np.ndarray:
+    """The share of each class among ``labels``."""
+    labels = np.asarray(labels)
+    return np.bincount(labels.astype(np.int64), minlength=n_classes)[:n_classes] / float(labels.size)
+
+
+def constant_prediction_class(error, shares, tolerance=5e-5):
+    """The class ``c`` whose always-predict-``c`` error ``1 - shares[c]`` equals the MCR
+    ``error`` (a fraction) within ``tolerance`` (half a test image of 10,000), or None. An
+    error that equals such a constant is what a network that outputs one class for every
+    image scores; a network that trains essentially never lands on one exactly."""
+    hits = [c for c, share in enumerate(shares) if abs((1.0 - share) - error) <= tolerance]
+    return hits[0] if len(hits) == 1 else None

@@ -206,7 +206,7 @@ def _run_locked(out_dir, protocol, settings, workers, data, executor, progress, 
     table = report.table1_markdown(records)
     outputs = [("table1.md", table + "\n"), ("table1.csv", report.table1_csv(records))]
     if protocol == "full":
-        outputs.append(("paper_comparison.md", report.paper_comparison_markdown(records) + "\n"))
+        outputs.append(("paper_comparison.md", _paper_comparison(records, out_dir) + "\n"))
     for name, text in outputs:
         atomic_write_text(os.path.join(out_dir, name), text)
         written[name] = os.path.join(out_dir, name)
@@ -241,6 +241,7 @@ def _full(out_dir, settings, common, where, images):
                              out=os.path.join(out_dir, "tune.jsonl"), **common)
     atomic_write_text(os.path.join(out_dir, "tuning.md"), tuned.table() + "\n")
     extra = {"tuning.md": os.path.join(out_dir, "tuning.md")}
+    extra["grid_edges.md"] = report_grid_edges(tuned.records, out_dir)
     # Would a shorter tuning budget have chosen the same? Read off the same runs.
     budget = settings["stability_budget"]
     if budget and budget < E_tune:
@@ -444,10 +445,55 @@ def findings(records, train_images=60000) -> list:
     return lines
 
 
+def report_grid_edges(tune_records, out_dir) -> str:
+    """Write grid_edges.md (the tuned values on an edge of their grid, :func:`sdagd.report.grid_edges`)
+    and warn about each: an edge choice means the grid may not hold the best value. Returns
+    the path written."""
+    edges = report.grid_edges(tune_records)
+    path = os.path.join(out_dir, "grid_edges.md")
+    text = report.grid_edges_markdown(edges) if edges else "No tuned value lies on an edge of its grid."
+    atomic_write_text(path, text + "\n")
+    for e in edges:
+        label, depth, activation = e["slot"]
+        _say(f"WARNING: {label} hl-{depth} {activation}: {e['parameter']} = {e['chosen']:g} is on the "
+             f"{e['side']} edge of its grid {e['grid']}: {report.grid_edge_reason(e)}")
+    return path
+
+
+def _paper_comparison(records, out_dir) -> str:
+    """paper_comparison.md, judging the SDAGD variant the validation split chose per cell (both
+    norm variants need tuning records in ``out_dir``); without them, the best on test as before."""
+    from . import writeup
+
+    tune_path = os.path.join(out_dir, "tune.jsonl")
+    try:
+        tune_records = experiments.load_records(tune_path) if os.path.exists(tune_path) else []
+        choice = report.choose_variant(tune_records, writeup.VARIANTS) if tune_records else {}
+    except ValueError:
+        choice = {}
+    if not choice:
+        return report.paper_comparison_markdown(records)
+    chosen = report.variant_records(records, choice, writeup.CHOSEN)
+    return report.paper_comparison_markdown(records + chosen, judge=writeup.CHOSEN)
+
+
 def _figures(records, out_dir):
     from . import plots  # imports matplotlib only when drawing
 
     written = {}
+    tune_path = os.path.join(out_dir, "tune.jsonl")
+    if os.path.exists(tune_path):  # a full run: the paper's figures, (a) SGD, (b) SDAGD chosen on validation
+        from . import writeup
+
+        try:
+            choice = report.choose_variant(experiments.load_records(tune_path), writeup.VARIANTS)
+            paths = writeup.figures_from(records, report.variant_records(records, choice, writeup.CHOSEN), out_dir)
+            return {os.path.basename(p): p for p in paths}
+        except ImportError as exc:
+            _say(f"figures skipped: {exc}")
+            return written
+        except ValueError as exc:
+            _say(f"paper-style figures skipped ({exc}); drawing every optimizer instead")
     try:
         for activation, name in [("sigmoid", "fig3_sigmoid.png"), ("relu", "fig4_relu.png")]:
             if any(r["config"]["activation"] == activation for r in records):

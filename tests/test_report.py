@@ -302,3 +302,166 @@ def test_paper_comparison_trails_outside_the_spread():
                 "status": "ok", "final_error": (paper * 1.25 + d) / 100.0} for s, d in enumerate((-0.05, 0.0, 0.05))]
     row = report.paper_comparison_markdown(records).splitlines()[2]
     assert "| trails by 25% | no |" in row
+
+
+# ------------------------------------------------------------------------------ tuning records
+
+def tune_rec(label, index, depth, act, seed, value, error, status="ok", key="radius", **extra):
+    """A tuning record as experiments.tune writes it (label#index, validation error)."""
+    name = "SGD" if key == "lr" else "SDAGD"
+    return {"config": {"depth": depth, "activation": act, "optimizer": f"{label}#{index}", "seed": seed,
+                       "optimizer_config": {"name": name, key: value, **extra}},
+            "status": status, "final_error": error if status == "ok" else math.nan,
+            "history": {"val_error": [error]}}
+
+
+def test_tuned_choices_score_like_tune():
+    records = [tune_rec("SDAGD-layer", 0, 1, "relu", 0, 0.1, 0.020),
+               tune_rec("SDAGD-layer", 0, 1, "relu", 1, 0.1, 0.030),  # mean 0.025
+               tune_rec("SDAGD-layer", 1, 1, "relu", 0, 0.3, 0.024),
+               tune_rec("SDAGD-layer", 1, 1, "relu", 1, 0.3, None, status="diverged"),  # scores 1.0: mean 0.512
+               tune_rec("SDAGD-layer", 2, 1, "relu", 0, 1.0, 0.025),
+               tune_rec("SDAGD-layer", 2, 1, "relu", 1, 1.0, 0.025)]  # mean 0.025: a tie, later -> loses
+    scores = report.tuning_scores(records)[("SDAGD-layer", 1, "relu")]
+    assert [cfg["radius"] for cfg, _ in scores] == [0.1, 0.3, 1.0]
+    assert [s for _, s in scores] == pytest.approx([0.025, 0.512, 0.025])
+    cfg, score = report.tuned_choices(records)[("SDAGD-layer", 1, "relu")]
+    assert cfg["radius"] == 0.1 and score == pytest.approx(0.025)
+
+
+def variant_tune_records():
+    """Two cells; the global norm's best candidate wins relu hl-1, the per-layer sigmoid hl-1;
+    hl-2 sigmoid is a tie (the first label wins)."""
+    out = []
+    for (act, depth), layer, glob in [(("sigmoid", 1), (0.030, 0.020), (0.025, 0.090)),
+                                      (("relu", 1), (0.018, 0.019), (0.017, 0.500)),
+                                      (("sigmoid", 2), (0.040, 0.030), (0.030, 0.050))]:
+        for i, (r, e) in enumerate(zip((0.1, 0.3), layer)):
+            out.append(tune_rec("SDAGD-layer", i, depth, act, 0, r, e, norm="layer"))
+        for i, (r, e) in enumerate(zip((0.3, 3.0), glob)):
+            out.append(tune_rec("SDAGD-global", i, depth, act, 0, r, e, norm="global"))
+    return out
+
+
+def test_choose_variant_on_validation_scores():
+    choice = report.choose_variant(variant_tune_records())
+    # sigmoid hl-1: layer's best 0.020 < global's best 0.025; relu: global 0.017 < layer 0.018;
+    # sigmoid hl-2: 0.030 each, the first label wins
+    assert choice == {(1, "sigmoid"): "SDAGD-layer", (2, "sigmoid"): "SDAGD-layer", (1, "relu"): "SDAGD-global"}
+    assert list(choice) == [(1, "sigmoid"), (2, "sigmoid"), (1, "relu")]  # activations in recorded order
+
+
+def test_choose_variant_needs_both_variants():
+    records = [r for r in variant_tune_records() if not (r["config"]["activation"] == "relu"
+                                                         and r["config"]["optimizer"].startswith("SDAGD-global"))]
+    with pytest.raises(ValueError, match=r"hl-1 relu: no tuning records for \['SDAGD-global'\]"):
+        report.choose_variant(records)
+
+
+def test_variant_records_make_a_column_judged_on_validation():
+    choice = {(1, "relu"): "SDAGD-global"}
+    records = [rec(1, "SDAGD-layer", "relu", s, 0.015) for s in range(3)] + \
+              [rec(1, "SDAGD-global", "relu", s, 0.017 + 0.001 * s) for s in range(3)]
+    chosen = report.variant_records(records, choice, "SDAGD (chosen)")
+    assert [r["config"]["variant"] for r in chosen] == ["SDAGD-global"] * 3
+    assert all(r["config"]["optimizer"] == "SDAGD (chosen)" for r in chosen)
+    assert all(r["config"]["optimizer"] == "SDAGD-global" for r in records[3:])  # the originals untouched
+    md = table1_markdown(records + chosen)
+    assert header_cells(md)[3] == "SDAGD (chosen) relu"
+    assert row_cells(md, 1)[3] == expected_cell([1.7, 1.8, 1.9])
+    # judged: the chosen column, not the better on test (SDAGD-layer's 1.5 %)
+    row = report.paper_comparison_markdown(records + chosen, judge="SDAGD (chosen)").splitlines()[2]
+    assert "| SDAGD (chosen) | beats by 2% |" not in row  # 1.80 vs 1.77 is within the spread
+    assert "| SDAGD (chosen) | matches (+2%) | no |" in row
+    best = report.paper_comparison_markdown(records + chosen).splitlines()
+    assert "best on test" in best[0] and "| SDAGD-layer | beats by 15% | yes |" in best[2]
+
+
+def test_variant_choice_markdown_bolds_the_chosen_variant():
+    records = [rec(1, "SDAGD-layer", "relu", s, 0.015) for s in range(2)] + \
+              [rec(1, "SDAGD-global", "relu", s, 0.017) for s in range(2)]
+    md = report.variant_choice_markdown(variant_tune_records(), records)
+    row = next(line for line in md.splitlines() if line.startswith("| hl-1 relu"))
+    assert row == "| hl-1 relu | 1.80 | 1.70 | SDAGD-global | 1.50 ± 0.00 | **1.70 ± 0.00** |"
+
+
+def edge_records():
+    out = []
+    # SGD relu hl-1: best lr at the upper edge; sigmoid hl-1: interior; sigmoid hl-5: all tie
+    for i, (lr, e) in enumerate([(0.1, 0.04), (0.5, 0.02), (2.0, 0.016)]):
+        out.append(tune_rec("SGD", i, 1, "relu", 0, lr, e, key="lr"))
+    for i, (lr, e) in enumerate([(0.1, 0.09), (0.5, 0.07), (2.0, 0.9)]):
+        out.append(tune_rec("SGD", i, 1, "sigmoid", 0, lr, e, key="lr"))
+    for i, lr in enumerate((0.1, 0.5, 2.0)):
+        out.append(tune_rec("SGD", i, 5, "sigmoid", 0, lr, 0.901, key="lr"))
+    # recorded out of order: the smallest R is the last candidate, and it wins
+    for i, (r, e) in enumerate([(0.3, 0.02), (1.0, 0.03), (0.1, 0.019)]):
+        out.append(tune_rec("SDAGD-layer", i, 2, "relu", 0, r, e))
+    # two settings vary together: not judged
+    out.append(tune_rec("SDAGD-x", 0, 1, "relu", 0, 0.1, 0.02, eps=1e-8))
+    out.append(tune_rec("SDAGD-x", 1, 1, "relu", 0, 0.3, 0.03, eps=1e-6))
+    return out
+
+
+def test_grid_edges_flags_edges_ties_and_nothing_else():
+    edges = {e["slot"]: e for e in report.grid_edges(edge_records())}
+    assert set(edges) == {("SGD", 1, "relu"), ("SGD", 5, "sigmoid"), ("SDAGD-layer", 2, "relu")}
+    up = edges[("SGD", 1, "relu")]
+    assert (up["parameter"], up["grid"], up["chosen"], up["side"], up["flat"]) == ("lr", [0.1, 0.5, 2.0], 2.0,
+                                                                                     "upper", False)
+    low = edges[("SDAGD-layer", 2, "relu")]
+    assert (low["parameter"], low["grid"], low["chosen"], low["side"]) == ("radius", [0.1, 0.3, 1.0], 0.1, "lower")
+    assert "extended below 0.1" in report.grid_edge_reason(low)
+    assert "extended above 2" in report.grid_edge_reason(up)
+    tie = edges[("SGD", 5, "sigmoid")]
+    assert tie["flat"] and tie["chosen"] == 0.1 and report.grid_edge_reason(tie).startswith("a tie")
+    md = report.grid_edges_markdown(report.grid_edges(edge_records()))
+    assert "| SGD hl-1 relu | lr | 0.1, 0.5, 2 | 2 | upper | 4.00, 2.00, 1.60 |" in md
+    assert len(md.splitlines()) == 2 + 3
+
+
+def test_class_shares_and_constant_predictions():
+    labels = np.array([0] * 10 + [1] * 30 + [2] * 60)
+    shares = report.class_shares(labels, n_classes=4)
+    assert shares.tolist() == [0.1, 0.3, 0.6, 0.0]
+    assert report.constant_prediction_class(0.7, shares) == 1   # always "1": wrong on 70 %
+    assert report.constant_prediction_class(0.4, shares) == 2
+    assert report.constant_prediction_class(0.5, shares) is None
+    assert report.constant_prediction_class(1.0, shares) == 3   # a class that never occurs
+
+
+# ------------------------------------------------------------------------------ the committed records
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "full20"
+
+
+def test_tuned_choices_agree_with_the_committed_protocol():
+    """The report's reading of the tuning records chooses what experiments.tune chose."""
+    import json
+
+    from sdagd import experiments
+
+    protocol = json.loads((RESULTS / "protocol.json").read_text(encoding="utf-8"))
+    choices = report.tuned_choices(experiments.load_records(RESULTS / "tune.jsonl"))
+    assert len(choices) == 40
+    for (label, depth, activation), (cfg, _) in choices.items():
+        chosen = protocol["optimizers"][label][f"hl-{depth} {activation}"]
+        assert {k: v for k, v in chosen.items() if k != "schedule"} == {k: v for k, v in cfg.items()
+                                                                        if k != "schedule"}, (label, depth)
+    edges = report.grid_edges(experiments.load_records(RESULTS / "tune.jsonl"))
+    assert len(edges) == 19 and sum(e["flat"] for e in edges) == 1
+
+
+def test_full_protocol_reports_grid_edges_itself(tmp_path, capsys):
+    """What reproduce's full protocol does after tuning: grid_edges.md and one warning per edge."""
+    from sdagd import reproduce
+
+    path = reproduce.report_grid_edges(edge_records(), str(tmp_path))
+    text = Path(path).read_text(encoding="utf-8")
+    assert text.strip() == report.grid_edges_markdown(report.grid_edges(edge_records()))
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 3
+    assert any("SGD hl-1 relu: lr = 2 is on the upper edge" in w and "extended above 2" in w for w in warnings)
+    interior = [r for r in edge_records() if r["config"]["activation"] == "sigmoid" and r["config"]["depth"] == 1]
+    path = reproduce.report_grid_edges(interior, str(tmp_path))
+    assert Path(path).read_text(encoding="utf-8").strip() == "No tuned value lies on an edge of its grid."
