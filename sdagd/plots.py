@@ -133,7 +133,7 @@ def _log_axis(ax, plain=True):
 
 def _spread(records):
     """What a line and its band show, in words."""
-    seeds = len({r["config"]["seed"] for r in records})
+    seeds = len({r["config"].get("seed", 0) for r in records})
     return f"lines: mean of {seeds} seeds, bands: their range" if seeds > 1 else "1 seed"
 
 
@@ -180,7 +180,7 @@ def training_curves(records, activation="sigmoid", column="train_error", path=No
         longest = 1
         for i, (ax, label) in enumerate(zip(axes, labels)):
             runs = [r for r in chosen if r["config"]["optimizer"] == label]
-            seeds = len({r["config"]["seed"] for r in runs})
+            seeds = len({r["config"].get("seed", 0) for r in runs})
             for j, depth in enumerate(depths):
                 band = _band([r["history"][column] for r in runs if r["config"]["depth"] == depth
                               and r.get("history")])

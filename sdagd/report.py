@@ -48,9 +48,11 @@ def table1_rows(records) -> list:
     and ``failed[(depth, column)]`` = diverged or failed runs (they enter no mean)."""
     columns, by_cell, failed = [], {}, {}
     # One record per run (the last given): the same run twice (two sweeps into one file) must
-    # not pass for two seeds.
-    last = {r.get("key", i): i for i, r in enumerate(records)}
-    records = [r for i, r in enumerate(records) if last[r.get("key", i)] == i]
+    # not pass for two seeds. The run is named by its configuration as given (what
+    # experiments.run_key stores), so that relabelled copies (variant_records) stay apart.
+    keys = [json.dumps(r["config"], sort_keys=True) for r in records]
+    last = {key: i for i, key in enumerate(keys)}
+    records = [r for i, r in enumerate(records) if last[keys[i]] == i]
     for r in records:
         c = r["config"]
         col = (c["optimizer"], c["activation"])

@@ -53,7 +53,10 @@ def _kernel_manager():
 
 
 def _kernel_env(mnist_dir):
-    env = dict(os.environ, SDAGD_NOTEBOOK_SMALL="1", SDAGD_DATA=str(mnist_dir))
+    # Two threads whatever the machine or what earlier tests left in the environment (a Dask
+    # worker sets OMP_NUM_THREADS=1): the notebooks print the count, and the results are the
+    # same bits for any number of threads.
+    env = dict(os.environ, SDAGD_NOTEBOOK_SMALL="1", SDAGD_DATA=str(mnist_dir), SDAGD_NUM_THREADS="2")
     env.pop("MPLBACKEND", None)  # the notebooks select the inline backend themselves
     # The kernel must import the sdagd under test: when that is a source tree (an in-place
     # build, or `python -m pytest` from the checkout), put it first on the kernel's path.
