@@ -15,7 +15,6 @@ sdagd_status sdagd_fail(sdagd_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-void sdagd_clear_error(void);
 
 /* ---- RNG: SplitMix64 seeding a xoshiro256** stream (Blackman & Vigna 2018). Portable:
  *      the same seed gives the same numbers on every platform and compiler. */

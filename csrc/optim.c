@@ -143,8 +143,6 @@ int optim_needs_hessian_at(const optimizer *opt, int64_t step) {
     return opt->config.kind == OPT_SDAGD && step % opt->config.hessian_every == 0;
 }
 
-int optim_needs_hessian(const optimizer *opt) { return optim_needs_hessian_at(opt, opt->step); }
-
 double optim_radius_at(const optim_config *c, int64_t epoch) {
     switch (c->schedule) {
     case SCHEDULE_STEP: return c->radius * pow(c->schedule_factor, (double)(epoch / c->schedule_every));

@@ -154,9 +154,6 @@ typedef struct optimizer optimizer;
 sdagd_status optim_create(optimizer **out, const optim_config *config, const mlp *net);
 void optim_free(optimizer *opt); /* accepts NULL */
 
-/* Does this step need the Hessian diagonal? (SDAGD when step % hessian_every == 0, SDLM.) */
-int optim_needs_hessian(const optimizer *opt);
-
 /* Number of float slabs of size P the state holds (0..2), plus the integer step counter. */
 int optim_num_state_slabs(const optimizer *opt);
 int64_t optim_step_count(const optimizer *opt);
