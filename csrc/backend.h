@@ -175,7 +175,6 @@ typedef struct {
 } advance_args;
 
 typedef struct sdagd_backend_ops {
-    const char *name;
     int host_memory;  /* backend memory is host memory: inputs need no upload */
     int loss_window;  /* steps between read-backs of the per-step losses (1 on the CPU) */
 
@@ -188,7 +187,6 @@ typedef struct sdagd_backend_ops {
     sdagd_status (*download)(void *ctx, void *dst_host, const void *src, size_t bytes);
     sdagd_status (*copy)(void *ctx, void *dst, const void *src, size_t bytes);
     sdagd_status (*zero)(void *ctx, void *dst, size_t bytes);
-    sdagd_status (*sync)(void *ctx); /* wait for queued work; report asynchronous failures */
 
     /* Step recording (CUDA graphs), per recorder (one per trainer). replay launches the step
      * recorded under `key` and returns 1, returns 0 when none is, and -1 (message set) when

@@ -8,8 +8,6 @@ static _Thread_local char last_error[512];
 
 const char *sdagd_last_error(void) { return last_error; }
 
-void sdagd_clear_error(void) { last_error[0] = '\0'; }
-
 sdagd_status sdagd_fail(sdagd_status status, const char *fmt, ...) {
     va_list args;
     va_start(args, fmt);

@@ -15,7 +15,6 @@ sdagd_status sdagd_fail(sdagd_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-void sdagd_clear_error(void);
 
 /* ---- RNG: SplitMix64 seeding a xoshiro256** stream (Blackman & Vigna 2018). Portable:
  *      the same seed gives the same numbers on every platform and compiler. */
@@ -67,8 +66,6 @@ struct mlp {
     double *segments;      /* (2L) sums of squares of dW_l, db_l */
     size_t *offsets;       /* (2L + 1) w_off, b_off and P in backend memory, for the kernels */
     float *grad, *hess;    /* (P) for mlp_loss_grad, allocated on first use */
-    struct trainer *solo;  /* kept for train_step with the same optimizer (solo_opt_id) */
-    uint64_t solo_opt_id;
 };
 
 /* The data set's buffers (backend memory) and device. */
@@ -107,7 +104,6 @@ struct optimizer {
     int n_slabs;           /* state slabs in use, 0..2 */
     float *state[2];       /* (P) each, backend memory; meaning per kind, see slabs_for() */
     int64_t step;          /* steps taken */
-    uint64_t id;           /* unique in the process: identifies the optimizer in caches */
 };
 
 /* The hyperparameters as the kernels read them, with this epoch's radius. */

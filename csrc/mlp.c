@@ -156,7 +156,6 @@ static void own_view(const mlp *net, group_view *g) {
 void mlp_free(mlp *net) {
     if (!net) return;
     if (net->be) {
-        trainer_free(net->solo); /* uses the work buffers and context freed below */
         workspace_free(net, &net->ws);
         void *buffers[] = {net->params, net->grad, net->hess, net->act, net->slope, net->active,
                            net->counters, net->loss_slot, net->error_slot, net->segments, net->offsets};

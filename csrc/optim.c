@@ -4,7 +4,6 @@
  * parameter slab (backend.h, kernels.h); the training loop (train.c) calls it.
  */
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,7 +96,6 @@ void optim_free(optimizer *opt) {
 }
 
 sdagd_status optim_create(optimizer **out, const optim_config *config, const mlp *net) {
-    static atomic_uint_fast64_t next_id = 1;
     *out = NULL;
     sdagd_status st = check_config(config);
     if (st != SDAGD_OK) return st;
@@ -108,7 +106,6 @@ sdagd_status optim_create(optimizer **out, const optim_config *config, const mlp
     opt->net = net;
     opt->n = net->n_params;
     opt->n_slabs = slabs_for(config);
-    opt->id = atomic_fetch_add(&next_id, 1);
     for (int i = 0; i < opt->n_slabs && st == SDAGD_OK; i++) {
         st = net->be->alloc(net->ctx, (void **)&opt->state[i], opt->n * sizeof(float));
         if (st == SDAGD_OK) st = net->be->zero(net->ctx, opt->state[i], opt->n * sizeof(float));
@@ -145,8 +142,6 @@ int optim_needs_hessian_at(const optimizer *opt, int64_t step) {
     if (opt->config.kind == OPT_SDLM) return 1;
     return opt->config.kind == OPT_SDAGD && step % opt->config.hessian_every == 0;
 }
-
-int optim_needs_hessian(const optimizer *opt) { return optim_needs_hessian_at(opt, opt->step); }
 
 double optim_radius_at(const optim_config *c, int64_t epoch) {
     switch (c->schedule) {

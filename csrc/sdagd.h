@@ -154,9 +154,6 @@ typedef struct optimizer optimizer;
 sdagd_status optim_create(optimizer **out, const optim_config *config, const mlp *net);
 void optim_free(optimizer *opt); /* accepts NULL */
 
-/* Does this step need the Hessian diagonal? (SDAGD when step % hessian_every == 0, SDLM.) */
-int optim_needs_hessian(const optimizer *opt);
-
 /* Number of float slabs of size P the state holds (0..2), plus the integer step counter. */
 int optim_num_state_slabs(const optimizer *opt);
 int64_t optim_step_count(const optimizer *opt);
@@ -195,46 +192,46 @@ enum { SDAGD_DIVERGED_LOSS = 1, SDAGD_DIVERGED_PARAMS = 2 };
 
 void train_stats_reset(train_stats *stats);
 
-/* One update on one batch (host memory): gradient (and h when needed), then the optimizer
- * step. `epoch` selects SDAGD's radius under a schedule. */
-sdagd_status train_step(mlp *net, optimizer *opt, const float *X, const int32_t *labels, int B,
-                        int64_t epoch, train_stats *stats);
-
-/* Called between mini-batches; nonzero stops the epoch with SDAGD_ERR_INTERRUPTED. */
-typedef int (*sdagd_poll_fn)(void *ctx);
-
-/* One epoch over the dataset's N rows in the order of a permutation drawn from (seed, epoch):
- * mini-batches of batch_size (the last one may be smaller). Returns SDAGD_ERR_NONFINITE at
- * the first step whose loss is NaN or inf (a non-finite parameter makes the next loss so),
- * and when a parameter is non-finite at the end of the epoch; stats->steps tells how far it
- * got. */
-sdagd_status train_epoch(mlp *net, optimizer *opt, const sdagd_dataset *ds, int batch_size, uint64_t seed,
-                         int64_t epoch, train_stats *stats, sdagd_poll_fn poll, void *poll_ctx);
-
 /* ------------------------------------------------------------------------------------------ */
-/* Many networks at once                                                                       */
+/* Training: one network, or many at once                                                      */
 
-/* K networks of the same sizes, output and loss (activations, seeds and optimizers may
- * differ; optimizers that need the Hessian diagonal must need it at the same steps), on one
- * device, trained together: each gets exactly the steps it would get trained alone. The
- * trainer holds nets[k] and opts[k] until trainer_free (the caller keeps them alive and does
- * not use them meanwhile) and writes parameters and state back to them after every call. */
+/* The one training path: K networks of the same sizes, output and loss (activations, seeds
+ * and optimizers may differ; optimizers that need the Hessian diagonal must need it at the
+ * same steps), on one device, trained together: each gets exactly the steps it would get
+ * trained alone (K = 1 is MLP.fit and MLP.train_step). The trainer holds nets[k] and opts[k]
+ * until trainer_free (the caller keeps them alive and does not use them meanwhile) and writes
+ * parameters and state back to them after every call. A caller resets the stats before each
+ * call (train_stats_reset) and sets stats[k].diverged nonzero for a network to leave alone. */
 typedef struct trainer trainer;
 
 sdagd_status trainer_create(trainer **out, mlp *const *nets, optimizer *const *opts, int K);
 void trainer_free(trainer *t); /* accepts NULL */
 
-/* One epoch of every network still training (stats[k].diverged == 0 on entry): network k
- * shuffles with (seeds[k], epochs[k]). A network that diverges stops and reports it in
- * stats[k]; the others go on. Returns SDAGD_OK unless the whole call failed (memory,
- * device, interrupted by poll). */
+/* Called between mini-batches; nonzero stops the epoch with SDAGD_ERR_INTERRUPTED. */
+typedef int (*sdagd_poll_fn)(void *ctx);
+
+/* One epoch of every network still training (stats[k].diverged == 0 on entry) over the
+ * dataset's N rows: network k visits them in the order of a permutation drawn from
+ * (seeds[k], epochs[k]), in mini-batches of batch_size (the last one may be smaller). A
+ * network whose batch loss is NaN or inf stops at that step (no update made in it), one whose
+ * parameters are non-finite at the end of the epoch is marked too; either reports it in
+ * stats[k] (stats[k].steps tells how far it got) and the others go on. `poll` (may be NULL)
+ * is called between mini-batches; nonzero stops the epoch with SDAGD_ERR_INTERRUPTED, the
+ * steps taken kept. Returns SDAGD_OK unless the whole call failed (memory, device,
+ * interrupted by poll). */
 sdagd_status trainer_epoch(trainer *t, const sdagd_dataset *ds, int batch_size, const uint64_t *seeds,
                            const int64_t *epochs, train_stats *stats, sdagd_poll_fn poll, void *poll_ctx);
 
-/* The message train_epoch fails with, for a network whose stats say it diverged. */
+/* One update of every network still training on the same batch (host memory): gradient (and
+ * h when needed), then the optimizer step; epochs[k] selects SDAGD's radius under a
+ * schedule. Divergence is reported in stats[k] as by trainer_epoch. */
+sdagd_status trainer_step(trainer *t, const float *X /* (B, n_0) */, const int32_t *labels /* (B) */, int B,
+                          const int64_t *epochs, train_stats *stats);
+
+/* The message for a network whose stats say it diverged. */
 void train_divergence_message(char *buf, size_t size, const optimizer *opt, const train_stats *stats);
 
-/* The permutation train_epoch uses: perm (N) for (seed, epoch), Fisher-Yates. */
+/* The permutation trainer_epoch uses: perm (N) for (seed, epoch), Fisher-Yates. */
 sdagd_status sdagd_shuffle_order(int64_t *perm, int64_t N, uint64_t seed, int64_t epoch);
 
 /* Threads the CPU backend uses (its own pool; the BLAS runs single-threaded inside it).

@@ -1,7 +1,8 @@
 /*
  * The training loop, written once over the backend table: shuffled mini-batches gathered on
- * the device, one optimizer step each, divergence checks, statistics. A trainer drives K
- * networks of one shape together (K = 1 for MLP.fit): each network gets its own permutation
+ * the device, one optimizer step each, divergence checks, statistics. It is the only way the
+ * core trains: a trainer drives K networks of one shape together (K = 1 for MLP.fit and
+ * MLP.train_step, whose single batch is trainer_step): each network gets its own permutation
  * from its own (seed, epoch), its own optimizer and hyperparameters, and exactly the steps
  * it would get alone; a network that diverges stops by itself.
  *
@@ -519,7 +520,45 @@ sdagd_status trainer_epoch(trainer *t, const sdagd_dataset *ds, int batch_size, 
     return st != SDAGD_OK ? st : end;
 }
 
-/* ---- one network ------------------------------------------------------------------------ */
+/* ---- one step ------------------------------------------------------------------------ */
+
+sdagd_status trainer_step(trainer *t, const float *X, const int32_t *labels, int B, const int64_t *epochs,
+                          train_stats *stats) {
+    if (B < 1) return sdagd_fail(SDAGD_ERR_ARG, "a batch needs at least one row, got %d", B);
+    for (int k = 0; k < t->K; k++)
+        if (t->opts[k]->step == INT64_MAX || epochs[k] < 0 || epochs[k] == INT64_MAX)
+            return sdagd_fail(SDAGD_ERR_ARG, "network %d: step count %lld or epoch %lld would overflow the 64-bit "
+                              "counters", k, (long long)t->opts[k]->step, (long long)epochs[k]);
+    sdagd_status st = mlp_check_labels(t->lead, labels, B);
+    if (st == SDAGD_OK) st = prepare_buffers(t, B);
+    if (st == SDAGD_OK) st = begin_epoch(t, epochs, stats);
+    if (st != SDAGD_OK) return st;
+    const sdagd_backend_ops *be = t->be;
+    int curvature = any_needs_curvature(t);
+    /* every network's inputs slot gets the batch; x o x in place when h is needed */
+    for (int k = 0; k < t->K && st == SDAGD_OK; k++) {
+        st = be->upload(t->ctx, t->view.x + (size_t)k * t->view.x_stride, X,
+                        (size_t)B * (size_t)t->lead->sizes[0] * sizeof(float));
+        if (st == SDAGD_OK)
+            st = be->upload(t->ctx, t->view.y + (size_t)k * t->view.y_stride, labels, (size_t)B * sizeof(int32_t));
+    }
+    gather_args squares = {&t->view, B, t->view.x, NULL, NULL, 0, t->counters, 1};
+    if (st == SDAGD_OK && curvature) st = be->gather(t->ctx, &squares);
+    if (st == SDAGD_OK && any_active(t)) {
+        st = run_step(t, B, curvature, NULL);
+        if (st == SDAGD_OK) {
+            t->window_rows[0] = B;
+            for (int k = 0; k < t->K; k++) t->host_step[k] += t->host_active[k];
+            st = read_window(t, 1, stats);
+        }
+    }
+    sdagd_status end = end_epoch(t, stats);
+    if (end == SDAGD_OK) end = check_parameters(t, stats);
+    if (end == SDAGD_OK && t->owns_slabs) end = exchange_slabs(t, 1);
+    return st != SDAGD_OK ? st : end;
+}
+
+/* ---- divergence ------------------------------------------------------------------------- */
 
 void train_divergence_message(char *buf, size_t size, const optimizer *opt, const train_stats *s) {
     if (s->diverged == SDAGD_DIVERGED_LOSS) {
@@ -531,66 +570,4 @@ void train_divergence_message(char *buf, size_t size, const optimizer *opt, cons
         snprintf(buf, size, "%s diverged: parameters became NaN or inf by step %lld",
                  optimizer_name(opt->config.kind), (long long)s->diverged_step);
     }
-}
-
-static sdagd_status divergence_status(const optimizer *opt, const train_stats *s) {
-    char message[256];
-    train_divergence_message(message, sizeof message, opt, s);
-    return sdagd_fail(SDAGD_ERR_NONFINITE, "%s", message);
-}
-
-/* The network's trainer for this optimizer, kept between calls. */
-static sdagd_status solo_trainer(mlp *net, optimizer *opt, trainer **out) {
-    if (net->solo && net->solo_opt_id == opt->id) {
-        *out = net->solo;
-        return SDAGD_OK;
-    }
-    trainer_free(net->solo);
-    net->solo = NULL;
-    sdagd_status st = trainer_create(&net->solo, &net, &opt, 1);
-    if (st == SDAGD_OK) net->solo_opt_id = opt->id;
-    *out = net->solo;
-    return st;
-}
-
-sdagd_status train_epoch(mlp *net, optimizer *opt, const sdagd_dataset *ds, int batch_size, uint64_t seed,
-                         int64_t epoch, train_stats *stats, sdagd_poll_fn poll, void *poll_ctx) {
-    trainer *t;
-    sdagd_status st = solo_trainer(net, opt, &t);
-    if (st != SDAGD_OK) return st;
-    stats->diverged = 0;
-    st = trainer_epoch(t, ds, batch_size, &seed, &epoch, stats, poll, poll_ctx);
-    if (st == SDAGD_OK && stats->diverged) return divergence_status(opt, stats);
-    return st;
-}
-
-sdagd_status train_step(mlp *net, optimizer *opt, const float *X, const int32_t *labels, int B, int64_t epoch,
-                        train_stats *stats) {
-    if (B < 1) return sdagd_fail(SDAGD_ERR_ARG, "a batch needs at least one row, got %d", B);
-    trainer *t;
-    if (opt->step == INT64_MAX || epoch < 0 || epoch == INT64_MAX)
-        return sdagd_fail(SDAGD_ERR_ARG, "step count %lld or epoch %lld would overflow the 64-bit counters",
-                          (long long)opt->step, (long long)epoch);
-    sdagd_status st = mlp_check_labels(net, labels, B);
-    if (st == SDAGD_OK) st = solo_trainer(net, opt, &t);
-    if (st == SDAGD_OK) st = prepare_buffers(t, B);
-    stats->diverged = 0;
-    if (st == SDAGD_OK) st = begin_epoch(t, &epoch, stats);
-    if (st != SDAGD_OK) return st;
-    const sdagd_backend_ops *be = t->be;
-    int curvature = any_needs_curvature(t);
-    st = be->upload(t->ctx, t->view.x, X, (size_t)B * (size_t)net->sizes[0] * sizeof(float));
-    if (st == SDAGD_OK) st = be->upload(t->ctx, t->view.y, labels, (size_t)B * sizeof(int32_t));
-    gather_args squares = {&t->view, B, t->view.x, NULL, NULL, 0, t->counters, 1};
-    if (st == SDAGD_OK && curvature) st = be->gather(t->ctx, &squares); /* x o x in place */
-    if (st == SDAGD_OK) st = run_step(t, B, curvature, NULL);
-    if (st == SDAGD_OK) {
-        t->window_rows[0] = B;
-        t->host_step[0]++;
-        st = read_window(t, 1, stats);
-    }
-    if (st == SDAGD_OK) st = end_epoch(t, stats);
-    if (st == SDAGD_OK) st = check_parameters(t, stats);
-    if (st == SDAGD_OK && stats->diverged) return divergence_status(opt, stats);
-    return st;
 }

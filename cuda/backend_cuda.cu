@@ -764,7 +764,6 @@ static sdagd_backend_ops cuda_ops;
 EXPORT const sdagd_backend_ops *sdagd_cuda_backend(const sdagd_host_services *host) {
     fail = host->fail;
     if (device_present() != SDAGD_OK) return NULL;
-    cuda_ops.name = "cuda";
     cuda_ops.host_memory = 0;
     cuda_ops.loss_window = 64; /* losses come back every 64 steps; the divergence step is still exact */
     cuda_ops.context_create = cuda_context_create;
@@ -775,7 +774,6 @@ EXPORT const sdagd_backend_ops *sdagd_cuda_backend(const sdagd_host_services *ho
     cuda_ops.download = cuda_download;
     cuda_ops.copy = cuda_copy;
     cuda_ops.zero = cuda_zero;
-    cuda_ops.sync = cuda_sync;
     cuda_ops.recorder_create = recorder_create;
     cuda_ops.recorder_free = recorder_free;
     cuda_ops.recorder_clear = recorder_clear;

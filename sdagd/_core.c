@@ -693,36 +693,6 @@ static int check_pair(OptimizerObject *opt, NetObject *net) {
     return 0;
 }
 
-static PyObject *py_train_step(PyObject *module, PyObject *args) {
-    (void)module;
-    NetObject *net;
-    OptimizerObject *opt;
-    PyObject *xo, *yo;
-    PyArrayObject *X, *y;
-    long long epoch = 0;
-    if (!PyArg_ParseTuple(args, "O!O!OO|L", &NetType, &net, &OptimizerType, &opt, &xo, &yo, &epoch)) return NULL;
-    if (check_pair(opt, net) < 0) return NULL;
-    if (check_inputs(xo, net->n_in, &X) < 0 || check_labels(yo, PyArray_DIM(X, 0), &y) < 0) return NULL;
-    train_stats stats = {0};
-    diag_buffers diag;
-    if (diag_alloc(&diag, &stats, 1, net->n_layers) < 0) return NULL;
-    if (acquire(net) < 0) {
-        diag_free(&diag);
-        return NULL;
-    }
-    opt->busy = 1;
-    sdagd_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = train_step(net->net, opt->opt, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
-                    (int)PyArray_DIM(X, 0), (int64_t)epoch, &stats);
-    Py_END_ALLOW_THREADS
-    net->busy = 0;
-    opt->busy = 0;
-    PyObject *result = st == SDAGD_OK ? stats_dict(&stats, net->n_layers) : raise_status(st);
-    diag_free(&diag);
-    return result;
-}
-
 /* Runs between mini-batches on the training thread: lets Python's signal handlers run, so
  * Ctrl-C stops an epoch after the current step with the network intact. */
 static unsigned long main_thread_id; /* the thread that imported the module */
@@ -751,44 +721,6 @@ static int poll_signals(void *ctx) {
     }
     PyGILState_Release(g);
     return stop;
-}
-
-static PyObject *py_train_epoch(PyObject *module, PyObject *args, PyObject *kwds) {
-    (void)module;
-    static char *kwlist[] = {"net", "opt", "data", "batch_size", "seed", "epoch", "on_batch", NULL};
-    NetObject *net;
-    OptimizerObject *opt;
-    DatasetObject *data;
-    int batch_size;
-    unsigned long long seed;
-    long long epoch;
-    batch_progress progress = {NULL, 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!iKL|O", kwlist, &NetType, &net, &OptimizerType, &opt,
-                                     &DatasetType, &data, &batch_size, &seed, &epoch, &progress.on_batch))
-        return NULL;
-    if (progress.on_batch == Py_None) progress.on_batch = NULL;
-    if (progress.on_batch != NULL && !PyCallable_Check(progress.on_batch))
-        return PyErr_Format(PyExc_TypeError, "on_batch must be callable or None, got %R", progress.on_batch);
-    if (check_pair(opt, net) < 0 || dataset_ready(data, net) < 0) return NULL;
-    if (batch_size < 1) return PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %d", batch_size);
-    train_stats stats = {0};
-    diag_buffers diag;
-    if (diag_alloc(&diag, &stats, 1, net->n_layers) < 0) return NULL;
-    if (acquire(net) < 0) {
-        diag_free(&diag);
-        return NULL;
-    }
-    opt->busy = 1;
-    sdagd_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = train_epoch(net->net, opt->opt, data->ds, batch_size, (uint64_t)seed, (int64_t)epoch, &stats, poll_signals,
-                     &progress);
-    Py_END_ALLOW_THREADS
-    net->busy = 0;
-    opt->busy = 0;
-    PyObject *result = st == SDAGD_OK ? stats_dict(&stats, net->n_layers) : raise_status(st);
-    diag_free(&diag);
-    return result;
 }
 
 /* ---- Trainer: many networks at once -------------------------------------------------------- */
@@ -875,7 +807,11 @@ static int trainer_acquire(TrainerObject *self, int take) {
                 ((NetObject *)PyTuple_GET_ITEM(self->nets, j))->busy = 0;
                 ((OptimizerObject *)PyTuple_GET_ITEM(self->opts, j))->busy = 0;
             }
-            PyErr_Format(PyExc_RuntimeError, "network %d (or its optimizer) is in use by another thread", k);
+            if (self->K == 1) /* MLP.fit, MLP.train_step */
+                PyErr_SetString(PyExc_RuntimeError,
+                                "this network is being used by another thread; use one network per thread");
+            else
+                PyErr_Format(PyExc_RuntimeError, "network %d (or its optimizer) is in use by another thread", k);
             return -1;
         }
         n->busy = o->busy = 1;
@@ -883,20 +819,74 @@ static int trainer_acquire(TrainerObject *self, int take) {
     return 0;
 }
 
-/* epoch(data, batch_size, seeds, epochs, stopped) -> [stats dict per network]; networks with
- * stopped[k] true (diverged before) are left alone. */
+/* Reads the per-network arguments of a call: seeds[k] (when seeds is not NULL), epochs[k],
+ * and stopped[k] into stats[k].diverged (a network that diverged before is left alone). */
+static int trainer_arguments(const TrainerObject *self, PyObject *seeds_in, PyObject *epochs_in,
+                             PyObject *stopped_in, uint64_t *seeds, int64_t *epochs, train_stats *stats) {
+    int K = self->K;
+    if ((seeds && PySequence_Size(seeds_in) != K) || PySequence_Size(epochs_in) != K ||
+        PySequence_Size(stopped_in) != K) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "%s need %d entries each", seeds ? "seeds, epochs and stopped"
+                                                                            : "epochs and stopped", K);
+        return -1;
+    }
+    for (int k = 0; k < K; k++) {
+        PyObject *a = seeds ? PySequence_GetItem(seeds_in, k) : NULL, *b = PySequence_GetItem(epochs_in, k);
+        PyObject *c = PySequence_GetItem(stopped_in, k);
+        if (a) seeds[k] = PyLong_AsUnsignedLongLong(a);
+        if (b) epochs[k] = PyLong_AsLongLong(b);
+        int stop = c ? PyObject_IsTrue(c) : -1;
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        Py_XDECREF(c);
+        if ((seeds && !a) || !b || stop < 0 || PyErr_Occurred()) return -1;
+        stats[k].diverged = stop ? SDAGD_DIVERGED_LOSS : 0;
+    }
+    return 0;
+}
+
+/* One stats dict per network; a diverged one also gets the message fit() raises with. */
+static PyObject *trainer_results(const TrainerObject *self, const train_stats *stats) {
+    PyObject *result = PyList_New(self->K);
+    for (int k = 0; result && k < self->K; k++) {
+        PyObject *d = stats_dict(&stats[k], self->n_layers);
+        if (d && stats[k].diverged) {
+            char message[256];
+            train_divergence_message(message, sizeof message,
+                                     ((OptimizerObject *)PyTuple_GET_ITEM(self->opts, k))->opt, &stats[k]);
+            PyObject *text = PyUnicode_FromString(message);
+            if (!text || PyDict_SetItemString(d, "message", text) < 0) Py_CLEAR(d);
+            Py_XDECREF(text);
+        }
+        if (!d) Py_CLEAR(result);
+        else PyList_SET_ITEM(result, k, d);
+    }
+    return result;
+}
+
+static int trainer_ready(const TrainerObject *self) {
+    if (self->t) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "this Trainer was not initialised");
+    return -1;
+}
+
+/* epoch(data, batch_size, seeds, epochs, stopped, on_batch=None) -> [stats dict per network];
+ * networks with stopped[k] true (diverged before) are left alone. on_batch, when given, is
+ * called with the number of mini-batches done after each one. */
 static PyObject *Trainer_epoch(TrainerObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"data", "batch_size", "seeds", "epochs", "stopped", NULL};
+    static char *kwlist[] = {"data", "batch_size", "seeds", "epochs", "stopped", "on_batch", NULL};
     DatasetObject *data;
     int batch_size;
     PyObject *seeds_in, *epochs_in, *stopped_in;
-    if (!self->t) {
-        PyErr_SetString(PyExc_RuntimeError, "this Trainer was not initialised");
+    batch_progress progress = {NULL, 0};
+    if (trainer_ready(self) < 0) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!iOOO|O", kwlist, &DatasetType, &data, &batch_size, &seeds_in,
+                                     &epochs_in, &stopped_in, &progress.on_batch))
         return NULL;
-    }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!iOOO", kwlist, &DatasetType, &data, &batch_size, &seeds_in,
-                                     &epochs_in, &stopped_in))
-        return NULL;
+    if (progress.on_batch == Py_None) progress.on_batch = NULL;
+    if (progress.on_batch != NULL && !PyCallable_Check(progress.on_batch))
+        return PyErr_Format(PyExc_TypeError, "on_batch must be callable or None, got %R", progress.on_batch);
     if (dataset_ready(data, (NetObject *)PyTuple_GET_ITEM(self->nets, 0)) < 0) return NULL;
     if (batch_size < 1) return PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %d", batch_size);
     int K = self->K;
@@ -909,47 +899,15 @@ static PyObject *Trainer_epoch(TrainerObject *self, PyObject *args, PyObject *kw
         PyErr_NoMemory();
         goto out;
     }
-    if (PySequence_Size(seeds_in) != K || PySequence_Size(epochs_in) != K || PySequence_Size(stopped_in) != K) {
-        if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "seeds, epochs and stopped need %d entries each", K);
-        goto out;
-    }
-    for (int k = 0; k < K; k++) {
-        PyObject *a = PySequence_GetItem(seeds_in, k), *b = PySequence_GetItem(epochs_in, k);
-        PyObject *c = PySequence_GetItem(stopped_in, k);
-        if (a) seeds[k] = PyLong_AsUnsignedLongLong(a);
-        if (b) epochs[k] = PyLong_AsLongLong(b);
-        int stop = c ? PyObject_IsTrue(c) : -1;
-        Py_XDECREF(a);
-        Py_XDECREF(b);
-        Py_XDECREF(c);
-        if (!a || !b || stop < 0 || PyErr_Occurred()) goto out;
-        stats[k].diverged = stop ? SDAGD_DIVERGED_LOSS : 0;
-    }
+    if (trainer_arguments(self, seeds_in, epochs_in, stopped_in, seeds, epochs, stats) < 0) goto out;
     if (diag_alloc(&diag, stats, K, self->n_layers) < 0) goto out;
     if (trainer_acquire(self, 1) < 0) goto out;
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = trainer_epoch(self->t, data->ds, batch_size, seeds, epochs, stats, poll_signals, NULL);
+    st = trainer_epoch(self->t, data->ds, batch_size, seeds, epochs, stats, poll_signals, &progress);
     Py_END_ALLOW_THREADS
     trainer_acquire(self, 0);
-    if (st != SDAGD_OK) {
-        raise_status(st);
-        goto out;
-    }
-    result = PyList_New(K);
-    for (int k = 0; result && k < K; k++) {
-        PyObject *d = stats_dict(&stats[k], self->n_layers);
-        if (d && stats[k].diverged) { /* the same words fit() raises with */
-            char message[256];
-            train_divergence_message(message, sizeof message,
-                                     ((OptimizerObject *)PyTuple_GET_ITEM(self->opts, k))->opt, &stats[k]);
-            PyObject *text = PyUnicode_FromString(message);
-            if (!text || PyDict_SetItemString(d, "message", text) < 0) Py_CLEAR(d);
-            Py_XDECREF(text);
-        }
-        if (!d) Py_CLEAR(result);
-        else PyList_SET_ITEM(result, k, d);
-    }
+    result = st == SDAGD_OK ? trainer_results(self, stats) : raise_status(st);
 out:
     diag_free(&diag);
     PyMem_Free(seeds);
@@ -958,9 +916,47 @@ out:
     return result;
 }
 
+/* step(X, y, epochs, stopped) -> [stats dict per network]: one update of every network not
+ * stopped on the batch (X, y). */
+static PyObject *Trainer_step(TrainerObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"X", "y", "epochs", "stopped", NULL};
+    PyObject *xo, *yo, *epochs_in, *stopped_in;
+    PyArrayObject *X, *y;
+    if (trainer_ready(self) < 0) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO", kwlist, &xo, &yo, &epochs_in, &stopped_in)) return NULL;
+    NetObject *lead = (NetObject *)PyTuple_GET_ITEM(self->nets, 0);
+    if (check_inputs(xo, lead->n_in, &X) < 0 || check_labels(yo, PyArray_DIM(X, 0), &y) < 0) return NULL;
+    int K = self->K;
+    int64_t *epochs = PyMem_Calloc((size_t)K, sizeof *epochs);
+    train_stats *stats = PyMem_Calloc((size_t)K, sizeof *stats);
+    diag_buffers diag = {NULL, NULL};
+    PyObject *result = NULL;
+    if (!epochs || !stats) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    if (trainer_arguments(self, NULL, epochs_in, stopped_in, NULL, epochs, stats) < 0) goto out;
+    if (diag_alloc(&diag, stats, K, self->n_layers) < 0) goto out;
+    if (trainer_acquire(self, 1) < 0) goto out;
+    sdagd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = trainer_step(self->t, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
+                      (int)PyArray_DIM(X, 0), epochs, stats);
+    Py_END_ALLOW_THREADS
+    trainer_acquire(self, 0);
+    result = st == SDAGD_OK ? trainer_results(self, stats) : raise_status(st);
+out:
+    diag_free(&diag);
+    PyMem_Free(epochs);
+    PyMem_Free(stats);
+    return result;
+}
+
 static PyMethodDef Trainer_methods[] = {
     {"epoch", (PyCFunction)(void (*)(void))Trainer_epoch, METH_VARARGS | METH_KEYWORDS,
-     "epoch(data, batch_size, seeds, epochs, stopped) -> [stats per network]"},
+     "epoch(data, batch_size, seeds, epochs, stopped, on_batch=None) -> [stats per network]"},
+    {"step", (PyCFunction)(void (*)(void))Trainer_step, METH_VARARGS | METH_KEYWORDS,
+     "step(X, y, epochs, stopped) -> [stats per network]: one update on the batch (X, y)"},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject TrainerType = {
@@ -968,7 +964,7 @@ static PyTypeObject TrainerType = {
     .tp_basicsize = sizeof(TrainerObject),
     .tp_dealloc = (destructor)Trainer_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Trainer(nets, opts): K networks of one shape trained together",
+    .tp_doc = "Trainer(nets, opts): K networks of one shape trained together (K = 1: one network)",
     .tp_methods = Trainer_methods,
     .tp_init = (initproc)Trainer_init,
     .tp_new = PyType_GenericNew,
@@ -1045,9 +1041,6 @@ static PyObject *py_device_check(PyObject *module, PyObject *arg) {
 }
 
 static PyMethodDef module_methods[] = {
-    {"train_step", py_train_step, METH_VARARGS, "train_step(net, opt, X, y, epoch=0) -> stats dict"},
-    {"train_epoch", (PyCFunction)(void (*)(void))py_train_epoch, METH_VARARGS | METH_KEYWORDS,
-     "train_epoch(net, opt, data, batch_size, seed, epoch, on_batch=None) -> stats dict"},
     {"shuffle_order", py_shuffle_order, METH_VARARGS, "shuffle_order(n, seed, epoch) -> int64 permutation"},
     {"set_num_threads", py_set_num_threads, METH_O, "set the CPU threads; returns the previous number"},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "CPU threads in use"},

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from typing import Callable, Sequence
 
 from . import _core
-from .history import History, epoch_record
+from ._training import Training
+from .history import History
 from .mlp import MLP, DivergenceError, _as_inputs, _as_labels, _check_fit_arguments, _is_int
 from .optim import Optimizer
 
@@ -59,7 +59,8 @@ def fit_many(nets: Sequence[MLP], optimizers: Sequence[Optimizer], X, y, epochs:
     Returns
     -------
     list of History
-        One per network, in order; ``time`` is the wall time of the shared epoch.
+        One per network, in order; ``time`` is the wall time of the shared epoch plus the
+        network's validation.
 
     Examples
     --------
@@ -115,51 +116,30 @@ def fit_many(nets: Sequence[MLP], optimizers: Sequence[Optimizer], X, y, epochs:
     if int(epochs) > 0:  # copied into the core and checked before anything is bound
         data = _core.Dataset(lead._net, X, y)
         val_data = _core.Dataset(lead._net, X_val, y_val) if X_val is not None else None
-    fresh = [opt._core is None for opt in optimizers]
-    try:
-        core_opts = [opt._bind(net._net) for net, opt in zip(nets, optimizers)]
-        trainer = _core.Trainer([net._net for net in nets], core_opts)
-    except BaseException:
-        for opt, was_fresh in zip(optimizers, fresh):
-            if was_fresh:
-                opt.reset()
-        raise
+    training = Training(nets, optimizers)
     histories = [History() for _ in nets]
     if int(epochs) == 0:
         return histories
-    stopped = [False] * len(nets)
-    for _ in range(int(epochs)):
-        current = [opt._bind(net._net) for net, opt in zip(nets, optimizers)]
-        if any(a is not b for a, b in zip(current, core_opts)):  # a hyperparameter was assigned
-            core_opts, trainer = current, _core.Trainer([net._net for net in nets], current)
-        start = time.perf_counter()
-        stats = trainer.epoch(data, int(batch_size), seeds, [net.epochs_trained for net in nets], stopped)
-        seconds = time.perf_counter() - start
+    for seconds, results in training.epochs(data, val_data, epochs, batch_size, seeds):
         finished = []  # every network's state is updated before any callback runs (it may raise)
-        for k, (net, opt, s) in enumerate(zip(nets, optimizers, stats)):
-            if stopped[k]:
+        for k, result in enumerate(results):
+            if result is None:  # stopped before
                 continue
-            epoch = net.epochs_trained + 1
-            if s["diverged"]:
-                histories[k].diverged = str(net._diverged(s["message"], opt, epoch))
-                stopped[k] = True
+            outcome, value = result
+            if outcome == "diverged":
+                histories[k].diverged = value
                 if progress is True:
-                    print(f"  network {k}: {histories[k].diverged}", file=sys.stderr, flush=True)
+                    print(f"  network {k}: {value}", file=sys.stderr, flush=True)
                 continue
-            val = net._evaluate_data(val_data) if val_data is not None else None
-            net.epochs_trained = epoch
-            record = epoch_record(epoch, s, val, seconds, net.config["activation"], net.sizes)
-            histories[k].append(record)
-            finished.append((k, record))
+            histories[k].append(value)
+            finished.append((k, value))
         for k, record in finished:
             if report is not None:
                 report(k, record)
             elif progress is True and record["stalled"]:
                 print(f"  network {k}: warning: {record['stalled']}", file=sys.stderr, flush=True)
         if progress is True:
-            _print_group(histories, stopped, seconds)
-        if all(stopped):
-            break
+            _print_group(histories, [h.diverged is not None for h in histories], seconds)
     diverged = [k for k, h in enumerate(histories) if h.diverged]
     if diverged and on_divergence == "raise":
         error = DivergenceError(f"{len(diverged)} of {len(nets)} networks diverged: "

@@ -10,7 +10,6 @@ import math
 import os
 import struct
 import sys
-import time
 import zipfile
 import zlib
 from typing import Callable, NamedTuple
@@ -21,7 +20,8 @@ from . import _core
 from . import callbacks as _callbacks
 from ._files import atomic_write, open_regular
 from ._progress import BatchProgress
-from .history import History, epoch_record
+from ._training import Training
+from .history import History
 from .optim import Optimizer, from_config
 
 __all__ = ["MLP", "Evaluation", "DivergenceError", "DeviceError"]
@@ -230,6 +230,7 @@ class MLP:
     """
 
     history: History | None = None
+    _step_trainer = None  # (core optimizer, core Trainer of this network) kept by train_step
 
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse", init="xavier", seed=0,
                  leaky_slope=0.01, device="cpu"):
@@ -403,10 +404,13 @@ class MLP:
         X = _as_inputs(X, self.sizes[0])
         y = _as_labels(y, X.shape[0], self.sizes[-1])
         core_opt = optimizer._bind(self._net)  # binds: only once the arguments are good
-        try:
-            stats = _core.train_step(self._net, core_opt, X, y, self.epochs_trained)
-        except _core.DivergenceError as exc:
-            raise self._diverged(exc, optimizer) from None
+        # The core's trainer of this one network, kept for the next step with this optimizer
+        # (a new core optimizer, after reset() or an assigned hyperparameter, gets a new one).
+        if self._step_trainer is None or self._step_trainer[0] is not core_opt:
+            self._step_trainer = (core_opt, _core.Trainer([self._net], [core_opt]))
+        stats, = self._step_trainer[1].step(X, y, [self.epochs_trained], [False])
+        if stats["diverged"]:
+            raise self._diverged(stats["message"], optimizer)
         return stats["loss_sum"] / stats["rows"]
 
     def fit(self, X, y, optimizer, epochs=1, batch_size=100, validation_data=None, seed=None,
@@ -502,31 +506,21 @@ class MLP:
         for c in callbacks:
             if isinstance(c, _callbacks.Callback):
                 c.on_train_begin(self, optimizer)
-        for _ in range(int(epochs)):
-            epoch = self.epochs_trained + 1
-            start = time.perf_counter()
-            core_opt = optimizer._bind(self._net)  # new hyperparameters (opt.lr = ...) apply from here
-            batches = BatchProgress.for_epoch(X.shape[0], int(batch_size), epoch) if show_batches else None
-            try:
-                stats = _core.train_epoch(self._net, core_opt, data, int(batch_size), int(seed), epoch - 1,
-                                          on_batch=batches)
-            except _core.DivergenceError as exc:
-                error = self._diverged(exc, optimizer, epoch)
+        # fit is fit_many of this one network: the same loop, the same core Trainer.
+        batch_progress = (lambda epoch: BatchProgress.for_epoch(X.shape[0], int(batch_size), epoch)) \
+            if show_batches else None
+        training = Training([self], [optimizer])
+        for _, ((outcome, value),) in training.epochs(data, val_data, epochs, batch_size, [int(seed)],
+                                                      batch_progress):
+            if outcome == "diverged":
                 if on_divergence == "raise":
-                    raise error from None
-                history.diverged = str(error)
+                    raise DivergenceError(value)
+                history.diverged = value
                 break
-            finally:
-                if batches is not None:
-                    batches.close()
-            val = self._evaluate_data(val_data) if val_data is not None else None
-            self.epochs_trained = epoch
-            record = epoch_record(epoch, stats, val, time.perf_counter() - start, self._config["activation"],
-                                  self.sizes)
-            history.append(record)
+            history.append(value)
             if report is not None:
-                report(record)
-            stop = _callbacks.run_epoch_end(callbacks, self, record, optimizer)
+                report(value)
+            stop = _callbacks.run_epoch_end(callbacks, self, value, optimizer)
             if stop:
                 history.stopped = stop
                 break

@@ -237,8 +237,9 @@ def test_the_cores_batch_callback_counts_batches_and_can_stop_an_epoch():
     opt = sdagd.optim.SGD(lr=0.1)
     core_opt = opt._bind(net._net)
     dataset = _core.Dataset(net._net, X, y.astype(np.int32))
+    trainer = _core.Trainer([net._net], [core_opt])
     seen = []
-    _core.train_epoch(net._net, core_opt, dataset, 10, 0, 0, on_batch=seen.append)
+    trainer.epoch(dataset, 10, [0], [0], [False], on_batch=seen.append)
     assert seen == list(range(1, 11))
 
     def stop(done):
@@ -246,10 +247,10 @@ def test_the_cores_batch_callback_counts_batches_and_can_stop_an_epoch():
             raise LookupError("stop here")
 
     with pytest.raises(LookupError, match="stop here"):
-        _core.train_epoch(net._net, core_opt, dataset, 10, 0, 1, on_batch=stop)
+        trainer.epoch(dataset, 10, [0], [1], [False], on_batch=stop)
     assert opt.step_count == 13
     with pytest.raises(TypeError, match="on_batch must be callable"):
-        _core.train_epoch(net._net, core_opt, dataset, 10, 0, 1, on_batch=3)
+        trainer.epoch(dataset, 10, [0], [1], [False], on_batch=3)
 
 
 # -- History --------------------------------------------------------------------------------------

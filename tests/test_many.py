@@ -139,3 +139,26 @@ def test_seeds_must_match_the_networks():
     nets, opts = group()
     with pytest.raises(ValueError, match="seeds"):
         sdagd.fit_many(nets, opts, X, y, seeds=[1, 2], progress=False)
+
+
+def test_a_step_of_many_equals_each_networks_train_step():
+    """The core Trainer's step (MLP.train_step is its K = 1 case) on K networks at once equals
+    each network's own train_step, bit for bit: losses, parameters and optimizer states; a
+    network marked stopped is left alone."""
+    X, y = data(20)
+    together, opts_t = group()
+    alone, opts_a = group()
+    before = together[4].params
+    trainer = sdagd._core.Trainer([n._net for n in together], [o._bind(n._net) for n, o in zip(together, opts_t)])
+    stopped = [False] * 4 + [True]
+    for _ in range(3):
+        stats = trainer.step(X, y.astype(np.int32), [0] * 5, stopped)
+        for k in range(4):
+            assert stats[k]["loss_sum"] / stats[k]["rows"] == alone[k].train_step(X, y, opts_a[k])
+        assert stats[4]["rows"] == 0
+    for k in range(4):
+        assert_same_network(together[k], alone[k], opts_t[k], opts_a[k])
+    assert opts_t[4].step_count == 0
+    for (W, b), (W0, b0) in zip(together[4].params, before):
+        np.testing.assert_array_equal(W, W0)
+        np.testing.assert_array_equal(b, b0)

@@ -204,9 +204,10 @@ def test_adadelta_update_rule_in_the_core_without_rho():
     core_opt = sdagd._core.Optimizer(net._net, sdagd._core.OPTIMIZERS["AdaDelta"], lr=0.5, eps=1e-4)
     oracle = ref.AdaDelta(lr=0.5, rho=0.0, eps=1e-4)
     theta = f64_params(net)
+    trainer = sdagd._core.Trainer([net._net], [core_opt])
     for k in range(N_STEPS):
         X, y = batch(60 + k)
-        sdagd._core.train_step(net._net, core_opt, X, y.astype(np.int32))
+        trainer.step(X, y.astype(np.int32), [0], [False])
         theta = oracle.step(theta, ref.gradients(theta, X, y, "sigmoid", "sigmoid", "mse"))
         # as in the lockstep test: 1e-4 relative after <= 5 float32 steps
         np.testing.assert_allclose(flat(net.params), flat(theta), rtol=1e-4,

@@ -537,7 +537,7 @@ def test_the_core_checks_labels_against_the_network_it_trains():
     ds = _core.Dataset(ten._net, X, y.astype(np.int32))
     opt = optim.SGD(lr=0.5)._bind(three._net)
     with pytest.raises(ValueError, match="label 9; networks with 3 outputs"):
-        _core.train_epoch(three._net, opt, ds, 20, 0, 0)
+        _core.Trainer([three._net], [opt]).epoch(ds, 20, [0], [0], [False])
     with pytest.raises(ValueError, match="label 9; a network with 3 outputs"):
         three._net.evaluate_dataset(ds)
     assert np.all(np.isfinite(three._net.get_params()))

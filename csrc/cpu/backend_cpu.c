@@ -63,11 +63,6 @@ static sdagd_status cpu_zero(void *ctx, void *dst, size_t bytes) {
     return SDAGD_OK;
 }
 
-static sdagd_status cpu_sync(void *ctx) {
-    (void)ctx;
-    return SDAGD_OK;
-}
-
 /* ---- task layout ---------------------------------------------------------------------- */
 
 /* Blocks a product of one network is cut into: from its shape alone, about 176 columns
@@ -430,7 +425,6 @@ static sdagd_status cpu_all_finite(void *ctx, const float *x, size_t n, size_t s
 }
 
 static const sdagd_backend_ops cpu_ops = {
-    .name = "cpu",
     .host_memory = 1,
     .loss_window = 1,
     .context_create = cpu_context_create,
@@ -441,7 +435,6 @@ static const sdagd_backend_ops cpu_ops = {
     .download = cpu_copy,
     .copy = cpu_copy,
     .zero = cpu_zero,
-    .sync = cpu_sync,
     .gather = cpu_gather,
     .forward = cpu_forward,
     .loss = cpu_loss,

@@ -62,6 +62,16 @@ static double loss_at(mlp *net, const float *X, const int32_t *y, int B) {
     return loss;
 }
 
+/* One epoch of one network through a trainer of one, as MLP.fit trains it. */
+static sdagd_status train_alone(mlp *net, optimizer *opt, const sdagd_dataset *ds, int batch_size, uint64_t seed,
+                                int64_t epoch, train_stats *stats, sdagd_poll_fn poll, void *poll_ctx) {
+    trainer *t = NULL;
+    sdagd_status st = trainer_create(&t, &net, &opt, 1);
+    if (st == SDAGD_OK) st = trainer_epoch(t, ds, batch_size, &seed, &epoch, stats, poll, poll_ctx);
+    trainer_free(t);
+    return st;
+}
+
 static void test_gradient_and_training(int hidden, int output, int loss_kind) {
     int sizes[] = {5, 4, 4, 3};
     mlp_config c = {.n_layers = 3, .sizes = sizes, .hidden = hidden, .output = output, .loss = loss_kind,
@@ -119,7 +129,7 @@ static void test_gradient_and_training(int hidden, int output, int loss_kind) {
         train_stats stats = {0};
         sdagd_dataset *ds = NULL;
         CHECK(dataset_create(&ds, net, X, y, B) == SDAGD_OK, "dataset: %s", sdagd_last_error());
-        sdagd_status st = train_epoch(net, opt, ds, 4, 1, 0, &stats, NULL, NULL);
+        sdagd_status st = train_alone(net, opt, ds, 4, 1, 0, &stats, NULL, NULL);
         CHECK(st == SDAGD_OK, "epoch with optimizer %d: %s", kind, sdagd_last_error());
         dataset_free(ds);
         CHECK(stats.steps == 3 && stats.rows == B, "optimizer %d: %lld steps, %lld rows", kind,
@@ -156,19 +166,21 @@ static void test_interrupt_and_divergence(void) {
     int polls = 0;
     sdagd_dataset *ds = NULL;
     CHECK(dataset_create(&ds, net, X, y, 10) == SDAGD_OK, "dataset: %s", sdagd_last_error());
-    CHECK(train_epoch(net, opt, ds, 2, 0, 0, &stats, stop_now, &polls) == SDAGD_ERR_INTERRUPTED,
+    CHECK(train_alone(net, opt, ds, 2, 0, 0, &stats, stop_now, &polls) == SDAGD_ERR_INTERRUPTED,
           "poll did not stop the epoch");
     CHECK(stats.steps == 2, "interrupted after %lld steps, expected 2", (long long)stats.steps);
     optim_free(opt);
     oc.lr = 1e30; /* certain overflow */
     optim_create(&opt, &oc, net);
     sdagd_status st = SDAGD_OK;
-    for (int e = 0; e < 5 && st == SDAGD_OK; e++) {
+    for (int e = 0; e < 5 && st == SDAGD_OK && !stats.diverged; e++) {
         train_stats_reset(&stats);
-        st = train_epoch(net, opt, ds, 2, 0, e, &stats, NULL, NULL);
+        st = train_alone(net, opt, ds, 2, 0, e, &stats, NULL, NULL);
     }
-    CHECK(st == SDAGD_ERR_NONFINITE, "divergence not reported (status %d)", st);
-    CHECK(strstr(sdagd_last_error(), "diverged") != NULL, "divergence message: %s", sdagd_last_error());
+    CHECK(st == SDAGD_OK && stats.diverged, "divergence not reported (status %d)", st);
+    char message[256];
+    train_divergence_message(message, sizeof message, opt, &stats);
+    CHECK(strstr(message, "SGD diverged") != NULL, "divergence message: %s", message);
     dataset_free(ds);
     optim_free(opt);
     mlp_free(net);
@@ -228,11 +240,12 @@ static void test_trainer_equals_solo(void) {
     trainer_free(t);
     for (int k = 0; k < K; k++) {
         sdagd_status st = SDAGD_OK;
-        for (int64_t e = 0; e < 2 && st == SDAGD_OK; e++) {
+        for (int64_t e = 0; e < 2 && st == SDAGD_OK && !alone[k].diverged; e++) {
             train_stats_reset(&alone[k]);
-            st = train_epoch(nets[1][k], opts[1][k], ds, 5, seeds[k], e, &alone[k], NULL, NULL);
+            st = train_alone(nets[1][k], opts[1][k], ds, 5, seeds[k], e, &alone[k], NULL, NULL);
         }
-        CHECK((st == SDAGD_ERR_NONFINITE) == (k == 2), "network %d alone: status %d", k, st);
+        CHECK(st == SDAGD_OK, "network %d alone: status %d: %s", k, st, sdagd_last_error());
+        CHECK((alone[k].diverged != 0) == (k == 2), "network %d alone: diverged %d", k, alone[k].diverged);
         CHECK((together[k].diverged != 0) == (k == 2), "network %d together: diverged %d", k, together[k].diverged);
         if (k == 2) {
             CHECK(together[k].diverged_step == alone[k].diverged_step, "diverged at step %lld together, %lld alone",
@@ -318,10 +331,94 @@ static void test_shared_formulas(void) {
     CHECK(sdagd_update(1.0f, 2.0f, 3.0f, 1.0f, 0.0f, 1.0f) == 0.5f, "SDAGD update 1 - 2/(3 + 1)");
 }
 
+/* trainer_step: K networks stepped together on one batch equal each stepped alone by a trainer
+ * of one, bit for bit (parameters, losses, step counts); a diverging one stops alone; bad
+ * batches are refused with a message. */
+static void test_trainer_step_equals_solo(void) {
+    enum { K = 3, B = 9, NIN = 5 };
+    int sizes[] = {NIN, 6, 3};
+    int acts[K] = {ACT_TANH, ACT_SIGMOID, ACT_LEAKY_RELU};
+    optim_config ocs[K] = {{.kind = OPT_SDAGD, .radius = 0.3, .eps = 1e-8, .norm = NORM_GLOBAL, .hessian_every = 1},
+                           {.kind = OPT_ADAM, .lr = 0.01, .eps = 1e-8, .beta1 = 0.9, .beta2 = 0.999},
+                           {.kind = OPT_SGD, .lr = 1e30}}; /* the third diverges */
+    float X[B * NIN];
+    int32_t y[B];
+    for (int i = 0; i < B * NIN; i++) X[i] = (float)sin(0.53 * i);
+    for (int i = 0; i < B; i++) y[i] = i % 3;
+    mlp *nets[2][K] = {{0}};
+    optimizer *opts[2][K] = {{0}};
+    for (int copy = 0; copy < 2; copy++)
+        for (int k = 0; k < K; k++) {
+            mlp_config c = {.n_layers = 2, .sizes = sizes, .hidden = acts[k], .output = ACT_LINEAR,
+                            .loss = LOSS_MSE, .leaky_slope = 0.01f, .device = DEVICE_CPU, .batch_capacity = 4};
+            CHECK(mlp_create(&nets[copy][k], &c) == SDAGD_OK, "create: %s", sdagd_last_error());
+            mlp_init_params(nets[copy][k], INIT_XAVIER_UNIFORM, 5 + (uint64_t)k);
+            CHECK(optim_create(&opts[copy][k], &ocs[k], nets[copy][k]) == SDAGD_OK, "optim: %s", sdagd_last_error());
+        }
+    enum { STEPS = 6 };
+    int64_t epochs[K] = {0, 0, 0};
+    train_stats together[K] = {{0}}, alone[K] = {{0}};
+    double together_loss[K] = {0}, alone_loss[K] = {0};
+    trainer *t = NULL;
+    CHECK(trainer_create(&t, nets[0], opts[0], K) == SDAGD_OK, "trainer: %s", sdagd_last_error());
+    int32_t bad[B];
+    memcpy(bad, y, sizeof y);
+    bad[2] = 7;
+    if (t) {
+        CHECK(trainer_step(t, X, bad, B, epochs, together) == SDAGD_ERR_ARG && strstr(sdagd_last_error(), "7"),
+              "label 7 accepted: %s", sdagd_last_error());
+        CHECK(trainer_step(t, X, y, 0, epochs, together) == SDAGD_ERR_ARG, "an empty batch accepted");
+    }
+    for (int i = 0; i < STEPS && t; i++) {
+        for (int k = 0; k < K; k++) {
+            train_stats kept = together[k];
+            train_stats_reset(&together[k]);
+            together[k].diverged = kept.diverged; /* stopped networks stay stopped */
+            together[k].diverged_step = kept.diverged_step;
+        }
+        CHECK(trainer_step(t, X, y, B, epochs, together) == SDAGD_OK, "trainer_step: %s", sdagd_last_error());
+        for (int k = 0; k < K; k++) together_loss[k] += together[k].loss_sum;
+    }
+    trainer_free(t);
+    for (int k = 0; k < K; k++) {
+        trainer *one = NULL;
+        CHECK(trainer_create(&one, &nets[1][k], &opts[1][k], 1) == SDAGD_OK, "trainer of one: %s",
+              sdagd_last_error());
+        for (int i = 0; i < STEPS && one && !alone[k].diverged; i++) {
+            train_stats_reset(&alone[k]);
+            CHECK(trainer_step(one, X, y, B, &epochs[k], &alone[k]) == SDAGD_OK, "step alone: %s",
+                  sdagd_last_error());
+            alone_loss[k] += alone[k].loss_sum;
+        }
+        trainer_free(one);
+        CHECK((together[k].diverged != 0) == (k == 2) && (alone[k].diverged != 0) == (k == 2),
+              "network %d: diverged %d together, %d alone", k, together[k].diverged, alone[k].diverged);
+        CHECK(together[k].diverged_step == alone[k].diverged_step, "network %d: diverged at step %lld/%lld", k,
+              (long long)together[k].diverged_step, (long long)alone[k].diverged_step);
+        size_t P = mlp_num_params(nets[0][k]);
+        float *a = malloc(P * sizeof(float)), *b = malloc(P * sizeof(float));
+        mlp_get_params(nets[0][k], a);
+        mlp_get_params(nets[1][k], b);
+        CHECK(memcmp(a, b, P * sizeof(float)) == 0, "network %d: parameters differ between together and alone", k);
+        CHECK(together_loss[k] == alone_loss[k], "network %d: loss %g together, %g alone", k, together_loss[k],
+              alone_loss[k]);
+        CHECK(optim_step_count(opts[0][k]) == optim_step_count(opts[1][k]), "network %d: step counts %lld/%lld",
+              k, (long long)optim_step_count(opts[0][k]), (long long)optim_step_count(opts[1][k]));
+        free(a);
+        free(b);
+    }
+    for (int copy = 0; copy < 2; copy++)
+        for (int k = 0; k < K; k++) {
+            optim_free(opts[copy][k]);
+            mlp_free(nets[copy][k]);
+        }
+}
+
 int main(void) {
     test_shared_formulas();
     test_bad_configs();
     test_trainer_equals_solo();
+    test_trainer_step_equals_solo();
     test_sdagd_options();
     for (int hidden = ACT_SIGMOID; hidden <= ACT_LEAKY_RELU; hidden++) {
         test_gradient_and_training(hidden, ACT_SIGMOID, LOSS_MSE);
