@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="reproduce Table I and Figs. 3-4 of the paper")
     mode = rep.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true",
-                      help="reduced protocol: 3 epochs, 1 seed, about 2 minutes on 2 cores (the default)")
+                      help="reduced protocol: 2 epochs, 1 seed, about 3 minutes on 2 cores (the default)")
     mode.add_argument("--full", action="store_true",
                       help="the whole protocol: 5 depths x 2 activations x 5 optimizer columns x 3 seeds, "
                            "20 epochs, tuned on a validation split")

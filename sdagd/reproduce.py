@@ -3,12 +3,12 @@ figures and the raw records to a directory. Used by ``sdagd reproduce``.
 
 Protocols (every setting is written to ``protocol.json`` next to the results):
 
-* quick (the default; README.md says how long it takes): three epochs on all 60,000 training
+* quick (the default; README.md says how long it takes): two epochs on all 60,000 training
   images, seed 0, SGD and SDAGD (per-layer norm), with the lr and R that the full protocol's
-  tuning runs rank best after three epochs (:data:`QUICK_CHOICES`). It shows the paper's two
+  tuning runs rank best after two epochs (:data:`QUICK_CHOICES`). It shows the paper's two
   findings: SGD with sigmoid units stuck near 90 % error at hl-4 and hl-5, and SDAGD training
-  the same networks. Three epochs are not the paper's table: the full protocol's numbers are
-  in RESULTS.md.
+  the same networks (two epochs, not three, so that it takes about 3 minutes on 2 AVX2 cores).
+  Two epochs are not the paper's table: the full protocol's numbers are in RESULTS.md.
 * full: the paper's grid (hl-1..hl-5 x sigmoid, ReLU x 3 seeds) on all 60,000 training images
   for 20 epochs: SGD, SDAGD in both norm variants, and two SDAGD options of docs/algorithms.md section 5.3 as
   extra columns (a cosine schedule of R, tuned; a running average of h, one seed, with the
@@ -29,7 +29,7 @@ import numpy as np
 from . import _quick_choices, experiments, optim, report
 from ._files import atomic_write_text, output_lock
 
-QUICK = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0,), epochs=3, train_limit=None)
+QUICK = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0,), epochs=2, train_limit=None)
 #: The full protocol tunes on the whole run length (tune_epochs None: = epochs). A shorter
 #: budget picks other candidates in some (optimizer, cell) slots (results/full20/
 #: tuning_stability.md counts them), so the 20-epoch tuning runs also report how a
@@ -196,7 +196,7 @@ def _run_locked(out_dir, protocol, settings, workers, data, executor, progress, 
     if protocol == "quick":
         _say(f"QUICK protocol{where} (reduced, not the paper's): {images} training images, {settings['epochs']} "
              f"epoch(s), seed(s) {list(settings['seeds'])}, lr and R as the full protocol's tuning runs rank them "
-             f"after 3 epochs (sdagd.reproduce.QUICK_CHOICES); the 20-epoch Table I is in RESULTS.md")
+             f"after {QUICK['epochs']} epochs (sdagd.reproduce.QUICK_CHOICES); the 20-epoch Table I is in RESULTS.md")
         optimizers = quick_optimizers()
         records = experiments.sweep(optimizers=optimizers, seeds=settings["seeds"], epochs=settings["epochs"],
                                     out=os.path.join(out_dir, "runs.jsonl"), **common)

@@ -12,7 +12,7 @@ TUNE = ROOT / "results" / "full20" / "tune.jsonl"
 
 def test_quick_choices_are_the_tuning_runs_best_after_three_epochs():
     """QUICK_CHOICES says where it comes from: the full protocol's tuning records, ranked by the
-    validation error after the quick protocol's 3 epochs. Recomputed here from that file."""
+    validation error after the quick protocol's epochs (reproduce.QUICK). Recomputed here from that file."""
     if not TUNE.exists():
         pytest.skip("results/full20/tune.jsonl is not in this checkout")
     epochs = reproduce.QUICK["epochs"]
