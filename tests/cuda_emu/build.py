@@ -27,8 +27,8 @@ ROOT = HERE.parents[1]
 LIBRARY = "libsdagd_cuda_emu.so"
 
 WARNINGS = ["-Wall", "-Wextra", "-Wno-unused-parameter"]
-MISSING = [re.compile(r"'((?:cuda|cublas|cu|__)\w*)' was not declared"),
-           re.compile(r"'((?:cuda|cublas|__)\w*)' (?:has not been declared|does not name a type)"),
+MISSING = [re.compile(r"[‘']((?:cuda|cublas|cu|__)\w*)[’'] was not declared"),
+           re.compile(r"[‘']((?:cuda|cublas|__)\w*)[’'] (?:has not been declared|does not name a type)"),
            re.compile(r"undefined reference to `((?:cuda|cublas|__)\w*)"),
            re.compile(r"undefined symbol: ((?:cuda|cublas|__)\w*)")]
 

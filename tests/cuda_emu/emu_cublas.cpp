@@ -37,7 +37,9 @@ static cublasStatus_t blas_error(cublasStatus_t st, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(blas_detail, sizeof blas_detail, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "sdagd CUDA emulation: %s\n", blas_detail);
+    char line[1100];
+    snprintf(line, sizeof line, "sdagd CUDA emulation: %s\n", blas_detail);
+    report_line(line);
     blas_last = st;
     return st;
 }

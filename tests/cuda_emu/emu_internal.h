@@ -20,6 +20,7 @@ struct device_access {
 bool device_range(const void *p, size_t bytes, size_t *room);
 bool is_device(const void *p);
 
+void report_line(const char *line); /* to stderr and SDAGD_EMU_LOG */
 cudaError_t call_error(cudaError_t err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void work_error(cudaError_t err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -3,7 +3,8 @@
  * installed). What it checks beyond running the kernels:
  *
  * - Device memory is its own mmap per allocation, with a PROT_NONE page before and after it
- *   (the buffer ends at the page after it, up to 16-byte alignment), filled with 0xFF bytes
+ *   (the buffer ends at the page after it, up to 4-byte alignment: not the GPU's 256, so
+ *   that one element too far faults), filled with 0xFF bytes
  *   (NaN as float and double) when allocated. While host code runs, every allocation is
  *   PROT_NONE too (SDAGD_EMU_PROTECT=0 turns that off), so a host read of device memory faults;
  *   a fault is reported with what was hit, then the process aborts.
@@ -17,11 +18,13 @@
  *   synchronisation and copies from or to (pageable) host memory are refused while a stream
  *   captures, and invalidate the capture, as CUDA does in the global and thread-local modes.
  *
- * Error details go to stderr and into cudaGetErrorString's text for the error just returned.
+ * Error details go to stderr, to the file SDAGD_EMU_LOG if set (pytest's capture loses what a
+ * crashing test wrote to stderr), and into cudaGetErrorString's text for the error returned.
  */
 #include "cuda_runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,10 +54,24 @@ static std::mutex pending_lock;
 static cudaError_t pending_error = cudaSuccess; /* from work run at a synchronisation */
 static char pending_detail[1024];
 
+/* A line to stderr and to SDAGD_EMU_LOG; async-signal-safe. */
+void report_line(const char *line) {
+    size_t n = strlen(line);
+    ssize_t unused = write(2, line, n);
+    const char *log = getenv("SDAGD_EMU_LOG");
+    int fd = log ? open(log, O_WRONLY | O_APPEND | O_CREAT, 0644) : -1;
+    if (fd >= 0) {
+        unused = write(fd, line, n);
+        close(fd);
+    }
+    (void)unused;
+}
+
 void vreport(char *into, size_t size, const char *fmt, va_list ap) {
-    char text[900];
+    char text[900], line[1000];
     vsnprintf(text, sizeof text, fmt, ap);
-    fprintf(stderr, "sdagd CUDA emulation: %s\n", text);
+    snprintf(line, sizeof line, "sdagd CUDA emulation: %s\n", text);
+    report_line(line);
     if (into) snprintf(into, size, "%s", text);
 }
 
@@ -117,13 +134,14 @@ struct allocation {
     size_t map_len;
     char *data;     /* the data pages */
     size_t data_len;
-    char *user;     /* what cudaMalloc returned: ends at most 15 bytes before the guard */
+    char *user;     /* what cudaMalloc returned: ends at most 3 bytes before the guard */
     size_t bytes;
 };
 
 static std::mutex memory_lock;
 static std::map<uintptr_t, allocation> allocations; /* by user address */
 static int open_count = 0;                          /* > 0 while emulated device code runs */
+static size_t allocated = 0;                        /* bytes, against the device's capacity */
 static size_t page_size;
 
 static bool protect_enabled(void) {
@@ -211,6 +229,7 @@ struct sdagd_emu_graph_exec {
 namespace sdagd_emu {
 
 static std::mutex stream_lock;
+static std::mutex device_lock; /* held while queued work runs: one kernel at a time */
 static std::set<cudaStream_t> streams;
 static sdagd_emu_stream default_stream;
 static thread_local int captures_in_thread = 0; /* streams this thread captures on */
@@ -249,6 +268,7 @@ static void run_queue(cudaStream_t s) {
     std::vector<operation> work;
     work.swap(s->queue);
     if (work.empty()) return;
+    std::lock_guard<std::mutex> one_at_a_time(device_lock);
     device_access open;
     for (auto &op : work) op();
 }
@@ -265,7 +285,9 @@ static void run_all(void) {
 
 /* ---- kernels: blocks and fibers ------------------------------------------------------------ */
 
-thread_local kernel_coords coords;
+/* The emulated GPU runs one kernel at a time (device_lock), so the running thread's
+ * coordinates, the fibers and __shared__ memory are plain globals. */
+kernel_coords coords;
 
 /* One GPU thread of the running block. */
 struct fiber {
@@ -282,12 +304,12 @@ struct block_runner {
     launch_body *body = NULL;
     const char *kernel = NULL; /* the running kernel's name, or NULL */
 };
-static thread_local block_runner runner;
+static block_runner runner;
 static const size_t STACK_BYTES = 64 << 10;
 
 extern "C" void sdagd_emu_switch(void **save_sp, void *load_sp);
-/* Saves the callee-saved registers, the SSE and x87 control words and the stack pointer in
- * *save_sp, and resumes the context saved at load_sp. (A fiber switch of ucontext's
+/* Saves the callee-saved registers and the stack pointer in *save_sp, and resumes the context
+ * saved at load_sp. (The SSE and x87 control words are not switched: no kernel changes them.) (A fiber switch of ucontext's
  * swapcontext also saves the signal mask: a system call per switch, too slow for 256 threads
  * per block over every kernel of a training run.) */
 __asm__(".text\n"
@@ -296,11 +318,9 @@ __asm__(".text\n"
         ".type sdagd_emu_switch,@function\n"
         "sdagd_emu_switch:\n"
         "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
-        "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
-        "  movq %rsp, (%rdi)\n"
+                "  movq %rsp, (%rdi)\n"
         "  movq %rsi, %rsp\n"
-        "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
-        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+                "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
         "  ret\n"
         ".size sdagd_emu_switch,.-sdagd_emu_switch\n");
 
@@ -331,16 +351,12 @@ static bool ensure_stacks(block_runner &r, size_t n) {
 
 /* A fresh context for fiber i: sdagd_emu_switch into it "returns" to fiber_main. */
 static void fiber_init(block_runner &r, size_t i) {
-    uintptr_t top = ((uintptr_t)(r.stacks + (i + 1) * STACK_BYTES)) & ~(uintptr_t)15;
-    uint64_t *sp = (uint64_t *)(top - 72); /* fiber_main starts with rsp = top - 8, as after a call */
-    uint32_t mxcsr;
-    uint16_t fpucw;
-    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
-    __asm__ volatile("fnstcw %0" : "=m"(fpucw));
-    memset(sp, 0, 72);
-    memcpy(sp, &mxcsr, 4);
-    memcpy((char *)sp + 4, &fpucw, 2);
-    sp[7] = (uint64_t)(uintptr_t)&fiber_main;
+    /* the tops staggered by a cache line each, so that 256 fibers' frames do not all fall in the
+     * same cache sets (the stacks are 64 KiB apart) */
+    uintptr_t top = ((uintptr_t)(r.stacks + (i + 1) * STACK_BYTES - (i % 64) * 64)) & ~(uintptr_t)15;
+    uint64_t *sp = (uint64_t *)(top - 64); /* fiber_main starts with rsp = top - 8, as after a call */
+    memset(sp, 0, 64);
+    sp[6] = (uint64_t)(uintptr_t)&fiber_main; /* above the six saved registers */
     r.fibers[i].sp = sp;
     r.fibers[i].done = false;
 }
@@ -362,7 +378,7 @@ static bool reverse_order(void) {
 /* Runs one block; false (reported) when a barrier was not reached by all its threads. */
 static bool run_block(block_runner &r, const char *name, size_t n, bool reverse) {
     for (size_t i = 0; i < n; i++) fiber_init(r, i);
-    const dim3 bd = coords.block_dim;
+    const uint3 bd = coords.block_dim;
     size_t alive = n;
     for (int phase = 0; alive > 0; phase++) {
         size_t waiting = 0, finished = 0;
@@ -400,8 +416,8 @@ static void run_grid(const char *name, dim3 grid, dim3 block, launch_body *body)
     size_t blocks = (size_t)grid.x * grid.y * grid.z;
     r.body = body;
     r.kernel = name;
-    coords.block_dim = block;
-    coords.grid_dim = grid;
+    coords.block_dim = {block.x, block.y, block.z};
+    coords.grid_dim = {grid.x, grid.y, grid.z};
     for (size_t step = 0; step < blocks; step++) {
         size_t b = reverse ? blocks - 1 - step : step;
         coords.block_idx = {(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y), (unsigned)(b / grid.x / grid.y)};
@@ -437,6 +453,11 @@ static struct sigaction previous_segv, previous_bus;
 
 static void on_fault(int sig, siginfo_t *info, void *uctx) {
     char what[300], line[700];
+    if (info->si_code <= 0) { /* sent (re-raised by a handler before this one): no address to tell */
+        sigaction(sig, sig == SIGSEGV ? &previous_segv : &previous_bus, NULL);
+        raise(sig);
+        return;
+    }
     describe(info->si_addr, what, sizeof what);
     block_runner &r = runner;
     if (r.kernel)
@@ -447,8 +468,7 @@ static void on_fault(int sig, siginfo_t *info, void *uctx) {
     else
         snprintf(line, sizeof line, "sdagd CUDA emulation: host code accessed %p: %s%s\n", info->si_addr, what,
                  strncmp(what, "byte", 4) == 0 ? " (device memory is not readable from the host)" : "");
-    ssize_t unused = write(2, line, strlen(line));
-    (void)unused;
+    report_line(line);
     /* then whoever handled it before (Python's faulthandler prints the traceback) */
     sigaction(sig, sig == SIGSEGV ? &previous_segv : &previous_bus, NULL);
     (void)uctx;
@@ -528,21 +548,39 @@ EXPORT cudaError_t cudaGetLastError(void) {
 
 EXPORT cudaError_t cudaPeekAtLastError(void) { return last_error; }
 
+/* The emulated GPU's memory: SDAGD_EMU_MEMORY_MB, 4 GiB by default (this machine's memory
+ * stands in for it, so a request beyond that fails as cudaMalloc does on a full GPU). */
+static size_t capacity(void) {
+    const char *v = getenv("SDAGD_EMU_MEMORY_MB");
+    return (v ? (size_t)strtoull(v, NULL, 10) : 4096) << 20;
+}
+
 EXPORT cudaError_t cudaMalloc(void **ptr, size_t bytes) {
     *ptr = NULL;
     if (captures_in_thread) return refuse_during_capture("cudaMalloc");
     if (bytes == 0) return cudaSuccess;
+    {
+        std::lock_guard<std::mutex> hold(memory_lock);
+        if (bytes > capacity() - allocated)
+            return call_error(cudaErrorMemoryAllocation, "cudaMalloc of %zu bytes: the emulated GPU has %zu of its %zu "
+                              "bytes free (SDAGD_EMU_MEMORY_MB)", bytes, capacity() - allocated, capacity());
+        allocated += bytes;
+    }
     size_t data_len = (bytes + page_size - 1) / page_size * page_size;
     size_t map_len = data_len + 2 * page_size;
     char *map = (char *)mmap(NULL, map_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (map == MAP_FAILED) return call_error(cudaErrorMemoryAllocation, "cudaMalloc of %zu bytes: mmap failed", bytes);
+    if (map == MAP_FAILED) {
+        std::lock_guard<std::mutex> hold(memory_lock);
+        allocated -= bytes;
+        return call_error(cudaErrorMemoryAllocation, "cudaMalloc of %zu bytes: mmap failed", bytes);
+    }
     allocation a;
     a.map = map;
     a.map_len = map_len;
     a.data = map + page_size;
     a.data_len = data_len;
     a.bytes = bytes;
-    a.user = a.data + data_len - ((bytes + 15) & ~(size_t)15);
+    a.user = a.data + data_len - ((bytes + 3) & ~(size_t)3);
     mprotect(a.data, data_len, PROT_READ | PROT_WRITE);
     memset(a.data, 0xFF, data_len); /* NaN as float or double: nothing may read before writing */
     std::lock_guard<std::mutex> hold(memory_lock);
@@ -561,6 +599,7 @@ EXPORT cudaError_t cudaFree(void *ptr) {
     if (it == allocations.end())
         return call_error(cudaErrorInvalidValue, "cudaFree(%p): not an address cudaMalloc returned", ptr);
     munmap(it->second.map, it->second.map_len);
+    allocated -= it->second.bytes;
     allocations.erase(it);
     return cudaSuccess;
 }

@@ -16,6 +16,7 @@ import os
 import pytest
 
 
+@pytest.hookimpl(trylast=True)  # after faulthandler's: the emulation's fault report comes first
 def pytest_configure(config):
     import sdagd
 

@@ -18,13 +18,13 @@
 
 #define CUDART_VERSION 12040 /* the version of the toolkit whose API this follows */
 
-/* Kernels and device functions are plain host functions here; __shared__ memory is one static
- * per OS thread, which is one block's because the blocks of a grid run one after another. */
+/* Kernels and device functions are plain host functions here; __shared__ memory is a static,
+ * which is one block's because kernels, and the blocks of a grid, run one after another. */
 #define __global__
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static thread_local
+#define __shared__ static
 
 typedef enum cudaError {
     cudaSuccess = 0,
@@ -111,10 +111,9 @@ namespace sdagd_emu {
 
 /* The running GPU thread's coordinates, set by the scheduler before it resumes a thread. */
 struct kernel_coords {
-    uint3 thread_idx, block_idx;
-    dim3 block_dim, grid_dim;
+    uint3 thread_idx, block_idx, block_dim, grid_dim;
 };
-extern thread_local kernel_coords coords;
+extern kernel_coords coords;
 
 void syncthreads();
 
