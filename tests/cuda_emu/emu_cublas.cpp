@@ -159,6 +159,8 @@ static cublasStatus_t gemm(const char *call, cublasHandle_t h, cublasOperation_t
                     return blas_error(CUBLAS_STATUS_INVALID_VALUE, "%s: result %d overlaps operand A or B of product %d",
                                       call, i, j);
     }
+    if (refused_in_capture(h->stream, call))
+        return blas_error(CUBLAS_STATUS_EXECUTION_FAILED, "%s: refused during the capture", call);
     float alpha_v = *alpha, beta_v = *beta; /* host values, read at the call (and kept in a recording) */
     cudaError_t err = enqueue(h->stream, [=]() {
         std::vector<float> a_rows_buf((size_t)m * k), b_cols_buf((size_t)n * k);

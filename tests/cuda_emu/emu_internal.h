@@ -24,6 +24,9 @@ void report_line(const char *line); /* to stderr and SDAGD_EMU_LOG */
 cudaError_t call_error(cudaError_t err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void work_error(cudaError_t err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A launch of `name` that the capture on `stream` refuses (reported, capture invalidated). */
+bool refused_in_capture(cudaStream_t stream, const char *name);
+
 /* Queues op on the stream (or records it, while the stream captures). */
 cudaError_t enqueue(cudaStream_t stream, std::function<void()> op);
 

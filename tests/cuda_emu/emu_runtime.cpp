@@ -18,6 +18,12 @@
  *   synchronisation and copies from or to (pageable) host memory are refused while a stream
  *   captures, and invalidate the capture, as CUDA does in the global and thread-local modes.
  *
+ * - Modules load lazily (as with CUDA_MODULE_LOADING=LAZY on drivers that then refuse it): the
+ *   first launch of a kernel, or of a cuBLAS product, may not happen during a capture
+ *   (SDAGD_EMU_LAZY_LOADING=0 turns that off). SDAGD_EMU_CAPTURE_FAILS=begin|launch|end|instantiate
+ *   makes every capture fail at that point, for the tests of the backend's fallback.
+ * - SDAGD_EMU_STATS=1 prints the numbers of kernel launches and graph launches at exit.
+ *
  * Error details go to stderr, to the file SDAGD_EMU_LOG if set (pytest's capture loses what a
  * crashing test wrote to stderr), and into cudaGetErrorString's text for the error returned.
  */
@@ -38,6 +44,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "emu_internal.h"
@@ -233,6 +240,30 @@ static std::mutex device_lock; /* held while queued work runs: one kernel at a t
 static std::set<cudaStream_t> streams;
 static sdagd_emu_stream default_stream;
 static thread_local int captures_in_thread = 0; /* streams this thread captures on */
+static std::set<std::string> loaded;            /* kernels launched outside a capture */
+static size_t kernel_launches = 0, graph_launches = 0;
+
+static bool env_is(const char *name, const char *value) {
+    const char *v = getenv(name);
+    return v && strcmp(v, value) == 0;
+}
+
+/* True (reported) when `name`'s launch must be refused: during a capture, before its module
+ * was loaded by a launch outside one, or when SDAGD_EMU_CAPTURE_FAILS=launch. */
+bool refused_in_capture(cudaStream_t s, const char *name) {
+    s = s ? s : &default_stream;
+    std::lock_guard<std::mutex> hold(stream_lock);
+    if (!s->capturing) {
+        loaded.insert(name);
+        return false;
+    }
+    bool lazy = !env_is("SDAGD_EMU_LAZY_LOADING", "0") && !loaded.count(name);
+    if (!lazy && !env_is("SDAGD_EMU_CAPTURE_FAILS", "launch")) return false;
+    s->invalidated = true;
+    call_error(cudaErrorStreamCaptureUnsupported, "%s launched during a capture %s (the capture is now invalid)", name,
+               lazy ? "before any launch outside one loaded its module" : "(SDAGD_EMU_CAPTURE_FAILS=launch)");
+    return true;
+}
 
 static cudaStream_t resolve(cudaStream_t s) { return s ? s : &default_stream; }
 
@@ -444,6 +475,8 @@ cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t shared_bytes,
             return call_error(cudaErrorInvalidValue,
                               "kernel %s: its pointer argument number %d (%p) is not device memory", name, i + 1,
                               pointers[i]);
+    if (refused_in_capture(stream, name)) return cudaErrorStreamCaptureUnsupported;
+    kernel_launches++;
     return enqueue(stream, [name, grid, block, owned]() { run_grid(name, grid, block, owned.get()); });
 }
 
@@ -472,6 +505,14 @@ static void on_fault(int sig, siginfo_t *info, void *uctx) {
     /* then whoever handled it before (Python's faulthandler prints the traceback) */
     sigaction(sig, sig == SIGSEGV ? &previous_segv : &previous_bus, NULL);
     (void)uctx;
+}
+
+__attribute__((destructor)) static void print_stats(void) {
+    if (!env_is("SDAGD_EMU_STATS", "1")) return;
+    char line[200];
+    snprintf(line, sizeof line, "sdagd CUDA emulation: %zu kernel launches, %zu graph launches\n", kernel_launches,
+             graph_launches);
+    report_line(line);
 }
 
 __attribute__((constructor)) static void install(void) {
@@ -671,6 +712,8 @@ EXPORT cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCa
     cudaStream_t s = resolve(stream);
     if (!stream) return call_error(cudaErrorStreamCaptureUnsupported, "capture on the legacy default stream");
     if (s->capturing) return call_error(cudaErrorInvalidValue, "cudaStreamBeginCapture: the stream already captures");
+    if (env_is("SDAGD_EMU_CAPTURE_FAILS", "begin"))
+        return call_error(cudaErrorStreamCaptureUnsupported, "cudaStreamBeginCapture refused (SDAGD_EMU_CAPTURE_FAILS=begin)");
     s->capturing = true;
     s->invalidated = false;
     s->mode = mode;
@@ -688,6 +731,8 @@ EXPORT cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
     auto ops = std::move(stream->recorded);
     if (stream->invalidated)
         return call_error(cudaErrorStreamCaptureInvalidated, "the capture was invalidated by a call not allowed during it");
+    if (env_is("SDAGD_EMU_CAPTURE_FAILS", "end"))
+        return call_error(cudaErrorStreamCaptureInvalidated, "cudaStreamEndCapture refused (SDAGD_EMU_CAPTURE_FAILS=end)");
     *graph = new sdagd_emu_graph{ops};
     return cudaSuccess;
 }
@@ -703,6 +748,8 @@ EXPORT cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph
     (void)flags;
     *exec = NULL;
     if (!graph) return call_error(cudaErrorInvalidValue, "cudaGraphInstantiate of NULL");
+    if (env_is("SDAGD_EMU_CAPTURE_FAILS", "instantiate"))
+        return call_error(cudaErrorInvalidValue, "cudaGraphInstantiate refused (SDAGD_EMU_CAPTURE_FAILS=instantiate)");
     *exec = new sdagd_emu_graph_exec{std::make_shared<std::vector<operation>>(*graph->ops)};
     return cudaSuccess;
 }
@@ -712,6 +759,7 @@ EXPORT cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
     if (!valid_stream(stream)) return call_error(cudaErrorInvalidResourceHandle, "cudaGraphLaunch: unknown stream");
     if (capturing(stream)) return refuse_during_capture("cudaGraphLaunch");
     auto ops = exec->ops;
+    graph_launches++;
     return enqueue(stream, [ops]() {
         for (auto &op : *ops) op();
     });
