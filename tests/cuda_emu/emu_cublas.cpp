@@ -93,6 +93,7 @@ EXPORT cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace,
                           "device memory lie there", bytes, workspace, room);
     handle->workspace = workspace;
     handle->workspace_bytes = bytes;
+    if (bytes) seal(workspace); /* the plain loops need none; a kernel touching it faults */
     return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -20,6 +20,10 @@ struct device_access {
 bool device_range(const void *p, size_t bytes, size_t *room);
 bool is_device(const void *p);
 
+/* The allocation at p (as cudaMalloc returned it) becomes inaccessible for good, and its pages
+ * are dropped: for cuBLAS's workspace, which nothing emulated uses. */
+void seal(const void *p);
+
 void report_line(const char *line); /* to stderr and SDAGD_EMU_LOG */
 cudaError_t call_error(cudaError_t err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void work_error(cudaError_t err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -143,6 +143,7 @@ struct allocation {
     size_t data_len;
     char *user;     /* what cudaMalloc returned: ends at most 3 bytes before the guard */
     size_t bytes;
+    bool sealed;    /* never accessible (cuBLAS's workspace: the emulated cuBLAS needs none) */
 };
 
 static std::mutex memory_lock;
@@ -163,13 +164,25 @@ static bool protect_enabled(void) {
 device_access::device_access() {
     std::lock_guard<std::mutex> hold(memory_lock);
     if (open_count++ == 0 && protect_enabled())
-        for (auto &a : allocations) mprotect(a.second.data, a.second.data_len, PROT_READ | PROT_WRITE);
+        for (auto &a : allocations)
+            if (!a.second.sealed) mprotect(a.second.data, a.second.data_len, PROT_READ | PROT_WRITE);
 }
 
 device_access::~device_access() {
     std::lock_guard<std::mutex> hold(memory_lock);
     if (--open_count == 0 && protect_enabled())
-        for (auto &a : allocations) mprotect(a.second.data, a.second.data_len, PROT_NONE);
+        for (auto &a : allocations)
+            if (!a.second.sealed) mprotect(a.second.data, a.second.data_len, PROT_NONE);
+}
+
+void seal(const void *p) {
+    std::lock_guard<std::mutex> hold(memory_lock);
+    auto it = allocations.find((uintptr_t)p);
+    if (it == allocations.end()) return;
+    allocation &a = it->second;
+    a.sealed = true;
+    mprotect(a.data, a.data_len, PROT_NONE);
+    madvise(a.data, a.data_len, MADV_DONTNEED); /* its pages are not kept (nor walked by mprotect) */
 }
 
 /* The allocation holding [p, p + bytes), or NULL. With bytes == 0, p may be one past the end. */
@@ -596,6 +609,29 @@ static size_t capacity(void) {
     return (v ? (size_t)strtoull(v, NULL, 10) : 4096) << 20;
 }
 
+/* 0xFF bytes to map allocations of up to FILL_BYTES from, copy-on-write: a fresh allocation reads
+ * as NaN without its pages being written first (cuBLAS's 32 MiB workspaces are never touched). */
+static const size_t FILL_BYTES = (size_t)64 << 20;
+static int fill_fd = -2;
+
+static int fill_file(void) {
+    if (fill_fd != -2) return fill_fd;
+    fill_fd = memfd_create("sdagd_emu_nan", MFD_CLOEXEC);
+    if (fill_fd >= 0 && ftruncate(fill_fd, (off_t)FILL_BYTES) == 0) {
+        std::vector<char> chunk((size_t)1 << 20, (char)0xFF);
+        for (size_t at = 0; at < FILL_BYTES; at += chunk.size())
+            if (pwrite(fill_fd, chunk.data(), chunk.size(), (off_t)at) != (ssize_t)chunk.size()) {
+                close(fill_fd);
+                fill_fd = -1;
+                break;
+            }
+    } else if (fill_fd >= 0) {
+        close(fill_fd);
+        fill_fd = -1;
+    }
+    return fill_fd;
+}
+
 EXPORT cudaError_t cudaMalloc(void **ptr, size_t bytes) {
     *ptr = NULL;
     if (captures_in_thread) return refuse_during_capture("cudaMalloc");
@@ -622,9 +658,14 @@ EXPORT cudaError_t cudaMalloc(void **ptr, size_t bytes) {
     a.data_len = data_len;
     a.bytes = bytes;
     a.user = a.data + data_len - ((bytes + 3) & ~(size_t)3);
-    mprotect(a.data, data_len, PROT_READ | PROT_WRITE);
-    memset(a.data, 0xFF, data_len); /* NaN as float or double: nothing may read before writing */
+    a.sealed = false;
+    /* NaN as float or double: nothing may read before writing */
     std::lock_guard<std::mutex> hold(memory_lock);
+    int fd = data_len <= FILL_BYTES ? fill_file() : -1;
+    if (fd < 0 || mmap(a.data, data_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0) == MAP_FAILED) {
+        mprotect(a.data, data_len, PROT_READ | PROT_WRITE);
+        memset(a.data, 0xFF, data_len);
+    }
     if (open_count == 0 && protect_enabled()) mprotect(a.data, data_len, PROT_NONE);
     allocations[(uintptr_t)a.user] = a;
     *ptr = a.user;
