@@ -126,9 +126,10 @@ struct launch_body {
 cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
                    launch_body *body, const void *const *pointers, int n_pointers); /* takes body */
 
-/* `kernel<<<grid, block, shared, stream>>>(args)` becomes `launcher<...>(name, kernel, grid,
+/* `kernel<<<grid, block, shared, stream>>>(args)` becomes `make_launcher("kernel", kernel, grid,
  * block, shared, stream)(args)` (rewrite_launches.py): the arguments convert to the kernel's
- * parameter types, as in a call, and are kept by value, as CUDA does. */
+ * parameter types, as in a call, and are kept by value, as CUDA does; each GPU thread runs the
+ * kernel on its own copy of them. */
 template <typename... P> struct launcher {
     const char *name;
     void (*kernel)(P...);
