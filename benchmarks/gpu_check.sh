@@ -19,9 +19,10 @@
 #                                            # into .mnist/ (ignored folders: carry them), then
 #                                            # a dry run of this script offline in a fresh venv
 #   bash benchmarks/gpu_check.sh             # there (the device tool, carry [".whl", ".mnist"])
-#   DRY_RUN=1 bash benchmarks/gpu_check.sh   # here, without a GPU: the same steps, the CUDA
-#                                            # backend under the CPU emulation (tests/cuda_emu),
-#                                            # no memcheck, a small CPU benchmark
+#   DRY_RUN=1 bash benchmarks/gpu_check.sh   # here, after --prepare, without a GPU: the same
+#                                            # steps from --prepare's wheels for this Python, the
+#                                            # CUDA backend under the CPU emulation
+#                                            # (tests/cuda_emu), no memcheck, a small CPU benchmark
 #
 # Results and logs go to $OUT (the device tool's folder that comes back) or /tmp/gpu_check.
 set -u
@@ -30,7 +31,8 @@ root=$(pwd)
 out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out"
 py=${PYTHON:-python3}
-wheels=${WHEELS:-$root/.whl}
+local_wheels=/tmp/gpu_check_local_wheels   # --prepare's wheels for this machine's Python
+if [ -n "${DRY_RUN:-}" ]; then wheels=${WHEELS:-$local_wheels}; else wheels=${WHEELS:-$root/.whl}; fi
 export PYTHONUNBUFFERED=1
 # nvcc and compute-sanitizer, where the toolkit puts them (as .ci/run does)
 export PATH="$PATH:/usr/local/cuda/bin:/usr/local/cuda/compute-sanitizer"
@@ -65,11 +67,10 @@ if [ "${1:-}" = "--prepare" ]; then
     du -sh .whl .mnist
     # The dry run: this script offline, in a fresh venv, from the same requirements as wheels for
     # this machine's Python (kept out of .whl, which travels).
-    local_wheels=/tmp/gpu_check_local_wheels
     rm -rf "$local_wheels"
     "$py" -m pip download -q --only-binary=:all: -d "$local_wheels" "${reqs[@]}" || exit 1
     echo "gpu_check --prepare: dry run, offline, in a fresh venv"
-    DRY_RUN=1 WHEELS=$local_wheels OUT=$out/dry_run bash "$0"
+    DRY_RUN=1 OUT=$out/dry_run bash "$0"
     rc=$?
     echo "gpu_check --prepare: dry run exit $rc (logs in $out/dry_run)"
     exit $rc
