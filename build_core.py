@@ -10,6 +10,7 @@ Environment:
                          default), never (0), or fail the build without them (1)
   SDAGD_CUDA_WERROR=1    CUDA warnings are errors (CI)
   SDAGD_CUDA_ARCH=90     compute capability to build machine code for (plus its PTX)
+  SDAGD_CUDA_LINEINFO=1  source lines in the CUDA code, for compute-sanitizer's reports
   CUDA_HOME              where the CUDA toolkit is (else nvcc's folder's parent)
 """
 from __future__ import annotations
@@ -87,6 +88,8 @@ def cuda_command(nvcc: str, root: Path, output: Path, werror: bool | None = None
            "-I", str(CORE_DIR), "-o", str(output)]
     if werror:
         cmd += ["-Werror", "all-warnings"]
+    if os.environ.get("SDAGD_CUDA_LINEINFO") == "1":
+        cmd += ["-lineinfo"]
     cmd += [str(p) for p in sorted(CUDA_DIR.glob("*.cu"))]
     cmd += ["-lcublas", "-Xlinker", f"-rpath,{lib}"]
     return cmd

@@ -1,22 +1,24 @@
-"""Speed of the CUDA backend on one GPU, against PyTorch on the same GPU, in one run.
+"""Speed of the CUDA backend on one GPU, against PyTorch on the same GPU, in a bounded run.
 
-    python benchmarks/bench_gpu.py                    # the tables of BENCHMARKS.md (GPU section)
+    python benchmarks/bench_gpu.py --budget 100       # the tables of BENCHMARKS.md (GPU section)
     python benchmarks/bench_gpu.py --quick            # small sizes: checks the script itself
     python benchmarks/bench_gpu.py --device cpu --quick   # dry run on a machine without a GPU
 
-Sections, each printed as a markdown table:
+Each result is added to bench_gpu.json (in --out) as soon as it is measured, so a run cut short
+(by --budget, which no new measurement starts after, or by a timeout) keeps what it finished.
+Sections, each printed as a markdown table, most wanted first:
 1. The machine's limits, measured: FP32 SGEMM rate (8192^3 through PyTorch with TF32 off) and
    device-to-device copy bandwidth.
-2. One network (K = 1), hl-1..hl-5, SGD and SDAGD: ms per batch-100 step with the step
-   recorded as a CUDA graph and without (every kernel launched), epoch time for 60,000 rows,
-   GFLOP/s; and the same steps in PyTorch eager (SGD: autograd + torch.optim.SGD; SDAGD: the
-   algorithm written by hand in tensors, as a user would).
-3. K networks trained together (sdagd.fit_many), K = 1, 6, 30, 90: network-steps per second and
-   GFLOP/s against the measured SGEMM rate.
-4. The full protocol of RESULTS.md (hl-1..hl-5, sigmoid and ReLU, SGD + both SDAGD norms, 3
-   seeds, lr and R tuned on a validation split) at 20 epochs on 60,000 images, end to end,
-   timed; and what the same sweep costs in PyTorch, run one training after another, from its
-   measured epoch times (running it would take most of an hour).
+2. K networks trained together (sdagd.fit_many), K = 1, 6, 30, 90, hl-5: network-steps per
+   second and GFLOP/s against the measured SGEMM rate, in steady state.
+3. A fixed slice of the protocol of RESULTS.md: per depth, its 18 main networks (sigmoid and
+   ReLU; SGD and SDAGD with both norms; 3 seeds) trained together by fit_many for two epochs,
+   and what 20 epochs of them cost at that rate (tuning not included).
+4. One network (K = 1), hl-1..hl-5, SGD and SDAGD: ms per batch-100 step with the step recorded
+   as a CUDA graph and without (every kernel launched), and the same steps in PyTorch eager.
+Every fit is timed in three parts: the setup (the upload of the 188 MB training set from
+pageable memory, the buffers), the first epoch (which also records the CUDA graphs) and the
+steady-state epochs after it; rates are of the steady state.
 
 FLOPs counted per step: 2*B*n_in*n_out per GEMM; forward 1, weight gradient 1, backward delta
 1 (not in the first layer); SDAGD adds the two Hessian GEMMs. Elementwise work is not counted.
@@ -30,6 +32,13 @@ import sys
 import time
 
 import numpy as np
+
+# PyTorch before sdagd's CUDA library: loaded first, torch binds its own cuBLAS, not the
+# toolkit's that libsdagd_cuda.so links (both then use their own).
+try:
+    import torch
+except ImportError:
+    torch = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -62,27 +71,29 @@ def table(title, header, rows):
 
 # -- sdagd ----------------------------------------------------------------------------------
 
-def time_sdagd_epoch(sizes, optimizer, X, y, device, graphs=True, repeats=2):
+def timed_fit(fit):
+    """(setup s, first epoch s, steady epoch s) of `fit()`, which returns the histories: setup is
+    what the fit spends outside its epochs (the upload of the data, the buffers); steady is the
+    fastest epoch after the first, which recorded the CUDA graphs."""
+    t0 = time.perf_counter()
+    histories = fit()
+    total = time.perf_counter() - t0
+    times = list(histories[0].time)
+    return total - sum(times), times[0], min(times[1:]) if len(times) > 1 else float("nan")
+
+
+def time_sdagd_epoch(sizes, optimizer, X, y, device, graphs=True, epochs=3):
     os.environ["SDAGD_CUDA_GRAPHS"] = "1" if graphs else "0"  # read when a trainer is made
     net = sdagd.MLP(sizes, activation="sigmoid", device=device)
     opt = make_optimizer(optimizer)
-    net.fit(X[:2000], y[:2000], opt, epochs=1, progress=False)  # warm up: buffers, graphs, cuBLAS
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        net.fit(X, y, opt, epochs=1, progress=False)  # returns after the epoch's last read-back
-        best = min(best, time.perf_counter() - t0)
-    os.environ.pop("SDAGD_CUDA_GRAPHS", None)
-    return best
+    try:
+        return timed_fit(lambda: [net.fit(X, y, opt, epochs=epochs, progress=False)])
+    finally:
+        os.environ.pop("SDAGD_CUDA_GRAPHS", None)
 
 
-def time_fit_many(sizes, optimizer, K, X, y, device):
-    nets = [sdagd.MLP(sizes, activation="sigmoid", seed=k, device=device) for k in range(K)]
-    opts = [make_optimizer(optimizer) for _ in range(K)]
-    sdagd.fit_many(nets, opts, X[:2000], y[:2000], epochs=1, progress=False)
-    t0 = time.perf_counter()
-    sdagd.fit_many(nets, opts, X, y, epochs=1, progress=False)
-    return time.perf_counter() - t0
+def time_fit_many(nets, opts, X, y, epochs=2):
+    return timed_fit(lambda: sdagd.fit_many(nets, opts, X, y, epochs=epochs, progress=False))
 
 
 # -- PyTorch --------------------------------------------------------------------------------
@@ -149,7 +160,7 @@ def time_torch_epoch(torch, sizes, optimizer, X, y, device, repeats=2):
         if device == "cuda":
             torch.cuda.synchronize()
 
-    epoch(limit=2000)
+    epoch(limit=2000)  # warm up: cuBLAS handles, the caching allocator
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -188,40 +199,64 @@ def machine_limits(torch, device, quick):
     return sgemm, bandwidth
 
 
-# -- the protocol ---------------------------------------------------------------------------
+# -- the run ------------------------------------------------------------------------------
 
-def protocol(device, epochs, quick, out):
-    from sdagd import reproduce
+class Results:
+    """bench_gpu.json, rewritten (atomically) after every measurement."""
 
-    t0 = time.perf_counter()
-    written = reproduce.run(out, protocol="full", epochs=epochs, device=device, progress=False, figures=False,
-                            train_limit=2000 if quick else None, tune_epochs=1 if quick else None)
-    return time.perf_counter() - t0, written
+    def __init__(self, folder, **fields):
+        self.path = os.path.join(folder, "bench_gpu.json")
+        os.makedirs(folder, exist_ok=True)
+        self.data = dict(fields, finished=False)
+        self.write()
+
+    def add(self, section, entry):
+        self.data.setdefault(section, []).append(entry)
+        self.write()
+
+    def set(self, **fields):
+        self.data.update(fields)
+        self.write()
+
+    def write(self):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.data, f, indent=1)
+        os.replace(tmp, self.path)
+
+
+def protocol_group(depth, device, seeds):
+    """One depth's main networks of the full protocol (its tuned lr and R aside)."""
+    nets, opts = [], []
+    for activation in ("sigmoid", "relu"):
+        for make in (lambda: sdagd.optim.SGD(lr=0.1), lambda: sdagd.optim.SDAGD(radius=0.3),
+                     lambda: sdagd.optim.SDAGD(radius=0.3, norm="global")):
+            for seed in seeds:
+                nets.append(sdagd.MLP(paper_sizes(depth), activation=activation, seed=seed, device=device))
+                opts.append(make())
+    return nets, opts
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script")
-    parser.add_argument("--skip-protocol", action="store_true")
-    parser.add_argument("--protocol-epochs", type=int, default=20)
-    parser.add_argument("--out", default=os.environ.get("OUT", "/tmp"), help="folder for JSON and protocol output")
+    parser.add_argument("--budget", type=float, default=100.0,
+                        help="seconds after which no new measurement starts (default 100)")
+    parser.add_argument("--out", default=os.environ.get("OUT", "/tmp"), help="folder for bench_gpu.json")
     args = parser.parse_args()
     device, quick = args.device, args.quick
+    deadline = time.perf_counter() + args.budget
     if device == "cuda":
         ok, why = sdagd.device_available("cuda")
         if not ok:
             sys.exit(f"bench_gpu: {why}")
-    try:
-        import torch
-    except ImportError:
-        torch = None
     depths = (1, 2) if quick else (1, 2, 3, 4, 5)
     rows = 2000 if quick else 60000
     rng = np.random.default_rng(0)
     X = rng.random((rows, 784), dtype=np.float32)
     y = rng.integers(0, 10, rows)
-    results = {"device": device, "quick": quick}
+    steps = rows // B
 
     sgemm = bandwidth = None
     if torch is not None:
@@ -229,63 +264,81 @@ def main():
     gpu_name = torch.cuda.get_device_name() if torch is not None and device == "cuda" else "none"
     print(f"GPU: {gpu_name}; torch {torch.__version__ if torch else 'not installed'}; sdagd {sdagd.__version__}; "
           f"FP32 SGEMM {sgemm or float('nan'):.0f} GFLOP/s, copy {bandwidth or float('nan'):.0f} GB/s (measured); "
-          f"TF32 {'on' if os.environ.get('SDAGD_CUDA_TF32') == '1' else 'off'}")
-    results.update(sgemm_gflops=sgemm, copy_gbs=bandwidth, gpu=gpu_name)
+          f"TF32 {'on' if os.environ.get('SDAGD_CUDA_TF32') == '1' else 'off'}; rows {rows}", flush=True)
+    results = Results(args.out, device=device, quick=quick, rows=rows, gpu=gpu_name, sgemm_gflops=sgemm,
+                      copy_gbs=bandwidth, budget_s=args.budget)
 
-    steps = rows // B
-    rows_out, single = [], []
-    for depth in depths:
-        sizes = paper_sizes(depth)
-        for optimizer in ("SGD", "SDAGD"):
-            graph = time_sdagd_epoch(sizes, optimizer, X, y, device, graphs=True)
-            plain = time_sdagd_epoch(sizes, optimizer, X, y, device, graphs=False)
-            peer = time_torch_epoch(torch, sizes, optimizer, X, y, device) if torch is not None else float("nan")
-            f = step_flops(sizes, optimizer)
-            entry = dict(depth=depth, optimizer=optimizer, graph_ms=1e3 * graph / steps, plain_ms=1e3 * plain / steps,
-                         torch_ms=1e3 * peer / steps, epoch_s=graph * 60000 / rows, gflops=f * steps / graph / 1e9)
-            single.append(entry)
-            rows_out.append([f"hl-{depth}", optimizer, f"{entry['graph_ms']:.3f}", f"{entry['plain_ms']:.3f}",
-                             f"{entry['plain_ms'] / entry['graph_ms']:.2f}", f"{entry['torch_ms']:.3f}",
-                             f"{entry['torch_ms'] / entry['graph_ms']:.1f}", f"{entry['epoch_s']:.2f}",
-                             f"{entry['gflops']:.0f}"])
-    table("One network, batch 100 (ms per step; epoch = 60,000 rows)",
-          ["net", "optimizer", "sdagd graph", "sdagd launches", "graph gain", "PyTorch eager", "PyTorch / sdagd",
-           "epoch s", "GFLOP/s"], rows_out)
-    results["single"] = single
+    def over_budget(section):
+        if time.perf_counter() < deadline:
+            return False
+        if results.data.get("stopped_by_budget_in") is None:
+            print(f"(budget of {args.budget:.0f} s spent: {section} and what follows are not measured)", flush=True)
+            results.set(stopped_by_budget_in=section)
+        return True
 
-    many, rows_out = [], []
+    # K networks together
     sizes = paper_sizes(2 if quick else 5)
+    rows_out, stopped = [], False
     for optimizer in ("SGD", "SDAGD"):
         for K in ((1, 2, 4) if quick else (1, 6, 30, 90)):
-            seconds = time_fit_many(sizes, optimizer, K, X, y, device)
+            if stopped or over_budget("many"):
+                stopped = True
+                break
+            nets = [sdagd.MLP(sizes, activation="sigmoid", seed=k, device=device) for k in range(K)]
+            setup, first, steady = time_fit_many(nets, [make_optimizer(optimizer) for _ in range(K)], X, y)
             f = step_flops(sizes, optimizer) * K * steps
-            entry = dict(optimizer=optimizer, K=K, seconds=seconds, net_steps_per_s=K * steps / seconds,
-                         gflops=f / seconds / 1e9)
-            many.append(entry)
+            entry = dict(optimizer=optimizer, K=K, setup_s=setup, first_epoch_s=first, epoch_s=steady,
+                         net_steps_per_s=K * steps / steady, gflops=f / steady / 1e9)
+            results.add("many", entry)
             share = f"{entry['gflops'] / sgemm:.2f}" if sgemm else "-"
-            rows_out.append([optimizer, str(K), f"{seconds:.2f}", f"{entry['net_steps_per_s']:,.0f}",
-                             f"{entry['gflops']:.0f}", share])
-    table(f"K networks of hl-{len(sizes) - 2} together (one epoch of {rows:,} rows each)",
-          ["optimizer", "K", "epoch s", "network-steps/s", "GFLOP/s", "of the SGEMM rate"], rows_out)
-    results["many"] = many
+            rows_out.append([optimizer, str(K), f"{setup:.2f}", f"{first:.2f}", f"{steady:.2f}",
+                             f"{entry['net_steps_per_s']:,.0f}", f"{entry['gflops']:.0f}", share])
+    table(f"K networks of hl-{len(sizes) - 2} together (one epoch of {rows:,} rows each; rates from the steady epoch)",
+          ["optimizer", "K", "setup s", "first epoch s", "steady epoch s", "network-steps/s", "GFLOP/s",
+           "of the SGEMM rate"], rows_out)
 
-    if not args.skip_protocol:
-        epochs = 1 if quick else args.protocol_epochs
-        seconds, _ = protocol(device, epochs, quick, os.path.join(args.out, "protocol"))
-        # PyTorch, one run after another: every run's epochs at the measured epoch times.
-        per_run = {(e["depth"], e["optimizer"]): e["torch_ms"] * steps / 1e3 * 60000 / rows for e in single}
-        from sdagd import reproduce
+    # a slice of the protocol
+    rows_out, main_runs = [], 0.0
+    seeds = (0,) if quick else (0, 1, 2)
+    for depth in ((1,) if quick else depths):
+        if over_budget("protocol slice"):
+            break
+        nets, opts = protocol_group(depth, device, seeds)
+        setup, first, steady = time_fit_many(nets, opts, X, y)
+        estimate = 20 * steady * 60000 / rows  # 20 epochs of 60,000 rows, in steady state
+        main_runs += estimate
+        results.add("protocol_slice", dict(depth=depth, networks=len(nets), setup_s=setup, first_epoch_s=first,
+                                           epoch_s=steady, main_runs_20_epochs_s=estimate))
+        rows_out.append([f"hl-{depth}", str(len(nets)), f"{setup:.2f}", f"{first:.2f}", f"{steady:.2f}",
+                         f"{estimate:.0f}"])
+    table("A slice of the full protocol: each depth's networks together, one epoch "
+          f"(20-epoch main runs of all depths measured: about {main_runs:.0f} s, tuning not included)",
+          ["net", "networks", "setup s", "first epoch s", "steady epoch s", "20 epochs of 60,000 rows, s"], rows_out)
 
-        seeds = {label: 1 if label in reproduce.ONE_SEED_LABELS else len(reproduce.FULL["seeds"])
-                 for label in reproduce.tune_grid(epochs)}
-        torch_total = sum(per_run.get((d, "SGD" if label == "SGD" else "SDAGD"), float("nan")) * epochs
-                          * 2 * seeds[label] for d in depths for label in seeds)
-        table(f"The full protocol at {epochs} epochs (tuning included)",
-              ["sdagd s (measured)", "PyTorch s (main runs only, from epoch times)", "PyTorch / sdagd"],
-              [[f"{seconds:.1f}", f"{torch_total:.0f}", f"{torch_total / seconds:.1f}"]])
-        results["protocol"] = dict(epochs=epochs, seconds=seconds, torch_estimate_s=torch_total)
-    with open(os.path.join(args.out, "bench_gpu.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    # one network: graphs, plain launches, PyTorch
+    rows_out = []
+    for depth in depths:
+        for optimizer in ("SGD", "SDAGD"):
+            if over_budget("single"):
+                break
+            sizes = paper_sizes(depth)
+            g_setup, g_first, graph = time_sdagd_epoch(sizes, optimizer, X, y, device, graphs=True)
+            _, p_first, plain = time_sdagd_epoch(sizes, optimizer, X, y, device, graphs=False)
+            peer = time_torch_epoch(torch, sizes, optimizer, X, y, device) if torch is not None else float("nan")
+            f = step_flops(sizes, optimizer)
+            entry = dict(depth=depth, optimizer=optimizer, setup_s=g_setup, first_epoch_s=g_first,
+                         graph_ms=1e3 * graph / steps, plain_ms=1e3 * plain / steps, torch_ms=1e3 * peer / steps,
+                         epoch_s=graph * 60000 / rows, gflops=f * steps / graph / 1e9)
+            results.add("single", entry)
+            rows_out.append([f"hl-{depth}", optimizer, f"{g_setup:.2f}", f"{g_first:.2f}", f"{entry['graph_ms']:.3f}",
+                             f"{entry['plain_ms']:.3f}", f"{entry['plain_ms'] / entry['graph_ms']:.2f}",
+                             f"{entry['torch_ms']:.3f}", f"{entry['torch_ms'] / entry['graph_ms']:.1f}",
+                             f"{entry['epoch_s']:.2f}", f"{entry['gflops']:.0f}"])
+    table("One network, batch 100 (ms per steady-state step; epoch = 60,000 rows)",
+          ["net", "optimizer", "setup s", "first epoch s", "sdagd graph", "sdagd launches", "graph gain",
+           "PyTorch eager", "PyTorch / sdagd", "epoch s", "GFLOP/s"], rows_out)
+    results.set(finished=True)
+    print(f"\nwritten: {results.path}")
 
 
 if __name__ == "__main__":

@@ -35,9 +35,10 @@
 static const size_t MAX_BLOCKS_PER_NET = 1024;
 static const int MAX_NETS = 65535;
 enum { MAX_RECORDED = 16 };
-/* cuBLAS's workspace per network: 4 MiB suffices for products of these sizes, and grouped
- * sweeps hold one context (stream, handle, workspace) per network. */
-static const size_t WORKSPACE_BYTES = (size_t)4 << 20;
+/* cuBLAS's workspace per context: 32 MiB, NVIDIA's recommendation for Hopper (smaller ones
+ * restrict the kernels cuBLAS may choose). Grouped sweeps hold one context (stream, handle,
+ * workspace) per network: 262 networks take 8.4 GB of the H200's 141. */
+static const size_t WORKSPACE_BYTES = (size_t)32 << 20;
 
 static sdagd_status (*fail)(sdagd_status, const char *, ...); /* the core's, from the entry point */
 
@@ -57,12 +58,33 @@ static sdagd_status launched(const char *what) { return cuda_ok(cudaGetLastError
 
 /* ---- context and memory --------------------------------------------------------------- */
 
+/* The operations of the step being recorded, kept so that the step can be launched without a
+ * graph if the recording fails (see capture_end). The arguments' pointers stay valid until the
+ * step ends, which is when the journal is read. */
+typedef enum { OP_GATHER, OP_FORWARD, OP_LOSS, OP_BACKWARD, OP_PREPARE, OP_UPDATE, OP_ADVANCE } step_op;
+typedef struct {
+    step_op op;
+    union {
+        gather_args gather;
+        forward_args forward;
+        loss_args loss;
+        backward_args backward;
+        prepare_args prepare;
+        update_args update;
+        advance_args advance;
+    } a;
+} journal_entry;
+
 typedef struct {
     cudaStream_t stream;
     cublasHandle_t blas;
     void *workspace;   /* cuBLAS's own, so that it never allocates while a step is recorded */
     uint8_t *flags;    /* all_finite's per-network results */
     size_t flag_capacity;
+    int recording;             /* a step is being captured on `stream` */
+    int recording_failed;      /* an operation failed while it was: the rest is only journaled */
+    journal_entry *journal;    /* the step's operations so far */
+    int journal_len, journal_cap;
 } cuda_ctx;
 
 static void cuda_context_free(void *p) {
@@ -72,6 +94,7 @@ static void cuda_context_free(void *p) {
     if (c->workspace) cudaFree(c->workspace);
     if (c->flags) cudaFree(c->flags);
     if (c->stream) cudaStreamDestroy(c->stream);
+    free(c->journal);
     free(c);
 }
 
@@ -271,23 +294,26 @@ __global__ void hidden_epilogue_kernel(int B, int n, float *out, float *out_sq, 
     }
 }
 
-/* Bias and the output activation, one thread per row (softmax needs the row). */
+/* The output layer's bias, the copy of its pre-activation (for cross-entropy) and an
+ * elementwise output activation: one thread per element. */
 __global__ void output_epilogue_kernel(int B, int n, float *out, size_t out_stride, const float *bias, size_t p_stride,
                                        float *pre, size_t pre_stride, int output, const uint8_t *active) {
     int k = blockIdx.y;
     if (!active[k]) return;
     const float *b = bias + (size_t)k * p_stride;
-    GRID_STRIDE(r, (size_t)B) {
-        float *row = out + (size_t)k * out_stride + r * n;
-        for (int c = 0; c < n; c++) {
-            row[c] += b[c];
-            if (pre) pre[(size_t)k * pre_stride + r * n + c] = row[c];
-        }
-        if (output == ACT_SOFTMAX)
-            softmax_row(row, n);
-        else
-            for (int c = 0; c < n; c++) row[c] = activation_value(output, 0.0f, row[c]);
+    float *o = out + (size_t)k * out_stride;
+    GRID_STRIDE(i, (size_t)B * n) {
+        float v = o[i] + b[i % n];
+        if (pre) pre[(size_t)k * pre_stride + i] = v;
+        o[i] = output == ACT_SOFTMAX ? v : activation_value(output, 0.0f, v);
     }
+}
+
+/* Softmax needs its whole row (n outputs, a few): one thread per row, after the bias. */
+__global__ void softmax_kernel(int B, int n, float *out, size_t out_stride, const uint8_t *active) {
+    int k = blockIdx.y;
+    if (!active[k]) return;
+    GRID_STRIDE(r, (size_t)B) softmax_row(out + (size_t)k * out_stride + r * n, n);
 }
 
 static sdagd_status cuda_forward(void *ctx, const forward_args *a) {
@@ -302,10 +328,12 @@ static sdagd_status cuda_forward(void *ctx, const forward_args *a) {
     if (st != SDAGD_OK) return st;
     const float *bias = a->params.p + g->b_off[l];
     if (l == g->n_layers - 1) {
-        output_epilogue_kernel<<<grid_for((size_t)B, K), THREADS, 0, stream_of(ctx)>>>(
+        output_epilogue_kernel<<<grid_for((size_t)B * n_out, K), THREADS, 0, stream_of(ctx)>>>(
             B, n_out, out, g->h_stride, bias, a->params.stride, g->loss == LOSS_CE ? g->pre : NULL, g->pre_stride,
             g->output, g->active);
-        return launched("output layer");
+        if ((st = launched("output layer")) != SDAGD_OK || g->output != ACT_SOFTMAX) return st;
+        softmax_kernel<<<grid_for((size_t)B, K), THREADS, 0, stream_of(ctx)>>>(B, n_out, out, g->h_stride, g->active);
+        return launched("softmax");
     }
     /* network k's counter for layer l is saturated[k L + l] */
     hidden_epilogue_kernel<<<grid_for((size_t)B * n_out, K), THREADS, 0, stream_of(ctx)>>>(
@@ -317,35 +345,53 @@ static sdagd_status cuda_forward(void *ctx, const forward_args *a) {
 
 /* ---- loss and output delta ------------------------------------------------------------------ */
 
-/* One block per network: each thread takes rows r = threadIdx.x, + THREADS, ...; the loss and
- * the misclassified count are summed over the block in a fixed order. */
-__global__ void loss_kernel(int B, int n, const float *Y, size_t y_stride, const float *pre, size_t pre_stride,
-                            const int32_t *labels, size_t label_stride, int loss, int output, float *delta, float *s,
-                            size_t d_stride, int want_delta, int want_s, double *loss_out, int64_t *errors_out,
-                            int window, const int64_t *slot, const uint8_t *active) {
-    int k = blockIdx.x;
+/* The loss, in two fixed-order stages as the sums of squares below. Each block takes rows by
+ * a grid-stride loop, writes their output deltas, and leaves the sum of their losses and of
+ * their misclassified counts (exact in a double) in partials[k][b] and [k][blocks + b] ... */
+__global__ void loss_partial_kernel(int B, int n, const float *Y, size_t y_stride, const float *pre, size_t pre_stride,
+                                    const int32_t *labels, size_t label_stride, int loss, int output, float *delta,
+                                    float *s, size_t d_stride, int want_delta, int want_s, double *partials,
+                                    size_t partial_stride, const uint8_t *active) {
+    int k = blockIdx.y;
     if (!active[k]) return;
-    double total = 0.0;
-    long long wrong = 0;
-    for (int r = threadIdx.x; r < B; r += blockDim.x) {
-        const float *y = Y + (size_t)k * y_stride + (size_t)r * n;
+    double total = 0.0, wrong = 0.0;
+    GRID_STRIDE(r, (size_t)B) {
+        const float *y = Y + (size_t)k * y_stride + r * n;
         int label = labels[(size_t)k * label_stride + r], miss;
-        total += row_loss(loss, y, pre ? pre + (size_t)k * pre_stride + (size_t)r * n : NULL, n, label, &miss);
+        total += row_loss(loss, y, pre ? pre + (size_t)k * pre_stride + r * n : NULL, n, label, &miss);
         wrong += miss;
         if (!want_delta) continue;
         for (int j = 0; j < n; j++) {
             float d, c;
             output_delta_value(output, loss, y[j], j == label ? 1.0f : 0.0f, &d, &c);
-            delta[(size_t)k * d_stride + (size_t)r * n + j] = d;
-            if (want_s) s[(size_t)k * d_stride + (size_t)r * n + j] = c;
+            delta[(size_t)k * d_stride + r * n + j] = d;
+            if (want_s) s[(size_t)k * d_stride + r * n + j] = c;
         }
+    }
+    total = block_sum(total);
+    wrong = block_sum(wrong);
+    if (threadIdx.x == 0) {
+        partials[(size_t)k * partial_stride + blockIdx.x] = total;
+        partials[(size_t)k * partial_stride + gridDim.x + blockIdx.x] = wrong;
+    }
+}
+
+/* ... then one block per network adds them in order into the step's loss slot. */
+__global__ void loss_total_kernel(int blocks, const double *partials, size_t partial_stride, double *loss_out,
+                                  int64_t *errors_out, int window, const int64_t *slot, const uint8_t *active) {
+    int k = blockIdx.x;
+    if (!active[k]) return;
+    double total = 0.0, wrong = 0.0;
+    for (int b = threadIdx.x; b < blocks; b += blockDim.x) {
+        total += partials[(size_t)k * partial_stride + b];
+        wrong += partials[(size_t)k * partial_stride + blocks + b];
     }
     total = block_sum(total);
     wrong = block_sum(wrong);
     if (threadIdx.x == 0) {
         size_t at = (size_t)k * window + (size_t)*slot;
         loss_out[at] = total;
-        errors_out[at] = wrong;
+        errors_out[at] = (int64_t)wrong;
     }
 }
 
@@ -354,25 +400,50 @@ static sdagd_status cuda_loss(void *ctx, const loss_args *a) {
     sdagd_status st = check_nets(g->K);
     if (st != SDAGD_OK) return st;
     int L = g->n_layers, n = g->sizes[L];
-    loss_kernel<<<g->K, THREADS, 0, stream_of(ctx)>>>(
+    unsigned blocks = blocks_for((size_t)a->B);
+    if (2 * (size_t)blocks > g->partials_stride) blocks = (unsigned)(g->partials_stride / 2); /* >= 128 */
+    loss_partial_kernel<<<dim3(blocks, g->K), THREADS, 0, stream_of(ctx)>>>(
         a->B, n, g->h + g->h_off[L - 1], g->h_stride, g->loss == LOSS_CE ? g->pre : NULL, g->pre_stride, g->y,
         g->y_stride, g->loss, g->output, g->delta[0], a->want_s ? g->s[0] : NULL, g->d_stride, a->want_delta,
-        a->want_s, a->loss, a->errors, a->window, a->slot, g->active);
-    return launched("loss");
+        a->want_s, g->partials, g->partials_stride, g->active);
+    if ((st = launched("loss")) != SDAGD_OK) return st;
+    loss_total_kernel<<<g->K, THREADS, 0, stream_of(ctx)>>>((int)blocks, g->partials, g->partials_stride, a->loss,
+                                                            a->errors, a->window, a->slot, g->active);
+    return launched("loss total");
 }
 
 /* ---- backward ------------------------------------------------------------------------------ */
 
-/* dst[c] = scale * sum_r M[r, c], rows in order, as the CPU backend sums them. */
+/* dst[c] = scale * sum_r M[r, c]. A block of SUM_COLS x SUM_ROWS threads takes SUM_COLS
+ * columns: thread (x, y) sums rows y, y + SUM_ROWS, ... of column x (neighbouring threads read
+ * neighbouring columns), then the first row of threads adds the SUM_ROWS partial sums in order.
+ * A fixed order: the same bits every run (not the CPU's row-by-row order: parity is to rounding). */
+enum { SUM_COLS = 32, SUM_ROWS = THREADS / SUM_COLS };
+
 __global__ void column_sums_kernel(int B, int n, const float *M, size_t m_stride, float *dst, size_t dst_stride,
                                    float scale, const uint8_t *active) {
+    __shared__ float partial[SUM_ROWS][SUM_COLS];
     int k = blockIdx.y;
-    if (!active[k]) return;
-    GRID_STRIDE(c, (size_t)n) {
-        float sum = 0.0f;
-        for (int r = 0; r < B; r++) sum += M[(size_t)k * m_stride + (size_t)r * n + c];
-        dst[(size_t)k * dst_stride + c] = sum * scale;
+    if (!active[k]) return; /* block-uniform */
+    size_t c = (size_t)blockIdx.x * SUM_COLS + threadIdx.x;
+    float sum = 0.0f;
+    if (c < (size_t)n)
+        for (int r = threadIdx.y; r < B; r += SUM_ROWS) sum += M[(size_t)k * m_stride + (size_t)r * n + c];
+    partial[threadIdx.y][threadIdx.x] = sum;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < (size_t)n) {
+        float total = 0.0f;
+        for (int y = 0; y < SUM_ROWS; y++) total += partial[y][threadIdx.x];
+        dst[(size_t)k * dst_stride + c] = total * scale;
     }
+}
+
+/* dst = scale * the column sums of each network's (B, n) M. */
+static sdagd_status column_sums(cudaStream_t stream, const group_view *g, int B, int n, const float *M, size_t m_stride,
+                                float *dst, size_t dst_stride, float scale, const char *what) {
+    dim3 grid((unsigned)((n + SUM_COLS - 1) / SUM_COLS), (unsigned)g->K), block(SUM_COLS, SUM_ROWS);
+    column_sums_kernel<<<grid, block, 0, stream>>>(B, n, M, m_stride, dst, dst_stride, scale, g->active);
+    return launched(what);
 }
 
 __global__ void square_kernel(size_t n, const float *src, size_t src_stride, float *dst, size_t dst_stride,
@@ -456,17 +527,15 @@ static sdagd_status cuda_backward(void *ctx, const backward_args *a) {
     st = gemm(ctx, 1, 0, n_out, n_in, B, scale, g->delta[cur], n_out, g->d_stride, in, n_in, in_stride, 0.0f, dW, n_in,
               a->grad.stride, K);
     if (st != SDAGD_OK) return st;
-    column_sums_kernel<<<grid_for((size_t)n_out, K), THREADS, 0, stream>>>(B, n_out, g->delta[cur], g->d_stride, db,
-                                                                           a->grad.stride, scale, g->active);
-    if ((st = launched("bias gradient")) != SDAGD_OK) return st;
+    st = column_sums(stream, g, B, n_out, g->delta[cur], g->d_stride, db, a->grad.stride, scale, "bias gradient");
+    if (st != SDAGD_OK) return st;
     if (curvature) { /* hW = (1/B) s^T (in o in), hb = mean_rows s */
         float *hW = a->hess.p + g->w_off[l], *hb = a->hess.p + g->b_off[l];
         st = gemm(ctx, 1, 0, n_out, n_in, B, scale, g->s[cur], n_out, g->d_stride, in_sq, n_in, in_stride, 0.0f, hW,
                   n_in, a->hess.stride, K);
         if (st != SDAGD_OK) return st;
-        column_sums_kernel<<<grid_for((size_t)n_out, K), THREADS, 0, stream>>>(B, n_out, g->s[cur], g->d_stride, hb,
-                                                                               a->hess.stride, scale, g->active);
-        if ((st = launched("bias curvature")) != SDAGD_OK) return st;
+        st = column_sums(stream, g, B, n_out, g->s[cur], g->d_stride, hb, a->hess.stride, scale, "bias curvature");
+        if (st != SDAGD_OK) return st;
     }
     /* the segments' sums of squares, for SDAGD's norms and the diagnostics */
     st = sum_of_squares(ctx, g, (size_t)n_out * n_in, dW, a->grad.stride, a->segments + 2 * l, 2 * (size_t)L);
@@ -675,11 +744,18 @@ static sdagd_status cuda_all_finite(void *ctx, const float *x, size_t n, size_t 
 
 /* ---- recorded steps (CUDA graphs) ---------------------------------------------------------- */
 
+/* A step is recorded only the second time its key comes: the first runs plainly, so that every
+ * kernel (cuBLAS's included) has been loaded outside a capture, which drivers that load modules
+ * lazily require. If recording fails all the same, the step is launched plainly from the
+ * journal, and this recorder records nothing more (one warning per process). */
 typedef struct {
     int count;
     int keys[MAX_RECORDED];
     cudaGraphExec_t steps[MAX_RECORDED];
+    int seen_count;
+    int seen[MAX_RECORDED]; /* keys whose plain first step has run */
     int capturing;
+    int off;                /* recording failed once: plain launches from now on */
 } recorder;
 
 static void recorder_clear(void *ctx, void *p) {
@@ -725,35 +801,123 @@ static int replay(void *ctx, void *p, int key) {
     return 0;
 }
 
-static sdagd_status capture_begin(void *ctx, void *p, int key) {
-    (void)key;
-    recorder *r = (recorder *)p;
-    sdagd_status st = cuda_ok(cudaStreamBeginCapture(stream_of(ctx), cudaStreamCaptureModeThreadLocal), "begin capture");
-    r->capturing = st == SDAGD_OK;
-    return st;
+/* Recording failed: plain launches from now on. The library has no other way to tell the
+ * user than stderr, once per process: training goes on, only slower. */
+static void recording_off(recorder *r, void *ctx, const char *why) {
+    static int warned;
+    cudaGetLastError(); /* the failure is handled here */
+    r->off = 1;
+    recorder_clear(ctx, r);
+    if (!warned) {
+        warned = 1;
+        fprintf(stderr, "sdagd: warning: CUDA graph capture failed (%s); training goes on with plain kernel "
+                        "launches (slower)\n", why);
+    }
 }
+
+static sdagd_status capture_begin(void *ctx, void *p, int key) {
+    recorder *r = (recorder *)p;
+    cuda_ctx *c = (cuda_ctx *)ctx;
+    if (r->off) return SDAGD_OK;
+    int seen = 0;
+    for (int i = 0; i < r->seen_count; i++) seen |= r->seen[i] == key;
+    if (!seen) { /* the first step of this key runs plainly */
+        if (r->seen_count == MAX_RECORDED) {
+            memmove(r->seen, r->seen + 1, (MAX_RECORDED - 1) * sizeof *r->seen);
+            r->seen_count--;
+        }
+        r->seen[r->seen_count++] = key;
+        return SDAGD_OK;
+    }
+    cudaError_t err = cudaStreamBeginCapture(stream_of(ctx), cudaStreamCaptureModeThreadLocal);
+    if (err != cudaSuccess) {
+        recording_off(r, ctx, cudaGetErrorString(err));
+        return SDAGD_OK;
+    }
+    r->capturing = c->recording = 1;
+    c->recording_failed = 0;
+    c->journal_len = 0;
+    return SDAGD_OK;
+}
+
+static sdagd_status run_journal(cuda_ctx *c);
 
 static sdagd_status capture_end(void *ctx, void *p, int key, int keep) {
     recorder *r = (recorder *)p;
+    cuda_ctx *c = (cuda_ctx *)ctx;
     if (!r->capturing) return SDAGD_OK;
-    r->capturing = 0;
+    r->capturing = c->recording = 0;
     cudaGraph_t graph = NULL;
-    cudaError_t ended = cudaStreamEndCapture(stream_of(ctx), &graph);
-    if (!keep) { /* the step failed while being recorded: drop what was recorded */
+    cudaError_t err = cudaStreamEndCapture(stream_of(ctx), &graph);
+    if (!keep) { /* the step failed (not for being recorded): drop what was recorded */
         if (graph) cudaGraphDestroy(graph);
         cudaGetLastError();
         return SDAGD_OK;
     }
-    sdagd_status st = cuda_ok(ended, "end capture");
     cudaGraphExec_t exec = NULL;
-    if (st == SDAGD_OK) st = cuda_ok(cudaGraphInstantiate(&exec, graph, 0), "instantiate the recorded step");
+    if (err == cudaSuccess && c->recording_failed) err = cudaErrorStreamCaptureInvalidated;
+    if (err == cudaSuccess) err = cudaGraphInstantiate(&exec, graph, 0);
     if (graph) cudaGraphDestroy(graph);
-    if (st != SDAGD_OK) return st;
+    if (err != cudaSuccess) { /* nothing of the step has run: launch it plainly */
+        recording_off(r, ctx, cudaGetErrorString(err));
+        return run_journal(c);
+    }
     if (r->count == MAX_RECORDED) forget(r, 0); /* the oldest */
     r->keys[r->count] = key;
     r->steps[r->count++] = exec;
-    st = cuda_ok(cudaGraphLaunch(exec, stream_of(ctx)), "launch the recorded step"); /* it was only recorded */
+    sdagd_status st = cuda_ok(cudaGraphLaunch(exec, stream_of(ctx)), "launch the recorded step"); /* it was only recorded */
     if (st != SDAGD_OK) forget(r, r->count - 1);
+    return st;
+}
+
+/* The step's operations, as the core calls them: while a step is recorded each is journaled,
+ * and one that fails (a launch the capture refuses) makes the recording fail, not the step. */
+static sdagd_status journal_add(cuda_ctx *c, step_op op, const void *args, size_t size) {
+    if (c->journal_len == c->journal_cap) {
+        int cap = c->journal_cap ? 2 * c->journal_cap : 64;
+        journal_entry *grown = (journal_entry *)realloc(c->journal, (size_t)cap * sizeof *grown);
+        if (!grown) return fail(SDAGD_ERR_NOMEM, "out of memory");
+        c->journal = grown;
+        c->journal_cap = cap;
+    }
+    journal_entry *e = &c->journal[c->journal_len++];
+    e->op = op;
+    memcpy(&e->a, args, size);
+    return SDAGD_OK;
+}
+
+#define RECORDED_OP(name, args_type, tag)                                                         \
+    static sdagd_status recorded_##name(void *ctx, const args_type *a) {                            \
+        cuda_ctx *c = (cuda_ctx *)ctx;                                                              \
+        if (!c->recording) return cuda_##name(ctx, a);                                              \
+        sdagd_status st = journal_add(c, tag, a, sizeof *a);                                        \
+        if (st != SDAGD_OK || c->recording_failed) return st;                                       \
+        if (cuda_##name(ctx, a) != SDAGD_OK) c->recording_failed = 1; /* run from the journal */     \
+        return SDAGD_OK;                                                                            \
+    }
+RECORDED_OP(gather, gather_args, OP_GATHER)
+RECORDED_OP(forward, forward_args, OP_FORWARD)
+RECORDED_OP(loss, loss_args, OP_LOSS)
+RECORDED_OP(backward, backward_args, OP_BACKWARD)
+RECORDED_OP(prepare, prepare_args, OP_PREPARE)
+RECORDED_OP(update, update_args, OP_UPDATE)
+RECORDED_OP(advance, advance_args, OP_ADVANCE)
+
+static sdagd_status run_journal(cuda_ctx *c) {
+    sdagd_status st = SDAGD_OK;
+    for (int i = 0; i < c->journal_len && st == SDAGD_OK; i++) {
+        journal_entry *e = &c->journal[i];
+        switch (e->op) {
+        case OP_GATHER: st = cuda_gather(c, &e->a.gather); break;
+        case OP_FORWARD: st = cuda_forward(c, &e->a.forward); break;
+        case OP_LOSS: st = cuda_loss(c, &e->a.loss); break;
+        case OP_BACKWARD: st = cuda_backward(c, &e->a.backward); break;
+        case OP_PREPARE: st = cuda_prepare(c, &e->a.prepare); break;
+        case OP_UPDATE: st = cuda_update(c, &e->a.update); break;
+        case OP_ADVANCE: st = cuda_advance(c, &e->a.advance); break;
+        }
+    }
+    c->journal_len = 0;
     return st;
 }
 
@@ -780,13 +944,13 @@ EXPORT const sdagd_backend_ops *sdagd_cuda_backend(const sdagd_host_services *ho
     cuda_ops.replay = replay;
     cuda_ops.capture_begin = capture_begin;
     cuda_ops.capture_end = capture_end;
-    cuda_ops.gather = cuda_gather;
-    cuda_ops.forward = cuda_forward;
-    cuda_ops.loss = cuda_loss;
-    cuda_ops.backward = cuda_backward;
-    cuda_ops.prepare = cuda_prepare;
-    cuda_ops.update = cuda_update;
-    cuda_ops.advance = cuda_advance;
+    cuda_ops.gather = recorded_gather;
+    cuda_ops.forward = recorded_forward;
+    cuda_ops.loss = recorded_loss;
+    cuda_ops.backward = recorded_backward;
+    cuda_ops.prepare = recorded_prepare;
+    cuda_ops.update = recorded_update;
+    cuda_ops.advance = recorded_advance;
     cuda_ops.all_finite = cuda_all_finite;
     return &cuda_ops;
 }

@@ -186,7 +186,11 @@ def test_fit_many_on_gpu_equals_one_by_one_and_cpu():
             assert hs[k].val_loss == pytest.approx(h.val_loss, rel=1e-4)
             a = np.concatenate([np.ravel(v) for pair in together[k].params for v in pair])
             b = np.concatenate([np.ravel(v) for pair in net.params for v in pair])
-            assert rel_err(a, b) < (1e-5 if device == "cuda" else 1e-3), device
+            # Alone, each product is one cublasSgemm; together, one cublasSgemmStridedBatched of
+            # K. cuBLAS picks its kernel per call (shape, batch count, GPU), and different kernels
+            # may sum in different orders: nothing promises the same bits, so the bound is that
+            # of two summation orders after training, as against the CPU (module docstring).
+            assert rel_err(a, b) < 1e-3, device
 
 
 @gpu
