@@ -38,13 +38,8 @@ def _positive_int(text: str) -> int | None:
     return n if n >= 1 else None
 
 
-def _cgroup_v2_quota(cgroup_root: str, proc_cgroup: str) -> float | None:
+def _cgroup_v2_quota(cgroup_root: str, lines: list) -> float | None:
     """The tightest cpu.max quota (in CPUs) on the way from this process's cgroup up to the root."""
-    try:
-        with open(proc_cgroup, encoding="ascii") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
     path = next((line.split(":", 2)[2] for line in lines if line.startswith("0::")), None)
     if path is None:
         return None
@@ -62,12 +57,8 @@ def _cgroup_v2_quota(cgroup_root: str, proc_cgroup: str) -> float | None:
     return best
 
 
-def _cgroup_v1_quota(cgroup_root: str, proc_cgroup: str) -> float | None:
-    try:
-        with open(proc_cgroup, encoding="ascii") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
+def _cgroup_v1_quota(cgroup_root: str, lines: list) -> float | None:
+    """cpu.cfs_quota_us / cpu.cfs_period_us of this process's cgroup (v1), in CPUs."""
     for line in lines:
         fields = line.split(":", 2)
         if len(fields) == 3 and "cpu" in fields[1].split(","):
@@ -87,8 +78,13 @@ def _cgroup_v1_quota(cgroup_root: str, proc_cgroup: str) -> float | None:
 
 def cgroup_cpu_quota(cgroup_root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup") -> float | None:
     """The CPU quota of this process's cgroup in CPUs (e.g. 1.5), or None when there is none."""
-    quota = _cgroup_v2_quota(cgroup_root, proc_cgroup)
-    return quota if quota is not None else _cgroup_v1_quota(cgroup_root, proc_cgroup)
+    try:  # this process's cgroups, one "id:controllers:path" line each
+        with open(proc_cgroup, encoding="ascii") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    quota = _cgroup_v2_quota(cgroup_root, lines)
+    return quota if quota is not None else _cgroup_v1_quota(cgroup_root, lines)
 
 
 def default_threads(environ=os.environ, affinity: int | None = None, quota: float | None = -1.0) -> tuple[int, str]:
