@@ -42,11 +42,16 @@ def trained(epochs=1):
     return net, opt
 
 
+# Children run from the tests' folder: from the clone's root, `python -c` would import the
+# unbuilt source folder instead of the installed sdagd (as CI runs the tests).
+CHILD_CWD = os.path.dirname(os.path.abspath(__file__))
+
+
 def run_python(code, timeout=60):
     """``code`` in a child process (so that a hang or a crash fails the test, not the suite)."""
     try:
         proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                              timeout=timeout, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+                              timeout=timeout, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"), cwd=CHILD_CWD)
     except subprocess.TimeoutExpired:
         pytest.fail(f"the child did not finish within {timeout} s (it blocked)")
     return proc.returncode, proc.stdout + proc.stderr
@@ -243,7 +248,8 @@ def hold_lock_in_child(lock_path):
             print("locked", flush=True)
             sys.stdin.readline()
     """)
-    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             cwd=CHILD_CWD)
     assert child.stdout.readline().strip() == "locked"
     return child
 
