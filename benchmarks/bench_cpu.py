@@ -36,15 +36,22 @@ import numpy as np
 ROWS = 10000
 
 
-def step_ms(depth, optimizer, threads, repeats=3):
+def warm_net(depth, optimizer, threads, rows):
+    """(net, optimizer, X, y): an hl-``depth`` network on ``threads`` threads, random data of
+    ``rows`` rows, after one short warm-up fit (buffers grown, pages touched)."""
     import sdagd
 
     sdagd.set_num_threads(threads)
     rng = np.random.default_rng(0)
-    X, y = rng.random((ROWS, 784), dtype=np.float32), rng.integers(0, 10, ROWS)
+    X, y = rng.random((rows, 784), dtype=np.float32), rng.integers(0, 10, rows)
     net = sdagd.MLP([784] + [700] * depth + [10])
     opt = sdagd.optim.SGD(lr=0.1) if optimizer == "SGD" else sdagd.optim.SDAGD(radius=0.3)
     net.fit(X[:1000], y[:1000], opt, progress=False)
+    return net, opt, X, y
+
+
+def step_ms(depth, optimizer, threads, repeats=3):
+    net, opt, X, y = warm_net(depth, optimizer, threads, ROWS)
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -140,21 +147,15 @@ def tiles_section(seconds=0.5):
               flush=True)
 
 
-LOAD_WORKER = textwrap.dedent("""
-    import sys, time, numpy as np, sdagd
-    depth, optimizer, threads, rows = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    sdagd.set_num_threads(threads)
-    rng = np.random.default_rng(0)
-    X, y = rng.random((rows, 784), dtype=np.float32), rng.integers(0, 10, rows)
-    net = sdagd.MLP([784] + [700] * depth + [10])
-    opt = sdagd.optim.SGD(lr=0.1) if optimizer == "SGD" else sdagd.optim.SDAGD(radius=0.3)
-    net.fit(X[:1000], y[:1000], opt, progress=False)
+def load_worker(depth, optimizer, threads, rows):
+    """One setting of the load section, in its own process: an epoch of ``rows`` rows per line
+    read from stdin, its ms per step written back."""
+    net, opt, X, y = warm_net(depth, optimizer, threads, rows)
     print("ready", flush=True)
-    for line in sys.stdin:
+    for _ in sys.stdin:
         t0 = time.perf_counter()
         net.fit(X, y, opt, progress=False)
         print(1e3 * (time.perf_counter() - t0) / (rows / 100), flush=True)
-""")
 
 
 def load_section(rounds=6, rows=5000):
@@ -164,8 +165,9 @@ def load_section(rounds=6, rows=5000):
           "2 threads ms/step (best, median) | 2 threads' speed-up (median) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for depth, optimizer in ((1, "SGD"), (3, "SGD"), (3, "SDAGD"), (5, "SGD"), (5, "SDAGD")):
-        workers = {t: subprocess.Popen([sys.executable, "-c", LOAD_WORKER, str(depth), optimizer, str(t), str(rows)],
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for t in (1, 2)}
+        workers = {t: subprocess.Popen([sys.executable, os.path.abspath(__file__), "--load-worker", str(depth), optimizer,
+                                        str(t), str(rows)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                   for t in (1, 2)}
         for w in workers.values():
             assert w.stdout.readline().strip() == "ready"
         for load in (0, 1):
@@ -192,7 +194,11 @@ def load_section(rounds=6, rows=5000):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--section", choices=["threads", "memory", "sweep", "tiles", "load", "all"], default="all")
+    parser.add_argument("--load-worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.load_worker:
+        depth, optimizer, threads, rows = args.load_worker
+        return load_worker(int(depth), optimizer, int(threads), int(rows))
     import sdagd
 
     print(f"sdagd {sdagd.__version__}, {sdagd.blas_info()}, {os.cpu_count()} cores")
