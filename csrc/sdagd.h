@@ -238,6 +238,9 @@ sdagd_status sdagd_shuffle_order(int64_t *perm, int64_t N, uint64_t seed, int64_
  * set returns the previous value. */
 int sdagd_set_threads(int n);
 int sdagd_get_threads(void);
+/* How many times the pool found its threads slower than one (another process holding a
+ * core) and ran alone for a while; results are the same either way. */
+int64_t sdagd_cpu_solo_spans(void);
 /* The BLAS library in use, for reports. */
 const char *sdagd_blas_info(void);
 /* The instruction set of the CPU backend's elementwise loops: with wanted NULL, the one in

@@ -76,8 +76,11 @@ def get_num_threads() -> int:
 def cpu_info() -> dict:
     """How the CPU backend runs here, each choice with the reason for it: ``threads`` and
     ``threads_why``, ``isa`` (the instruction set of the elementwise loops: avx512, avx2 or
-    baseline) and ``isa_why``, ``blas`` (the OpenBLAS build and its kernels) and ``blas_why``."""
+    baseline) and ``isa_why``, ``blas`` (the OpenBLAS build and its kernels) and ``blas_why``;
+    ``solo_spans``: how many times so far the threads ran slower than one thread would have
+    (another process holding a core) and the core ran alone for a while instead."""
     return {"threads": _core.get_num_threads(), "threads_why": _cpu_reasons["threads_why"],
+            "solo_spans": _core.cpu_solo_spans(),
             "isa": _core.cpu_loops(None), "isa_why": _cpu_reasons["isa_why"],
             "blas": _core.blas_info(), "blas_why": _blas.coretype_why}
 

@@ -1002,6 +1002,12 @@ static PyObject *py_get_num_threads(PyObject *module, PyObject *unused) {
     return PyLong_FromLong(sdagd_get_threads());
 }
 
+static PyObject *py_cpu_solo_spans(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    return PyLong_FromLongLong((long long)sdagd_cpu_solo_spans());
+}
+
 static PyObject *py_blas_info(PyObject *module, PyObject *unused) {
     (void)module;
     (void)unused;
@@ -1045,6 +1051,7 @@ static PyMethodDef module_methods[] = {
     {"set_num_threads", py_set_num_threads, METH_O, "set the CPU threads; returns the previous number"},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "CPU threads in use"},
     {"blas_info", py_blas_info, METH_NOARGS, "the BLAS library and kernels in use"},
+    {"cpu_solo_spans", py_cpu_solo_spans, METH_NOARGS, "times the thread pool fell back to one thread"},
     {"cpu_loops", py_cpu_loops, METH_O, "the elementwise loops' instruction set: None to read, a name to choose"},
     {"set_cuda_library", py_set_cuda_library, METH_O, "where the CUDA backend's shared library is"},
     {"device_check", py_device_check, METH_O, "raise DeviceError unless the device code is usable"},

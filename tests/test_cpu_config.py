@@ -167,3 +167,37 @@ def test_every_instruction_set_computes_the_same_bits():
             assert s1 == s2, (isa, act)
             for a, b in zip(p1, p2):
                 np.testing.assert_array_equal(a, b, err_msg=f"{isa} vs {isas[0]}, {act}")
+
+
+# ---- never slower than one thread -----------------------------------------------------------------
+
+_SOLO_CHILD = """
+import json, os, numpy as np, sdagd
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})   # two threads on one CPU: always slower
+rng = np.random.default_rng(0)
+X = rng.random((1000, 64), dtype=np.float32)
+y = rng.integers(0, 10, 1000)
+net = sdagd.MLP([64, 256, 256, 10], activation="sigmoid", seed=0)
+net.fit(X, y, sdagd.optim.SDAGD(radius=0.3), epochs=3, batch_size=50, progress=False)
+print(json.dumps({"threads": sdagd.get_num_threads(), "solo_spans": sdagd.cpu_info()["solo_spans"],
+                  "params": [float(np.sum(np.abs(p))) for layer in net.params for p in layer]}))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity (Linux)")
+def test_threads_that_lose_to_one_thread_give_way_with_the_same_bits():
+    """Two threads forced onto one CPU run every parallel operation slower than one thread would;
+    the pool sees it (its time per run against the caller's own time per task) and runs alone,
+    and the trained network is bit for bit the one-thread network."""
+    def run(threads):
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS",)}
+        env["SDAGD_NUM_THREADS"] = str(threads)
+        out = subprocess.run([sys.executable, "-c", _SOLO_CHILD], env=env, capture_output=True, text=True,
+                             check=True, cwd=os.path.dirname(__file__))
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    two, one = run(2), run(1)
+    assert two["threads"] == 2 and one["threads"] == 1
+    assert two["solo_spans"] >= 1, two
+    assert one["solo_spans"] == 0
+    assert two["params"] == one["params"]

@@ -449,4 +449,5 @@ const sdagd_backend_ops *cpu_backend(void) { return &cpu_ops; }
 
 int sdagd_set_threads(int n) { return pool_set_threads(n); }
 int sdagd_get_threads(void) { return pool_threads(); }
+int64_t sdagd_cpu_solo_spans(void) { return pool_solo_spans(); }
 const char *sdagd_cpu_loops(const char *wanted) { return wanted ? loops_choose(wanted) : loops()->isa; }

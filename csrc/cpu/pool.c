@@ -66,12 +66,12 @@ static struct {
 
 static uint64_t generation_of(uint64_t word) { return word >> (2 * TASK_BITS); }
 
-/* Claims and runs tasks of generation `gen` until none is left. */
-static void work(uint64_t gen) {
+/* Claims and runs tasks of generation `gen` until none is left; returns how many it ran. */
+static int work(uint64_t gen) {
     uint64_t word = atomic_load(&pool.claim);
-    for (;;) {
+    for (int ran = 0;; ran++) {
         uint64_t n = (word >> TASK_BITS) & TASK_MASK, next = word & TASK_MASK;
-        if (generation_of(word) != gen || next >= n) return;
+        if (generation_of(word) != gen || next >= n) return ran;
         if (!atomic_compare_exchange_weak(&pool.claim, &word, word + 1)) continue;
         pool.fn(pool.arg, (int)next);
         if (atomic_fetch_add(&pool.done, 1) + 1 == (int)n) { /* the run's last task */
@@ -99,7 +99,7 @@ static void *worker_main(void *index_ptr) {
             pthread_mutex_unlock(&pool.lock);
         }
         seen = now;
-        if (index < atomic_load(&pool.threads)) work(now); /* a worker beyond a lowered thread count idles */
+        if (index < atomic_load(&pool.threads)) (void)work(now); /* a worker beyond a lowered thread count idles */
     }
     return NULL;
 }
@@ -155,11 +155,54 @@ static void wait_until_done(int n_tasks) {
     }
 }
 
+/* Never slower than one thread. On a machine where another process keeps a core busy, a
+ * worker may be descheduled for a whole time slice while it holds a task, and the caller
+ * then waits longer than it would have taken to run every task itself. So the caller keeps
+ * score over windows of runs: the time each parallel run took against its own estimate of
+ * running the run alone (its time per task, measured in the same run, times the number of
+ * tasks; an overestimate when the threads share a memory bus, so the test leans towards
+ * staying parallel). When a window's parallel time comes out longer, the next runs go
+ * solo, for a span that doubles each time the retry loses again (up to about a few seconds
+ * of training) and resets when parallel wins. Which thread runs a task never changes a
+ * result, so this changes the speed only. Touched only by the caller holding pool.busy. */
+enum { WINDOW_RUNS = 32, FIRST_SOLO_RUNS = 256, MOST_SOLO_RUNS = 16384 };
+static struct {
+    int64_t parallel_ns, solo_estimate_ns; /* over the current window */
+    int window_runs;
+    int solo_left;   /* runs still to do alone */
+    int solo_span;   /* the next solo span's length */
+    int64_t solo_spans_taken; /* reported by pool_solo_spans */
+} adapt = {.solo_span = FIRST_SOLO_RUNS};
+
+/* The score of one parallel run: the caller ran `mine` of `n_tasks` tasks in `working_ns`,
+ * and the run took `total_ns`. */
+static void score_parallel_run(int n_tasks, int mine, int64_t working_ns, int64_t total_ns) {
+    if (mine <= 0 || working_ns <= 0) return; /* no estimate when the workers took every task */
+    adapt.parallel_ns += total_ns;
+    adapt.solo_estimate_ns += working_ns * n_tasks / mine;
+    if (++adapt.window_runs < WINDOW_RUNS) return;
+    if (adapt.parallel_ns > adapt.solo_estimate_ns) {
+        adapt.solo_left = adapt.solo_span;
+        adapt.solo_span = adapt.solo_span * 2 > MOST_SOLO_RUNS ? MOST_SOLO_RUNS : adapt.solo_span * 2;
+        adapt.solo_spans_taken++;
+    } else {
+        adapt.solo_span = FIRST_SOLO_RUNS;
+    }
+    adapt.parallel_ns = adapt.solo_estimate_ns = 0;
+    adapt.window_runs = 0;
+}
+
 void pool_run(int n_tasks, pool_task_fn fn, void *arg) {
     if (n_tasks <= 0) return;
     int threads = pool_threads();
     if (threads <= 1 || n_tasks == 1 || n_tasks > MAX_TASKS || pthread_mutex_trylock(&pool.busy) != 0) {
         for (int t = 0; t < n_tasks; t++) fn(arg, t);
+        return;
+    }
+    if (adapt.solo_left > 0) {
+        adapt.solo_left--;
+        for (int t = 0; t < n_tasks; t++) fn(arg, t);
+        pthread_mutex_unlock(&pool.busy);
         return;
     }
     pthread_mutex_lock(&pool.lock);
@@ -169,13 +212,24 @@ void pool_run(int n_tasks, pool_task_fn fn, void *arg) {
     pool.arg = arg;
     atomic_store(&pool.done, 0);
     uint64_t gen = (generation_of(atomic_load(&pool.claim)) + 1) & ((UINT64_C(1) << 24) - 1);
+    int64_t start = now_ns();
     pthread_mutex_lock(&pool.lock); /* so that a worker about to sleep sees the new word */
     atomic_store(&pool.claim, pack(gen, (uint64_t)n_tasks, 0));
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
-    work(gen);
+    int64_t working_from = now_ns();
+    int mine = work(gen);
+    int64_t working_ns = now_ns() - working_from;
     wait_until_done(n_tasks);
+    score_parallel_run(n_tasks, mine, working_ns, now_ns() - start);
     pthread_mutex_unlock(&pool.busy);
+}
+
+int64_t pool_solo_spans(void) {
+    pthread_mutex_lock(&pool.busy);
+    int64_t n = adapt.solo_spans_taken;
+    pthread_mutex_unlock(&pool.busy);
+    return n;
 }
 
 int pool_threads(void) {

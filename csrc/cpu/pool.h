@@ -11,10 +11,16 @@
 #ifndef SDAGD_CPU_POOL_H
 #define SDAGD_CPU_POOL_H
 
+#include <stdint.h>
+
 typedef void (*pool_task_fn)(void *arg, int task);
 
 /* Runs fn(arg, task) for task = 0..n_tasks-1 and returns when all are done. */
 void pool_run(int n_tasks, pool_task_fn fn, void *arg);
+
+/* How many times pool_run found its parallel runs slower than one thread would have been
+ * (another process holding a core) and ran alone for a while (see pool.c). */
+int64_t pool_solo_spans(void);
 
 /* Threads used by pool_run (1..256); set returns the previous value. */
 int pool_set_threads(int n);
