@@ -18,14 +18,6 @@ static int is_output_activation(int a) {
 
 /* ---- backend memory helpers ---------------------------------------------------------- */
 
-static sdagd_status alloc_on(const mlp *net, void **p, size_t bytes) {
-    *p = NULL;
-    return bytes ? net->be->alloc(net->ctx, p, bytes) : SDAGD_OK;
-}
-
-static void free_on(const mlp *net, void *p) {
-    if (p) net->be->dealloc(net->ctx, p);
-}
 
 /* ---- work buffers --------------------------------------------------------------------- */
 
@@ -38,11 +30,11 @@ void workspace_free(const mlp *net, workspace *ws) {
     float **floats[] = {&ws->x, &ws->x_sq, &ws->h, &ws->h_sq, &ws->pre, &ws->delta[0], &ws->delta[1],
                         &ws->s[0], &ws->s[1], &ws->w_sq};
     for (size_t i = 0; i < sizeof floats / sizeof *floats; i++) {
-        free_on(net, *floats[i]);
+        mlp_free_on(net, *floats[i]);
         *floats[i] = NULL;
     }
-    free_on(net, ws->y);
-    free_on(net, ws->partials);
+    mlp_free_on(net, ws->y);
+    mlp_free_on(net, ws->partials);
     free(ws->h_off);
     ws->y = NULL;
     ws->partials = NULL;
@@ -68,7 +60,7 @@ static sdagd_status workspace_alloc(const mlp *net, workspace *ws, int K, int C,
     }
     sdagd_status st = SDAGD_OK;
 #define ALLOC(field, bytes) \
-    if (st == SDAGD_OK) st = alloc_on(net, (void **)&ws->field, bytes)
+    if (st == SDAGD_OK) st = mlp_alloc_on(net, (void **)&ws->field, bytes)
     ALLOC(x, k * c * n0 * f);
     ALLOC(y, k * c * sizeof(int32_t));
     ALLOC(h, k * c * ws->h_width * f);
@@ -159,7 +151,7 @@ void mlp_free(mlp *net) {
         workspace_free(net, &net->ws);
         void *buffers[] = {net->params, net->grad, net->hess, net->act, net->slope, net->active,
                            net->counters, net->loss_slot, net->error_slot, net->segments, net->offsets};
-        for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) free_on(net, buffers[i]);
+        for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) mlp_free_on(net, buffers[i]);
         if (net->ctx) net->be->context_free(net->ctx);
     }
     free(net->sizes);
@@ -231,7 +223,7 @@ sdagd_status mlp_create(mlp **out, const mlp_config *c) {
     uint8_t one = 1;
     int64_t zeros[2] = {0, 0};
 #define ALLOC(field, bytes) \
-    if (st == SDAGD_OK) st = alloc_on(net, (void **)&net->field, bytes)
+    if (st == SDAGD_OK) st = mlp_alloc_on(net, (void **)&net->field, bytes)
     ALLOC(params, p * sizeof(float));
     ALLOC(act, sizeof act);
     ALLOC(slope, sizeof slope);
@@ -411,8 +403,8 @@ sdagd_status mlp_loss_grad(mlp *net, const float *X, const int32_t *labels, int 
     size_t bytes = net->n_params * sizeof(float);
     int backward = grad || hess; /* the Hessian comes out of the same sweep as the gradient */
     if (st == SDAGD_OK) st = workspace_reserve(net, &net->ws, 1, B, hess != NULL); /* the whole batch at once */
-    if (st == SDAGD_OK && backward && !net->grad) st = alloc_on(net, (void **)&net->grad, bytes);
-    if (st == SDAGD_OK && hess && !net->hess) st = alloc_on(net, (void **)&net->hess, bytes);
+    if (st == SDAGD_OK && backward && !net->grad) st = mlp_alloc_on(net, (void **)&net->grad, bytes);
+    if (st == SDAGD_OK && hess && !net->hess) st = mlp_alloc_on(net, (void **)&net->hess, bytes);
     if (st != SDAGD_OK) return st;
     group_view g;
     own_view(net, &g);
@@ -470,114 +462,13 @@ sdagd_status mlp_evaluate(mlp *net, const float *X, const int32_t *labels, int64
     return st;
 }
 
-/* ---- data sets ------------------------------------------------------------------------- */
-
-struct sdagd_dataset {
-    uint64_t serial;         /* unique in the process */
-    const mlp *owner;        /* for its backend and context */
-    int64_t N;
-    int n0;
-    const float *X;          /* (N, n0) backend memory: a copy, never the caller's arrays */
-    const int32_t *labels;   /* (N) */
-    int owned;               /* X and labels were allocated here */
-    int32_t max_label;       /* largest label: a network with fewer outputs cannot train on it */
-};
-
-/* The data checked on the copy the core will read, so that no later change to the caller's
- * arrays can reach training: labels in [0, n_out) (their maximum kept), inputs finite. */
-static sdagd_status check_data_copy(const mlp *net, const float *X, const int32_t *labels, int64_t N,
-                                    int32_t *max_label) {
-    sdagd_status st = mlp_check_labels(net, labels, N);
-    if (st != SDAGD_OK) return st;
-    int32_t top = 0;
-    for (int64_t i = 0; i < N; i++) top = labels[i] > top ? labels[i] : top;
-    *max_label = top;
-    size_t n0 = (size_t)net->sizes[0], count = (size_t)N * n0;
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(X[i]))
-            return sdagd_fail(SDAGD_ERR_ARG, "X contains NaN or inf at row %zu, column %zu: the data are bad "
-                              "(this is not a divergence); clean or rescale them", i / n0, i % n0);
-    return SDAGD_OK;
-}
-
-/* The data are copied once into memory of the network's backend (the GPU's, or the host's on
- * the CPU) and checked there: training then reads only this copy, so the caller's arrays may
- * change, or a memory-mapped file shrink, during a fit without reaching it (the one window
- * is the copy itself). */
-sdagd_status dataset_create(sdagd_dataset **out, const mlp *net, const float *X, const int32_t *labels, int64_t N) {
-    *out = NULL;
-    if (N < 1 || N > INT32_MAX) return sdagd_fail(SDAGD_ERR_ARG, "a data set needs 1 to 2**31-1 rows, got %lld", (long long)N);
-    sdagd_dataset *ds = calloc(1, sizeof *ds);
-    if (!ds) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
-    *ds = (sdagd_dataset){next_serial(), net, N, net->sizes[0], NULL, NULL, 0, 0};
-    size_t x_bytes = (size_t)N * (size_t)ds->n0 * sizeof(float), y_bytes = (size_t)N * sizeof(int32_t);
-    float *dx = NULL, *hx = NULL;
-    int32_t *dy = NULL, *hy = NULL;
-    sdagd_status st = alloc_on(net, (void **)&dx, x_bytes);
-    if (st == SDAGD_OK) st = alloc_on(net, (void **)&dy, y_bytes);
-    if (st == SDAGD_OK && net->be->host_memory) { /* the copy is the data set */
-        hx = dx;
-        hy = dy;
-    } else if (st == SDAGD_OK) { /* checked on the host, then uploaded: what is checked is what trains */
-        hx = malloc(x_bytes);
-        hy = malloc(y_bytes);
-        if (!hx || !hy) st = sdagd_fail(SDAGD_ERR_NOMEM, "out of memory copying the data set");
-    }
-    if (st == SDAGD_OK) {
-        memcpy(hx, X, x_bytes);
-        memcpy(hy, labels, y_bytes);
-        st = check_data_copy(net, hx, hy, N, &ds->max_label);
-    }
-    if (st == SDAGD_OK && !net->be->host_memory) {
-        st = net->be->upload(net->ctx, dx, hx, x_bytes);
-        if (st == SDAGD_OK) st = net->be->upload(net->ctx, dy, hy, y_bytes);
-    }
-    if (!net->be->host_memory) {
-        free(hx);
-        free(hy);
-    }
-    if (st != SDAGD_OK) {
-        free_on(net, dx);
-        free_on(net, dy);
-        free(ds);
-        return st;
-    }
-    ds->X = dx;
-    ds->labels = dy;
-    ds->owned = 1;
-    *out = ds;
-    return SDAGD_OK;
-}
-
-void dataset_free(sdagd_dataset *ds) {
-    if (!ds) return;
-    if (ds->owned) {
-        free_on(ds->owner, (void *)ds->X);
-        free_on(ds->owner, (void *)ds->labels);
-    }
-    free(ds);
-}
-
-int64_t dataset_rows(const sdagd_dataset *ds) { return ds->N; }
-const float *dataset_inputs(const sdagd_dataset *ds) { return ds->X; }
-const int32_t *dataset_labels(const sdagd_dataset *ds) { return ds->labels; }
-int dataset_device(const sdagd_dataset *ds) { return ds->owner->device; }
-int dataset_width(const sdagd_dataset *ds) { return ds->n0; }
-int32_t dataset_max_label(const sdagd_dataset *ds) { return ds->max_label; }
-uint64_t dataset_serial(const sdagd_dataset *ds) { return ds->serial; }
-
-uint64_t next_serial(void) {
-    static _Atomic uint64_t counter = 1;
-    return counter++;
-}
-
 sdagd_status mlp_evaluate_dataset(mlp *net, const sdagd_dataset *ds, double *mean_loss, int64_t *errors) {
-    if (ds->owner->device != net->device || ds->n0 != net->sizes[0])
+    if (dataset_device(ds) != net->device || dataset_width(ds) != net->sizes[0])
         return sdagd_fail(SDAGD_ERR_ARG, "this data set was made for a network of another input size or device");
-    if (ds->max_label >= net->sizes[net->n_layers])
+    if (dataset_max_label(ds) >= net->sizes[net->n_layers])
         return sdagd_fail(SDAGD_ERR_ARG, "this data set holds label %d; a network with %d outputs takes labels in [0, %d)",
-                          ds->max_label, net->sizes[net->n_layers], net->sizes[net->n_layers]);
-    int64_t N = ds->N;
+                          dataset_max_label(ds), net->sizes[net->n_layers], net->sizes[net->n_layers]);
+    int64_t N = dataset_rows(ds);
     sdagd_status st = workspace_reserve(net, &net->ws, 1, evaluation_rows(net, N), 0);
     if (st != SDAGD_OK) return st;
     group_view g;
@@ -586,7 +477,7 @@ sdagd_status mlp_evaluate_dataset(mlp *net, const sdagd_dataset *ds, double *mea
     int64_t wrong = 0;
     for (int64_t start = 0; start < N && st == SDAGD_OK; start += net->ws.capacity) {
         int rows = (int)(N - start < net->ws.capacity ? N - start : net->ws.capacity);
-        gather_args a = {&g, rows, ds->X, ds->labels, NULL, 0, net->counters, 0};
+        gather_args a = {&g, rows, dataset_inputs(ds), dataset_labels(ds), NULL, 0, net->counters, 0};
         st = net->be->upload(net->ctx, net->counters, &start, sizeof start);
         if (st == SDAGD_OK) st = net->be->gather(net->ctx, &a);
         double sum = 0.0;
