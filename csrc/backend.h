@@ -74,9 +74,9 @@ typedef struct {
     float *x_sq;               /* (C, n_0) x o x, for the first layer's curvature */
     int32_t *y;                /* (C) the batch's labels */
     size_t x_stride, y_stride;
-    float *h, *h_sq;           /* layer outputs h_l and h_l o h_l: layer l at h_off[l], (C, n_{l+1}) */
-    const size_t *h_off;       /* host (L) */
-    size_t h_stride;
+    float *out, *out_sq;       /* layer outputs h_l and h_l o h_l: layer l at out_off[l], (C, n_{l+1}) */
+    const size_t *out_off;     /* host (L) */
+    size_t out_stride;
     float *pre;                /* (C, n_L) the output's pre-activation (cross-entropy) */
     size_t pre_stride;
     float *delta[2], *s[2];    /* (C, max width) backprop error and curvature, ping-pong */

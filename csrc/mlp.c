@@ -27,7 +27,7 @@ static size_t partials_per_net(const mlp *net) {
 }
 
 void workspace_free(const mlp *net, workspace *ws) {
-    float **floats[] = {&ws->x, &ws->x_sq, &ws->h, &ws->h_sq, &ws->pre, &ws->delta[0], &ws->delta[1],
+    float **floats[] = {&ws->x, &ws->x_sq, &ws->out, &ws->out_sq, &ws->pre, &ws->delta[0], &ws->delta[1],
                         &ws->s[0], &ws->s[1], &ws->w_sq};
     for (size_t i = 0; i < sizeof floats / sizeof *floats; i++) {
         mlp_free_on(net, *floats[i]);
@@ -35,10 +35,10 @@ void workspace_free(const mlp *net, workspace *ws) {
     }
     mlp_free_on(net, ws->y);
     mlp_free_on(net, ws->partials);
-    free(ws->h_off);
+    free(ws->out_off);
     ws->y = NULL;
     ws->partials = NULL;
-    ws->h_off = NULL;
+    ws->out_off = NULL;
     ws->capacity = ws->curvature = 0;
 }
 
@@ -51,26 +51,26 @@ static sdagd_status workspace_alloc(const mlp *net, workspace *ws, int K, int C,
     ws->K = K;
     ws->capacity = C;
     ws->curvature = curvature;
-    ws->h_off = malloc((size_t)net->n_layers * sizeof(size_t));
-    if (!ws->h_off) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
-    ws->h_width = 0;
+    ws->out_off = malloc((size_t)net->n_layers * sizeof(size_t));
+    if (!ws->out_off) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
+    ws->out_width = 0;
     for (int l = 0; l < net->n_layers; l++) {
-        ws->h_off[l] = c * ws->h_width;
-        ws->h_width += (size_t)net->sizes[l + 1];
+        ws->out_off[l] = c * ws->out_width;
+        ws->out_width += (size_t)net->sizes[l + 1];
     }
     sdagd_status st = SDAGD_OK;
 #define ALLOC(field, bytes) \
     if (st == SDAGD_OK) st = mlp_alloc_on(net, (void **)&ws->field, bytes)
     ALLOC(x, k * c * n0 * f);
     ALLOC(y, k * c * sizeof(int32_t));
-    ALLOC(h, k * c * ws->h_width * f);
+    ALLOC(out, k * c * ws->out_width * f);
     ALLOC(pre, k * c * n_out * f);
     ALLOC(delta[0], k * c * width * f);
     ALLOC(delta[1], k * c * width * f);
     ALLOC(partials, k * partials_per_net(net) * sizeof(double));
     if (curvature) {
         ALLOC(x_sq, k * c * n0 * f);
-        ALLOC(h_sq, k * c * ws->h_width * f);
+        ALLOC(out_sq, k * c * ws->out_width * f);
         ALLOC(s[0], k * c * width * f);
         ALLOC(s[1], k * c * width * f);
         ALLOC(w_sq, k * net->max_layer * f);
@@ -84,7 +84,7 @@ static sdagd_status workspace_alloc(const mlp *net, workspace *ws, int K, int C,
  * If the larger buffers cannot be had, the old ones stay in place: the network remains
  * usable after the error. */
 sdagd_status workspace_reserve(mlp *net, workspace *ws, int K, int rows, int curvature) {
-    if (ws->h_off && ws->K == K && rows <= ws->capacity && (!curvature || ws->curvature)) return SDAGD_OK;
+    if (ws->out_off && ws->K == K && rows <= ws->capacity && (!curvature || ws->curvature)) return SDAGD_OK;
     int C = rows > ws->capacity ? rows : ws->capacity;
     workspace fresh;
     sdagd_status st = workspace_alloc(net, &fresh, K, C, curvature || ws->curvature);
@@ -122,10 +122,10 @@ void group_view_init(group_view *g, const mlp *net, const workspace *ws, int K, 
         .y = ws->y,
         .x_stride = c * (size_t)net->sizes[0],
         .y_stride = c,
-        .h = ws->h,
-        .h_sq = ws->h_sq,
-        .h_off = ws->h_off,
-        .h_stride = c * ws->h_width,
+        .out = ws->out,
+        .out_sq = ws->out_sq,
+        .out_off = ws->out_off,
+        .out_stride = c * ws->out_width,
         .pre = ws->pre,
         .pre_stride = c * (size_t)net->sizes[net->n_layers],
         .delta = {ws->delta[0], ws->delta[1]},
@@ -316,8 +316,8 @@ sdagd_status mlp_forward_group(const mlp *net, const group_view *g, int B, const
             .g = g,
             .layer = l,
             .B = B,
-            .in = l == 0 ? in : g->h + g->h_off[l - 1],
-            .in_stride = l == 0 ? in_stride : g->h_stride,
+            .in = l == 0 ? in : g->out + g->out_off[l - 1],
+            .in_stride = l == 0 ? in_stride : g->out_stride,
             .params = params,
             .want_sq = want_sq && hidden,
             .saturated = hidden ? saturated : NULL,
@@ -377,7 +377,7 @@ sdagd_status mlp_forward(mlp *net, const float *X, int B, float *Y) {
         }
         if (st == SDAGD_OK) st = mlp_forward_group(net, &g, rows, in, 0, params, 0, NULL, NULL);
         if (st == SDAGD_OK)
-            st = net->be->download(net->ctx, Y + (size_t)start * n_out, g.h + g.h_off[net->n_layers - 1],
+            st = net->be->download(net->ctx, Y + (size_t)start * n_out, g.out + g.out_off[net->n_layers - 1],
                                    (size_t)rows * n_out * sizeof(float));
     }
     return st;

@@ -9,15 +9,15 @@
 #include "sdagd.h"
 
 /* Work buffers of K networks for C rows (backend memory), grown on demand, never per
- * step. The curvature buffers (x_sq, h_sq, s, w_sq) exist only once a step needed h. */
+ * step. The curvature buffers (x_sq, out_sq, s, w_sq) exist only once a step needed h. */
 typedef struct {
     uint64_t generation;   /* unique per allocation: tells recorded steps that buffers moved */
     int K, capacity, curvature;
-    float *x, *x_sq, *h, *h_sq, *pre, *delta[2], *s[2], *w_sq;
+    float *x, *x_sq, *out, *out_sq, *pre, *delta[2], *s[2], *w_sq;
     int32_t *y;
     double *partials;
-    size_t *h_off;   /* host (L) */
-    size_t h_width;  /* sum of the widths n_1 .. n_L */
+    size_t *out_off; /* host (L): layer l's outputs (h_l in docs/algorithms.md) */
+    size_t out_width; /* sum of the widths n_1 .. n_L */
 } workspace;
 
 /* The network. */

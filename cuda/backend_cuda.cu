@@ -321,23 +321,23 @@ static sdagd_status cuda_forward(void *ctx, const forward_args *a) {
     sdagd_status st = check_nets(g->K);
     if (st != SDAGD_OK) return st;
     int l = a->layer, B = a->B, n_in = g->sizes[l], n_out = g->sizes[l + 1], K = g->K;
-    float *out = g->h + g->h_off[l];
+    float *out = g->out + g->out_off[l];
     /* a (B, n_out) = in (B, n_in) W^T */
     st = gemm(ctx, 0, 1, B, n_out, n_in, 1.0f, a->in, n_in, a->in_stride, a->params.p + g->w_off[l], n_in,
-              a->params.stride, 0.0f, out, n_out, g->h_stride, K);
+              a->params.stride, 0.0f, out, n_out, g->out_stride, K);
     if (st != SDAGD_OK) return st;
     const float *bias = a->params.p + g->b_off[l];
     if (l == g->n_layers - 1) {
         output_epilogue_kernel<<<grid_for((size_t)B * n_out, K), THREADS, 0, stream_of(ctx)>>>(
-            B, n_out, out, g->h_stride, bias, a->params.stride, g->loss == LOSS_CE ? g->pre : NULL, g->pre_stride,
+            B, n_out, out, g->out_stride, bias, a->params.stride, g->loss == LOSS_CE ? g->pre : NULL, g->pre_stride,
             g->output, g->active);
         if ((st = launched("output layer")) != SDAGD_OK || g->output != ACT_SOFTMAX) return st;
-        softmax_kernel<<<grid_for((size_t)B, K), THREADS, 0, stream_of(ctx)>>>(B, n_out, out, g->h_stride, g->active);
+        softmax_kernel<<<grid_for((size_t)B, K), THREADS, 0, stream_of(ctx)>>>(B, n_out, out, g->out_stride, g->active);
         return launched("softmax");
     }
     /* network k's counter for layer l is saturated[k L + l] */
     hidden_epilogue_kernel<<<grid_for((size_t)B * n_out, K), THREADS, 0, stream_of(ctx)>>>(
-        B, n_out, out, a->want_sq ? g->h_sq + g->h_off[l] : NULL, g->h_stride, bias, a->params.stride, g->act,
+        B, n_out, out, a->want_sq ? g->out_sq + g->out_off[l] : NULL, g->out_stride, bias, a->params.stride, g->act,
         g->slope, g->active, a->saturated ? a->saturated + l : NULL, (size_t)g->n_layers,
         a->ever_active ? a->ever_active + a->active_offset : NULL, a->active_stride);
     return launched("hidden layer");
@@ -403,7 +403,7 @@ static sdagd_status cuda_loss(void *ctx, const loss_args *a) {
     unsigned blocks = blocks_for((size_t)a->B);
     if (2 * (size_t)blocks > g->partials_stride) blocks = (unsigned)(g->partials_stride / 2); /* >= 128 */
     loss_partial_kernel<<<dim3(blocks, g->K), THREADS, 0, stream_of(ctx)>>>(
-        a->B, n, g->h + g->h_off[L - 1], g->h_stride, g->loss == LOSS_CE ? g->pre : NULL, g->pre_stride, g->y,
+        a->B, n, g->out + g->out_off[L - 1], g->out_stride, g->loss == LOSS_CE ? g->pre : NULL, g->pre_stride, g->y,
         g->y_stride, g->loss, g->output, g->delta[0], a->want_s ? g->s[0] : NULL, g->d_stride, a->want_delta,
         a->want_s, g->partials, g->partials_stride, g->active);
     if ((st = launched("loss")) != SDAGD_OK) return st;
@@ -518,9 +518,9 @@ static sdagd_status cuda_backward(void *ctx, const backward_args *a) {
     int cur = a->cur, other = 1 - cur, curvature = a->hess.p != NULL;
     float scale = 1.0f / (float)B;
     cudaStream_t stream = stream_of(ctx);
-    const float *in = l == 0 ? g->x : g->h + g->h_off[l - 1];
-    const float *in_sq = !curvature ? NULL : l == 0 ? g->x_sq : g->h_sq + g->h_off[l - 1];
-    size_t in_stride = l == 0 ? g->x_stride : g->h_stride;
+    const float *in = l == 0 ? g->x : g->out + g->out_off[l - 1];
+    const float *in_sq = !curvature ? NULL : l == 0 ? g->x_sq : g->out_sq + g->out_off[l - 1];
+    size_t in_stride = l == 0 ? g->x_stride : g->out_stride;
     const float *W = a->params.p + g->w_off[l];
     float *dW = a->grad.p + g->w_off[l], *db = a->grad.p + g->b_off[l];
     /* dW = (1/B) delta^T in, db = mean_rows delta */

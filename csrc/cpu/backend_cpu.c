@@ -144,7 +144,7 @@ static void forward_task(void *p, int task) {
     const float *in = a->in + (size_t)k * a->in_stride;
     const float *W = a->params.p + (size_t)k * a->params.stride + g->w_off[l];
     const float *b = a->params.p + (size_t)k * a->params.stride + g->b_off[l];
-    float *out = g->h + (size_t)k * g->h_stride + g->h_off[l];
+    float *out = g->out + (size_t)k * g->out_stride + g->out_off[l];
     /* a (B, block) = in (B, n_in) W[block]^T */
     blas_sgemm(0, 1, B, c1 - c0, n_in, 1.0f, in, n_in, W + (size_t)c0 * n_in, n_in, 0.0f, out + c0, n_out);
     if (output) {
@@ -162,7 +162,7 @@ static void forward_task(void *p, int task) {
     }
     int act = g->act[k];
     float slope = g->slope[k];
-    float *sq = a->want_sq ? g->h_sq + (size_t)k * g->h_stride + g->h_off[l] : NULL;
+    float *sq = a->want_sq ? g->out_sq + (size_t)k * g->out_stride + g->out_off[l] : NULL;
     uint8_t *ever = a->ever_active && activation_rectifies(act)
                         ? a->ever_active + (size_t)k * a->active_stride + a->active_offset + c0
                         : NULL;
@@ -190,7 +190,7 @@ static void loss_task(void *p, int k) {
     const group_view *g = a->g;
     if (!g->active[k]) return;
     int n = g->sizes[g->n_layers], L = g->n_layers;
-    const float *Y = g->h + (size_t)k * g->h_stride + g->h_off[L - 1];
+    const float *Y = g->out + (size_t)k * g->out_stride + g->out_off[L - 1];
     const float *pre = cpart(g->pre, g->pre_stride, k);
     const int32_t *labels = g->y + (size_t)k * g->y_stride;
     float *delta = part(g->delta[0], g->d_stride, k), *s = part(g->s[0], g->d_stride, k);
@@ -243,10 +243,10 @@ static void backward_task(void *p, int task) {
     float scale = 1.0f / (float)B;
     int cur = a->cur, curvature = a->hess.p != NULL;
     const float *delta = part(g->delta[cur], g->d_stride, k), *s = curvature ? part(g->s[cur], g->d_stride, k) : NULL;
-    const float *in = l == 0 ? part(g->x, g->x_stride, k) : part(g->h, g->h_stride, k) + g->h_off[l - 1];
+    const float *in = l == 0 ? part(g->x, g->x_stride, k) : part(g->out, g->out_stride, k) + g->out_off[l - 1];
     const float *in_sq = !curvature ? NULL
                          : l == 0   ? part(g->x_sq, g->x_stride, k)
-                                    : part(g->h_sq, g->h_stride, k) + g->h_off[l - 1];
+                                    : part(g->out_sq, g->out_stride, k) + g->out_off[l - 1];
     const float *W = a->params.p + (size_t)k * a->params.stride + g->w_off[l];
     if (kind == 0) {
         int r0, r1;
