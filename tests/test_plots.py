@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from sdagd import plots  # noqa: E402
+from sdagd.paper import plots  # noqa: E402
 
 
 def run(label, depth, seed, errors, grad=None, act="sigmoid"):
