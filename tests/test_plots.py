@@ -1,4 +1,4 @@
-"""sdagd.plots draws the paper's figures: stacked panels (a), (b) sharing a log y-axis, one
+"""sdagd.paper.plots draws the paper's figures: stacked panels (a), (b) sharing a log y-axis, one
 line and one band per depth (or layer), the legend outside every panel."""
 import math
 

@@ -1,4 +1,4 @@
-"""sdagd.report: Table I as markdown and CSV from hand-made sweep records (no training).
+"""sdagd.paper.report: Table I as markdown and CSV from hand-made sweep records (no training).
 
 The records below are built by hand with known misclassification rates, so every cell of
 the tables has a value computed here independently: mean and sample standard deviation

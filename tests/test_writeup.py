@@ -1,4 +1,4 @@
-"""RESULTS.md's generated blocks match the committed records (sdagd.writeup), and the
+"""RESULTS.md's generated blocks match the committed records (sdagd.paper.writeup), and the
 block machinery replaces exactly what it should."""
 from pathlib import Path
 
@@ -9,7 +9,7 @@ from sdagd.paper import report, writeup
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "results" / "full20"
 DOCUMENT = ROOT / "RESULTS.md"
-FIX = "python -m sdagd.writeup results/full20 RESULTS.md"
+FIX = "python -m sdagd.paper.writeup results/full20 RESULTS.md"
 
 
 def test_document_has_every_block_and_no_unknown_one():

@@ -3,12 +3,13 @@ figures and the raw records to a directory. Used by ``sdagd reproduce``.
 
 Protocols (every setting is written to ``protocol.json`` next to the results):
 
-* quick (the default; README.md says how long it takes): two epochs on all 60,000 training
-  images, seed 0, SGD and SDAGD (per-layer norm), with the lr and R that the full protocol's
-  tuning runs rank best after two epochs (:data:`QUICK_CHOICES`). It shows the paper's two
-  findings: SGD with sigmoid units stuck near 90 % error at hl-4 and hl-5, and SDAGD training
-  the same networks (two epochs, not three, so that it takes about 3 minutes on 2 AVX2 cores).
-  Two epochs are not the paper's table: the full protocol's numbers are in RESULTS.md.
+* quick (the default; BENCHMARKS.md, section 0, says how long it takes where): two epochs on
+  all 60,000 training images, seed 0, SGD and SDAGD (per-layer norm), with the lr and R that
+  the full protocol's tuning runs rank best after two epochs (:data:`QUICK_CHOICES`). It shows
+  the paper's two findings: SGD with sigmoid units stuck near 90 % error at hl-4 and hl-5, and
+  SDAGD training the same networks (two epochs, not three, so that it stays a few minutes on a
+  laptop's cores). Two epochs are not the paper's table: the full protocol's numbers are in
+  RESULTS.md.
 * full: the paper's grid (hl-1..hl-5 x sigmoid, ReLU x 3 seeds) on all 60,000 training images
   for 20 epochs: SGD, SDAGD in both norm variants, and two SDAGD options of docs/algorithms.md section 5.3 as
   extra columns (a cosine schedule of R, tuned; a running average of h, one seed, with the
