@@ -13,6 +13,7 @@ __all__ = ["STATUSES", "load_records", "append_record", "lock_path"]
 #: What a run can end as.
 STATUSES = ("ok", "diverged", "failed")
 
+
 def load_records(path) -> list:
     """Records from a JSON-lines results file.
 
@@ -69,6 +70,8 @@ def _record_problem(record):
 
 
 def append_record(path, record):
+    """Append ``record`` as one JSON line to the results file ``path``, flushed to disk before
+    returning: a sweep killed later loses no finished run."""
     write_target(path)  # a FIFO swapped in would block the open, a device swallow the record
     with open(path, "a+", encoding="utf-8") as f:
         if f.tell() > 0:  # a run killed mid-write leaves a torn line: start on a fresh one
