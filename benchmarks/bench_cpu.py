@@ -97,7 +97,7 @@ def memory_section():
 
 
 def sweep_section():  # (the pool's spawned workers need main()'s __main__ guard)
-    from sdagd import experiments, optim
+    from sdagd import optim, paper
 
     rng = np.random.default_rng(0)
     data = ((rng.random((ROWS + 2000, 784), dtype=np.float32), rng.integers(0, 10, ROWS + 2000)),
@@ -114,7 +114,7 @@ def sweep_section():  # (the pool's spawned workers need main()'s __main__ guard
     for name, kwargs, threads in modes:
         old = sdagd.set_num_threads(threads)
         t0 = time.perf_counter()
-        records = experiments.sweep(**grid, **kwargs)
+        records = paper.sweep(**grid, **kwargs)
         seconds = time.perf_counter() - t0
         sdagd.set_num_threads(old)
         assert all(r["status"] == "ok" for r in records), [r["error"] for r in records if r["status"] != "ok"]

@@ -7,7 +7,8 @@ experiments of Tan & Lim, on a C core.
 1047210
 
 Main entry points: :class:`sdagd.MLP`, :func:`sdagd.fit_many`, :mod:`sdagd.optim`,
-:func:`sdagd.datasets.load_mnist`.
+:func:`sdagd.datasets.load_mnist`. The paper's reproduction (sweeps, tuning, tables, figures)
+is the subpackage :mod:`sdagd.paper`, imported on first use.
 """
 import os as _os
 
@@ -103,3 +104,13 @@ def device_available(device: str = "cuda") -> tuple:
     except _core.DeviceError as exc:
         return False, str(exc)
     return True, ""
+
+
+def __getattr__(name):
+    # sdagd.paper, the paper's reproduction, is not imported with the library: on first use of
+    # `sdagd.paper` (an `import sdagd.paper` or `from sdagd import paper` needs no help).
+    if name == "paper":
+        import importlib
+
+        return importlib.import_module(".paper", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

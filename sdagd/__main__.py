@@ -53,7 +53,8 @@ def _fail(message, code=2) -> int:
 def _train(args) -> int:
     import sdagd
     from sdagd.datasets import DatasetError, load_mnist
-    from sdagd.experiments import _check_writable, paper_sizes
+    from sdagd._files import check_writable as _check_writable
+    from sdagd.paper.grid import paper_sizes
 
     if args.device != "cpu":  # before the data is loaded: a missing GPU costs nothing
         usable, why = sdagd.device_available(args.device)
@@ -141,9 +142,9 @@ def _save_run(net, opt, path):
 
 def _reproduce(args) -> int:
     import sdagd
-    from sdagd import reproduce
+    from sdagd.paper import reproduce
     from sdagd.datasets import DatasetError, load_mnist
-    from sdagd.experiments import _check_writable
+    from sdagd._files import check_writable as _check_writable
 
     protocol = "full" if args.full else "quick"
     out = args.out or f"sdagd-{protocol}"

@@ -1,14 +1,16 @@
 """Files from and to the outside: atomic writes, reads that refuse what is not a regular file,
-and a lock that keeps two runs from writing the same results."""
+a check that an output can be written before work starts, and a lock that keeps two runs from
+writing the same results."""
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
 import stat
+import tempfile
 
 
-def _write_target(path) -> str:
+def write_target(path) -> str:
     """The file a write to ``path`` must replace: symbolic links are followed (a link is written
     through to its target, as ``open(path, "w")`` would, not replaced by a file), and a path that
     exists but is not a regular file is refused before anything is done: renaming over a device
@@ -31,6 +33,43 @@ def _write_target(path) -> str:
     return target
 
 
+def check_writable(path, *, folder=False, append=False):
+    """Raise an OSError that names ``path`` unless it can be written: a file (``append``: one
+    that is appended to if it exists), or with ``folder`` a folder (made if missing).
+
+    Called before work starts, so that a typo or a read-only folder costs nothing instead of
+    the runs done by the time the first write fails. It writes (and removes) a temporary file
+    where the output will go: os.access answers wrongly for root and for read-only mounts.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.islink(path) and not os.path.exists(path):  # makedirs would say only "File exists"
+        raise FileNotFoundError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; create "
+                                f"it{' as a folder' if folder else ''} or choose another output")
+    if folder:
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise NotADirectoryError(f"{path} exists and is not a folder; choose another output folder")
+        where = path
+        while not os.path.exists(where):  # a missing folder is made by its nearest existing ancestor
+            where = os.path.dirname(where)
+        if not os.path.isdir(where):
+            raise NotADirectoryError(f"cannot make the folder {path}: {where} is a file")
+    else:
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{path} is a folder; give the name of a file")
+        target = write_target(path)  # a device, FIFO or socket is refused; a link is followed
+        where = os.path.dirname(target)
+        if not os.path.isdir(where):
+            raise FileNotFoundError(f"cannot write {path}: the folder {where} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(dir=where, prefix=".sdagd-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+        if append and os.path.exists(path):
+            open(path, "ab").close()  # appends nothing
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}") from None
+
+
 def atomic_write(path, write) -> None:
     """Create or replace the file ``path`` with what ``write(file)`` writes to a binary file.
 
@@ -41,7 +80,7 @@ def atomic_write(path, write) -> None:
     folder, a device, a FIFO or a socket is refused before ``write`` runs.
     """
     shown = os.fspath(path)
-    path = _write_target(path)
+    path = write_target(path)
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
     try:

@@ -22,10 +22,10 @@ class Training:
         self.nets, self.optimizers = list(nets), list(optimizers)
         # A rejected group (e.g. Hessian schedules that cannot share a pass) leaves every
         # optimizer as it was: those bound here for the first time are unbound again.
-        fresh = [opt._core is None for opt in self.optimizers]
+        fresh = [opt.bound_net is None for opt in self.optimizers]
         try:
-            self._core_opts = [opt._bind(net._net) for net, opt in zip(self.nets, self.optimizers)]
-            self._trainer = _core.Trainer([net._net for net in self.nets], self._core_opts)
+            self._core_opts = [opt.core_optimizer(net.core_net) for net, opt in zip(self.nets, self.optimizers)]
+            self._trainer = _core.Trainer([net.core_net for net in self.nets], self._core_opts)
         except BaseException:
             for opt, was_fresh in zip(self.optimizers, fresh):
                 if was_fresh:
@@ -35,10 +35,10 @@ class Training:
     def _current_trainer(self):
         """The trainer for the optimizers' current core objects: assigning a hyperparameter
         (``opt.lr = ...``) makes a new one, which applies from the next epoch."""
-        current = [opt._bind(net._net) for net, opt in zip(self.nets, self.optimizers)]
+        current = [opt.core_optimizer(net.core_net) for net, opt in zip(self.nets, self.optimizers)]
         if any(a is not b for a, b in zip(current, self._core_opts)):
             self._core_opts = current
-            self._trainer = _core.Trainer([net._net for net in self.nets], current)
+            self._trainer = _core.Trainer([net.core_net for net in self.nets], current)
         return self._trainer
 
     def epochs(self, data, val_data, epochs, batch_size, seeds, batch_progress=None):
@@ -70,10 +70,10 @@ class Training:
                 epoch = net.epochs_trained + 1
                 if s["diverged"]:
                     stopped[k] = True
-                    results.append(("diverged", str(net._diverged(s["message"], opt, epoch))))
+                    results.append(("diverged", str(net.divergence_error(s["message"], opt, epoch))))
                     continue
                 validated = time.perf_counter()
-                val = net._evaluate_data(val_data) if val_data is not None else None
+                val = net.evaluate_dataset(val_data) if val_data is not None else None
                 net.epochs_trained = epoch
                 record = epoch_record(epoch, s, val, seconds + time.perf_counter() - validated,
                                       net.config["activation"], net.sizes)

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 from . import _core
 from ._training import Training
 from .history import History
-from .mlp import MLP, DivergenceError, _as_inputs, _as_labels, _check_fit_arguments, _is_int
+from .mlp import MLP, DivergenceError, as_inputs, as_labels, check_fit_arguments, is_int, require_optimizer
 from .optim import Optimizer
 
 __all__ = ["fit_many"]
@@ -80,7 +80,7 @@ def fit_many(nets: Sequence[MLP], optimizers: Sequence[Optimizer], X, y, epochs:
     for k, (net, opt) in enumerate(zip(nets, optimizers)):
         if not isinstance(net, MLP):
             raise TypeError(f"nets[{k}] must be an sdagd.MLP, got {type(net).__name__}")
-        MLP._require_optimizer(opt)
+        require_optimizer(opt)
     if len({id(n) for n in nets}) < len(nets) or len({id(o) for o in optimizers}) < len(optimizers):
         raise ValueError("each network and each optimizer may appear only once")
     lead = nets[0]
@@ -89,21 +89,21 @@ def fit_many(nets: Sequence[MLP], optimizers: Sequence[Optimizer], X, y, epochs:
         for key in ("sizes", "output", "loss", "device"):
             if mine[key] != theirs[key]:
                 raise ValueError(f"nets[{k}] has {key}={mine[key]!r} but nets[0] has {theirs[key]!r}; only networks "
-                                 f"of one shape train together (group them with experiments.sweep)")
-    X = _as_inputs(X, lead.sizes[0])
-    y = _as_labels(y, X.shape[0], lead.sizes[-1])
-    X_val, y_val, report = _check_fit_arguments(lead, epochs, batch_size, validation_data, progress, on_divergence)
+                                 f"of one shape train together (group them with sdagd.paper.sweep)")
+    X = as_inputs(X, lead.sizes[0])
+    y = as_labels(y, X.shape[0], lead.sizes[-1])
+    X_val, y_val, report = check_fit_arguments(lead, epochs, batch_size, validation_data, progress, on_divergence)
     if seeds is None:
         seeds = [net.config["seed"] for net in nets]
     seeds = list(seeds)
-    if len(seeds) != len(nets) or any(not _is_int(s) or not 0 <= s < 2**64 for s in seeds):
+    if len(seeds) != len(nets) or any(not is_int(s) or not 0 <= s < 2**64 for s in seeds):
         raise ValueError(f"seeds must hold one integer in [0, 2**64) per network, got {seeds!r}")
     seeds = [int(s) for s in seeds]  # NumPy integers too, as fit takes them
     for k, (net, opt) in enumerate(zip(nets, optimizers)):
         if net.epochs_trained + int(epochs) >= 2**63:
             raise ValueError(f"nets[{k}]: epochs_trained ({net.epochs_trained}) + epochs ({epochs}) would overflow "
                              f"the 64-bit epoch counter")
-        if opt._core is not None and opt._net_core is not net._net:  # checked before any is bound
+        if opt.bound_net is not None and opt.bound_net is not net.core_net:  # checked before any is bound
             raise ValueError(f"optimizers[{k}] already holds state for another network; create a new optimizer "
                              f"for each network (or call reset())")
     if callable(progress) and progress is not True:
@@ -114,8 +114,8 @@ def fit_many(nets: Sequence[MLP], optimizers: Sequence[Optimizer], X, y, epochs:
     # Bound only now, and unbound again if the core refuses the group (e.g. Hessian schedules
     # that cannot share a pass): a rejected call leaves every optimizer as it was.
     if int(epochs) > 0:  # copied into the core and checked before anything is bound
-        data = _core.Dataset(lead._net, X, y)
-        val_data = _core.Dataset(lead._net, X_val, y_val) if X_val is not None else None
+        data = _core.Dataset(lead.core_net, X, y)
+        val_data = _core.Dataset(lead.core_net, X_val, y_val) if X_val is not None else None
     training = Training(nets, optimizers)
     histories = [History() for _ in nets]
     if int(epochs) == 0:

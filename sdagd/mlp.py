@@ -282,6 +282,12 @@ class MLP:
     def n_params(self) -> int:
         return self._net.num_params
 
+    @property
+    def core_net(self):
+        """The C core's network (``sdagd._core.Net``) behind this one, for sdagd's own modules
+        (optimizers bind to it, trainers and data sets are made for it)."""
+        return self._net
+
     def __repr__(self):
         c = self._config
         return (f"MLP({c['sizes']}, activation={c['activation']!r}, output={c['output']!r}, "
@@ -368,7 +374,8 @@ class MLP:
         loss, errors = self._net.evaluate(X, _as_labels(y, X.shape[0], self.sizes[-1]))
         return Evaluation(loss, errors / X.shape[0])
 
-    def _evaluate_data(self, data) -> Evaluation:
+    def evaluate_dataset(self, data) -> Evaluation:
+        """Evaluation on the core Dataset ``data`` made for :attr:`core_net` (for sdagd's own trainer)."""
         loss, errors = self._net.evaluate_dataset(data)
         return Evaluation(loss, errors / data.rows)
 
@@ -393,7 +400,8 @@ class MLP:
             raise TypeError(f"optimizer must be an sdagd.optim optimizer (e.g. sdagd.optim.SGD(lr=0.1)), "
                             f"got {type(optimizer).__name__}")
 
-    def _diverged(self, exc, optimizer, epoch=None):
+    def divergence_error(self, exc, optimizer, epoch=None) -> DivergenceError:
+        """The DivergenceError for the core's divergence message ``exc`` (for sdagd's own trainer)."""
         where = f"epoch {epoch}: " if epoch is not None else ""
         return DivergenceError(f"{where}{exc} (optimizer {optimizer!r}); try a smaller lr or radius")
 
@@ -403,14 +411,14 @@ class MLP:
         self._require_optimizer(optimizer)
         X = _as_inputs(X, self.sizes[0])
         y = _as_labels(y, X.shape[0], self.sizes[-1])
-        core_opt = optimizer._bind(self._net)  # binds: only once the arguments are good
+        core_opt = optimizer.core_optimizer(self._net)  # binds: only once the arguments are good
         # The core's trainer of this one network, kept for the next step with this optimizer
         # (a new core optimizer, after reset() or an assigned hyperparameter, gets a new one).
         if self._step_trainer is None or self._step_trainer[0] is not core_opt:
             self._step_trainer = (core_opt, _core.Trainer([self._net], [core_opt]))
         stats, = self._step_trainer[1].step(X, y, [self.epochs_trained], [False])
         if stats["diverged"]:
-            raise self._diverged(stats["message"], optimizer)
+            raise self.divergence_error(stats["message"], optimizer)
         return stats["loss_sum"] / stats["rows"]
 
     def fit(self, X, y, optimizer, epochs=1, batch_size=100, validation_data=None, seed=None,
@@ -478,11 +486,11 @@ class MLP:
         if self.epochs_trained + int(epochs) >= 2**63:
             raise ValueError(f"epochs_trained ({self.epochs_trained}) + epochs ({epochs}) would overflow the "
                              f"64-bit epoch counter")
-        if optimizer._core is not None and optimizer._net_core is not self._net:
-            optimizer._bind(self._net)  # raises: the optimizer holds another network's state
+        if optimizer.bound_net is not None and optimizer.bound_net is not self._net:
+            optimizer.core_optimizer(self._net)  # raises: the optimizer holds another network's state
         history = self.history = History()
         if int(epochs) == 0:
-            optimizer._bind(self._net)
+            optimizer.core_optimizer(self._net)
             return history
         try:
             self._fit_epochs(history, optimizer, X, y, X_val, y_val, epochs, batch_size, seed, report,
@@ -548,7 +556,7 @@ class MLP:
         arrays = {"params": params}
         meta = {"format": _FORMAT_VERSION, "config": self.config, "epochs_trained": self.epochs_trained}
         if optimizer is not None:
-            if optimizer._net_core is not None and optimizer._net_core is not self._net:
+            if optimizer.bound_net is not None and optimizer.bound_net is not self._net:
                 raise ValueError("this optimizer holds the state of another network; save it with that one")
             state = optimizer.state_dict()
             meta["optimizer"] = {"config": state["config"], "step": int(state["step"]),
@@ -821,3 +829,16 @@ def _print_epoch(record):
     print("  ".join(parts), file=sys.stderr, flush=True)
     if record["stalled"]:
         print(f"  warning: {record['stalled']}", file=sys.stderr, flush=True)
+
+
+# -- package-internal interface --------------------------------------------------------------
+# What sdagd.many and sdagd.paper need of this module's functions, under names other
+# modules may import (tests/test_layout.py forbids reaching into another module's private
+# names). Not in __all__: not part of the public API.
+MAX_WIDTHS = _MAX_WIDTHS
+is_int = _is_int
+check_config = _check_config
+as_inputs = _as_inputs
+as_labels = _as_labels
+check_fit_arguments = _check_fit_arguments
+require_optimizer = MLP._require_optimizer

@@ -129,6 +129,19 @@ class Optimizer:
             )
         return self._core
 
+    # Package-internal (sdagd.mlp, sdagd._training, sdagd.many bind optimizers to networks):
+    # the binding under names other modules may use.
+    def core_optimizer(self, net_core) -> _core.Optimizer:
+        """The C-core optimizer for the core network ``net_core`` (``MLP.core_net``), made on
+        first use; a ValueError if this optimizer already holds another network's state."""
+        return self._bind(net_core)
+
+    @property
+    def bound_net(self):
+        """The core network whose state this optimizer holds; None before its first use and
+        after :meth:`reset`."""
+        return self._net_core
+
     def _set_hyperparameter(self, name, value):
         """``self.<name> = value``: checked as the constructor checks it (the whole configuration,
         so that e.g. a cosine schedule's radius_min stays below a new radius), and in effect from
@@ -180,10 +193,10 @@ class Optimizer:
             if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 0 <= step < 2**63:
                 raise ValueError(f"saved optimizer step must be an integer >= 0, got {step!r}")
         # Made aside and swapped in only on success: a failed load leaves this optimizer as it was.
-        fresh = _core.Optimizer(net._net, _KIND[self._kind], **self._core_kwargs())
+        fresh = _core.Optimizer(net.core_net, _KIND[self._kind], **self._core_kwargs())
         if state["state"] is not None:
             fresh.set_state(array, int(step))
-        self._core, self._net_core = fresh, net._net
+        self._core, self._net_core = fresh, net.core_net
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())

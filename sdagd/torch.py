@@ -464,8 +464,8 @@ class GradientFlow:
         return record
 
     def as_record(self, optimizer: str = "torch") -> dict:
-        """The history as a record of :func:`sdagd.experiments.sweep`, so that the figure helpers
-        take it: ``sdagd.plots.gradient_flow([flow.as_record("SGD")], depth=flow.depth,
+        """The history as a record of :func:`sdagd.paper.sweep`, so that the figure helpers
+        take it: ``sdagd.paper.plots.gradient_flow([flow.as_record("SGD")], depth=flow.depth,
         activation=flow.activation)``. ``optimizer`` is the panel's label."""
         return {"config": {"depth": self.depth, "activation": self.activation, "optimizer": optimizer},
                 "history": self.history.as_dict()}

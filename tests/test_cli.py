@@ -149,7 +149,7 @@ def test_quick_reproduce_writes_its_files(quick):
     assert (protocol["epochs"], protocol["train_limit"], protocol["seeds"]) == (1, 300, [0])
     assert set(protocol["optimizers"]) == {"SGD", "SDAGD-layer"}
     # the lr and R of every cell, as the full protocol's one-epoch tuning chose them
-    from sdagd.reproduce import QUICK_CHOICES
+    from sdagd.paper.reproduce import QUICK_CHOICES
     assert protocol["optimizers"]["SDAGD-layer"]["hl-5 sigmoid"]["radius"] == QUICK_CHOICES["SDAGD-layer"][(5, "sigmoid")]
     assert protocol["optimizers"]["SGD"]["hl-4 sigmoid"]["lr"] == QUICK_CHOICES["SGD"][(4, "sigmoid")]
 
@@ -194,7 +194,7 @@ def test_rerun_with_progress_says_it_resumes(quick, rerun, workdir, fake_mnist):
 
 def test_one_epoch_figures_have_integer_epoch_ticks(quick):
     pytest.importorskip("matplotlib", reason="the figures need the plot extra (matplotlib)")
-    from sdagd import plots
+    from sdagd.paper import plots
 
     _, out, snapshot = quick
     records = [json.loads(line) for line in snapshot["runs.jsonl"].decode().splitlines()]
@@ -337,7 +337,7 @@ def test_reproduce_checks_its_output_folder_before_any_work(make_out, workdir, f
 
 
 def test_reproduce_run_refuses_a_file_as_its_folder(tmp_path, fake_mnist):
-    from sdagd import reproduce
+    from sdagd.paper import reproduce
 
     (tmp_path / "out").write_text("")
     with pytest.raises(NotADirectoryError, match=r"out exists and is not a folder"):

@@ -272,8 +272,8 @@ def test_history_to_frame_without_pandas_says_how_to_get_it(monkeypatch):
 
 
 def test_every_run_record_carries_the_sdagd_version():
-    from sdagd import experiments
-    record = experiments._failed_record({"depth": 1})
+    from sdagd import paper
+    record = paper.jobs.failed_record({"depth": 1})
     assert record["sdagd_version"] == sdagd.__version__
     assert sdagd.History().as_dict()["sdagd_version"] == sdagd.__version__
 
@@ -402,7 +402,7 @@ def test_the_notebooks_extra_installs_jupyter_and_the_readme_says_how():
 
 def test_sweep_progress_uses_tqdm_only_on_a_terminal(monkeypatch):
     pytest.importorskip("tqdm", reason="tqdm (the progress extra) is not installed")
-    from sdagd.experiments import _Progress
+    from sdagd.paper.sweeps import _Progress
     log = io.StringIO()
     monkeypatch.setattr(sys, "stderr", log)
     progress = _Progress(total=2, enabled=True, desc="sweep")

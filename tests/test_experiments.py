@@ -1,4 +1,4 @@
-"""sdagd.experiments: sweep bookkeeping, resumable result files, failures recorded, the
+"""sdagd.paper's sweeps: bookkeeping, resumable result files, failures recorded, the
 in-process / process-pool / custom-executor / Dask paths, determinism, tuning on the
 validation split, argument checks.
 
@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 
 import sdagd
-from sdagd import experiments, optim
+from sdagd import optim, paper
 from sdagd.datasets import DatasetNotFoundError
-from sdagd.experiments import load_records, run_job, run_key, sweep, tune
+from sdagd.paper import load_records, run_job, run_key, sweep, tune
 
 N_TRAIN, N_TEST = 400, 200
 
@@ -452,7 +452,7 @@ def test_tune_validates_on_the_last_training_rows(tuned, data):
     (X, y), _ = data
     r = next(r for r in tuned.records if r["config"]["depth"] == 2 and r["config"]["activation"] == "sigmoid")
     c = r["config"]
-    net = sdagd.MLP(experiments.paper_sizes(c["depth"], c["width"]), activation=c["activation"], seed=c["seed"])
+    net = sdagd.MLP(paper.paper_sizes(c["depth"], c["width"]), activation=c["activation"], seed=c["seed"])
     net.fit(X[:-N_VAL], y[:-N_VAL], optim.from_config(c["optimizer_config"]), epochs=c["epochs"],
             batch_size=c["batch_size"], progress=False)
     assert net.evaluate(X[-N_VAL:], y[-N_VAL:]).error == r["final_error"]
@@ -589,7 +589,7 @@ def test_data_errors_in_workers_are_not_saved_and_a_rerun_retries_them(tmp_path)
     assert all("not saved, a rerun retries it" in r["error"] and "retry" not in r for r in records)
     assert load_records(out) == []
     write_fake_mnist(folder)
-    experiments._DATA_CACHE.clear()
+    paper.jobs._DATA_CACHE.clear()
     ex = CountingExecutor()
     records = sweep(**dict(kw, executor=ex))
     assert len(ex.submitted) == 4 and all(r["status"] == "ok" for r in records)
@@ -659,19 +659,19 @@ def cpu_seconds(pid):
 
 SWEEP_FOREVER = """
 import numpy as np
-from sdagd import experiments, optim
+from sdagd import optim, paper
 
 if __name__ == "__main__":
     rng = np.random.default_rng(0)
     data = ((rng.random((40, 784), dtype=np.float32), rng.integers(0, 10, 40)),
             (rng.random((10, 784), dtype=np.float32), rng.integers(0, 10, 10)))
-    experiments.sweep(depths=(1,), activations=("relu",), seeds=(0, 1), optimizers={"SGD": optim.SGD(lr=0.01)},
+    paper.sweep(depths=(1,), activations=("relu",), seeds=(0, 1), optimizers={"SGD": optim.SGD(lr=0.01)},
                       epochs=10**9, width=8, batch_size=20, data=data, workers=2, progress=False)
 """
 
 WATCHED_POOL = """
 import concurrent.futures as cf, multiprocessing, os, time
-from sdagd import experiments
+from sdagd import paper
 
 
 def job(marker):
@@ -680,7 +680,7 @@ def job(marker):
 
 
 if __name__ == "__main__":
-    pool = cf.ProcessPoolExecutor(2, initializer=experiments._watch_parent, initargs=(os.getpid(), 0.2),
+    pool = cf.ProcessPoolExecutor(2, initializer=paper.workers._watch_parent, initargs=(os.getpid(), 0.2),
                                   mp_context=multiprocessing.get_context("spawn"))
     jobs = [pool.submit(job, f"started-{i}") for i in range(2)]
     time.sleep(600)
@@ -760,7 +760,7 @@ def test_grouped_sweep_in_worker_processes(data):
 def test_group_keys_keep_hessian_schedules_apart():
     base = dict(depth=1, width=16, activation="sigmoid", output="sigmoid", loss="mse", seed=0, epochs=1,
                 batch_size=10, train_limit=None, evaluate_on="test", n_val=100)
-    key = lambda opt, **kw: experiments.group_key(dict(base, optimizer="x", optimizer_config=opt.config(), **kw))
+    key = lambda opt, **kw: paper.group_key(dict(base, optimizer="x", optimizer_config=opt.config(), **kw))
     assert key(optim.SDAGD(radius=0.3)) == key(optim.SDLM(lr=0.1, mu=0.1)) == key(optim.SDAGD(radius=1.0), seed=3)
     assert key(optim.SDAGD(radius=0.3)) != key(optim.SDAGD(radius=0.3, hessian_every=2))
     assert key(optim.SGD(lr=0.1)) == key(optim.Adam(), activation="relu")
@@ -776,7 +776,7 @@ def test_cuda_sweep_without_a_gpu_fails_before_any_run(data, tmp_path):
 
 
 def test_stability_table_and_phase_switch(data, tmp_path):
-    from sdagd import reproduce
+    from sdagd.paper import reproduce
 
     records = tune({"SGD": [optim.SGD(lr=0.05), optim.SGD(lr=0.5)]}, depths=(1,), activations=("relu",),
                    epochs=3, n_val=100, width=16, batch_size=20, data=data, workers=0, progress=False).records

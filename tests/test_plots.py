@@ -1,4 +1,4 @@
-"""sdagd.plots draws the paper's figures: stacked panels (a), (b) sharing a log y-axis, one
+"""sdagd.paper.plots draws the paper's figures: stacked panels (a), (b) sharing a log y-axis, one
 line and one band per depth (or layer), the legend outside every panel."""
 import math
 
@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from sdagd import plots  # noqa: E402
+from sdagd.paper import plots  # noqa: E402
 
 
 def run(label, depth, seed, errors, grad=None, act="sigmoid"):

@@ -1,4 +1,4 @@
-"""sdagd.report: Table I as markdown and CSV from hand-made sweep records (no training).
+"""sdagd.paper.report: Table I as markdown and CSV from hand-made sweep records (no training).
 
 The records below are built by hand with known misclassification rates, so every cell of
 the tables has a value computed here independently: mean and sample standard deviation
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdagd import report
-from sdagd.report import PAPER_TABLE1, table1_csv, table1_markdown
+from sdagd.paper import report
+from sdagd.paper.report import PAPER_TABLE1, table1_csv, table1_markdown
 
 # The paper's Table I as printed in the paper and in docs/algorithms.md section 6 (test MCR %).
 SPEC_TABLE1 = """
@@ -307,7 +307,7 @@ def test_paper_comparison_trails_outside_the_spread():
 # ------------------------------------------------------------------------------ tuning records
 
 def tune_rec(label, index, depth, act, seed, value, error, status="ok", key="radius", **extra):
-    """A tuning record as experiments.tune writes it (label#index, validation error)."""
+    """A tuning record as paper.tune writes it (label#index, validation error)."""
     name = "SGD" if key == "lr" else "SDAGD"
     return {"config": {"depth": depth, "activation": act, "optimizer": f"{label}#{index}", "seed": seed,
                        "optimizer_config": {"name": name, key: value, **extra}},
@@ -436,25 +436,25 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "full20"
 
 
 def test_tuned_choices_agree_with_the_committed_protocol():
-    """The report's reading of the tuning records chooses what experiments.tune chose."""
+    """The report's reading of the tuning records chooses what paper.tune chose."""
     import json
 
-    from sdagd import experiments
+    from sdagd import paper
 
     protocol = json.loads((RESULTS / "protocol.json").read_text(encoding="utf-8"))
-    choices = report.tuned_choices(experiments.load_records(RESULTS / "tune.jsonl"))
+    choices = report.tuned_choices(paper.load_records(RESULTS / "tune.jsonl"))
     assert len(choices) == 40
     for (label, depth, activation), (cfg, _) in choices.items():
         chosen = protocol["optimizers"][label][f"hl-{depth} {activation}"]
         assert {k: v for k, v in chosen.items() if k != "schedule"} == {k: v for k, v in cfg.items()
                                                                         if k != "schedule"}, (label, depth)
-    edges = report.grid_edges(experiments.load_records(RESULTS / "tune.jsonl"))
+    edges = report.grid_edges(paper.load_records(RESULTS / "tune.jsonl"))
     assert len(edges) == 19 and sum(e["flat"] for e in edges) == 1
 
 
 def test_full_protocol_reports_grid_edges_itself(tmp_path, capsys):
     """What reproduce's full protocol does after tuning: grid_edges.md and one warning per edge."""
-    from sdagd import reproduce
+    from sdagd.paper import reproduce
 
     path = reproduce.report_grid_edges(edge_records(), str(tmp_path))
     text = Path(path).read_text(encoding="utf-8")

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from sdagd import experiments, reproduce
+from sdagd import paper
+from sdagd.paper import reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNE = ROOT / "results" / "full20" / "tune.jsonl"
@@ -35,15 +36,15 @@ def test_quick_choices_are_the_tuning_runs_best_after_three_epochs():
 
 
 def test_quick_choices_module_is_generated_from_the_committed_records():
-    """sdagd/_quick_choices.py is what write_quick_choices makes of the committed tuning records,
+    """sdagd/paper/_quick_choices.py is what write_quick_choices makes of the committed tuning records,
     byte for byte: neither edited by hand nor left behind by a new tuning."""
     if not TUNE.exists():
         pytest.skip("results/full20/tune.jsonl is not in this checkout")
-    derived = reproduce.quick_choices(experiments.load_records(TUNE))
+    derived = reproduce.quick_choices(paper.load_records(TUNE))
     assert derived == reproduce.QUICK_CHOICES
     module = Path(reproduce.__file__).with_name("_quick_choices.py")
     assert module.read_text(encoding="utf-8") == reproduce.quick_choices_source(derived), (
-        "sdagd/_quick_choices.py is out of date: run `python -c \"from sdagd import reproduce; "
+        "sdagd/paper/_quick_choices.py is out of date: run `python -c \"from sdagd.paper import reproduce; "
         "reproduce.write_quick_choices()\"` from the repository's root")
 
 

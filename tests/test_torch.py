@@ -304,7 +304,7 @@ def test_gradient_flow_records_sdagd_mu_and_phase():
 
 def test_gradient_flow_feeds_the_plots(tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib (the plot extra) is not installed")
-    from sdagd import plots
+    from sdagd.paper import plots
     model = nn.Sequential(nn.Linear(6, 8), nn.Sigmoid(), nn.Linear(8, 8), nn.Sigmoid(), nn.Linear(8, 2))
     flow = st.GradientFlow(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

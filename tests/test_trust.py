@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 import sdagd
-from sdagd import _core, _files, experiments, optim, report, reproduce
+from sdagd import _core, _files, optim, paper
+from sdagd.paper import report, reproduce
 from sdagd.datasets import DatasetError, read_idx
 
 SIZES = [6, 5, 3]
@@ -88,12 +89,12 @@ def writers(net, opt):
     out = {
         "checkpoint": lambda p: net.save(p, optimizer=opt),
         "table": lambda p: _files.atomic_write_text(p, "| table |\n"),
-        "record": lambda p: experiments._append_record(p, {"key": "k", "config": {}, "status": "ok"}),
-        "writable check": lambda p: experiments._check_writable(p, append=True),
+        "record": lambda p: paper.records.append_record(p, {"key": "k", "config": {}, "status": "ok"}),
+        "writable check": lambda p: _files.check_writable(p, append=True),
     }
     try:
         import matplotlib  # noqa: F401
-        from sdagd import plots
+        from sdagd.paper import plots
 
         record = {"config": {"depth": 1, "activation": "sigmoid", "optimizer": "SGD", "seed": 0},
                   "status": "ok", "history": {"epoch": [1], "train_error": [0.5], "grad_rms": [[0.1, 0.1]]}}
@@ -169,7 +170,7 @@ def test_out_on_a_dangling_symlink_says_so(tmp_path):
     link = tmp_path / "out"
     link.symlink_to(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="symbolic link to .*missing, which does not exist"):
-        experiments._check_writable(link, folder=True)
+        _files.check_writable(link, folder=True)
     from sdagd.__main__ import main
 
     assert main(["reproduce", "--out", str(link), "--data", str(tmp_path)]) == 2
@@ -236,7 +237,7 @@ def small_sweep(tmp_path, **kwargs):
                 width=8, data=((X, y), (X[:40], y[:40])), workers=0, progress=False,
                 out=str(tmp_path / "runs.jsonl"))
     args.update(kwargs)
-    return experiments.sweep(**args)
+    return paper.sweep(**args)
 
 
 def hold_lock_in_child(lock_path):
@@ -296,7 +297,7 @@ def test_duplicate_records_are_counted_once(tmp_path):
     path = tmp_path / "runs.jsonl"
     line = path.read_text().splitlines()[0]
     path.write_text("\n".join([line] * 20) + "\n")
-    assert len(experiments.load_records(path)) == 1
+    assert len(paper.load_records(path)) == 1
     table = report.table1_markdown(records * 20)
     assert "±" not in table  # one run: a mean, no spread
     _, _, by_cell, _ = report.table1_rows(records * 20)
@@ -628,7 +629,7 @@ def test_a_damaged_record_field_is_named_by_file_and_line(tmp_path):
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(damaged) + "\n")
     with pytest.warns(UserWarning, match=r"runs.jsonl, line 2: field 'final_error' of an ok record is 'x'"):
-        loaded = experiments.load_records(path)
+        loaded = paper.load_records(path)
     assert len(loaded) == 1
     report.table1_markdown(loaded)
 
@@ -647,7 +648,7 @@ def test_the_reproduce_banner_gives_the_images_used(tmp_path, monkeypatch, capsy
     def stop(**kwargs):
         raise Stop
 
-    monkeypatch.setattr(experiments, "sweep", stop)
+    monkeypatch.setattr(reproduce, "sweep", stop)
     small = (data(500, 784, 10), data(20, 784, 10))
     for limit, shown in ((None, "500 training images"), (10**6, "500 training images"),
                          (120, "120 training images")):

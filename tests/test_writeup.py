@@ -1,15 +1,15 @@
-"""RESULTS.md's generated blocks match the committed records (sdagd.writeup), and the
+"""RESULTS.md's generated blocks match the committed records (sdagd.paper.writeup), and the
 block machinery replaces exactly what it should."""
 from pathlib import Path
 
 import pytest
 
-from sdagd import report, writeup
+from sdagd.paper import report, writeup
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "results" / "full20"
 DOCUMENT = ROOT / "RESULTS.md"
-FIX = "python -m sdagd.writeup results/full20 RESULTS.md"
+FIX = "python -m sdagd.paper.writeup results/full20 RESULTS.md"
 
 
 def test_document_has_every_block_and_no_unknown_one():
@@ -63,7 +63,7 @@ def test_full_run_figures_are_the_papers(tmp_path):
     pytest.importorskip("matplotlib")
     import shutil
 
-    from sdagd import reproduce
+    from sdagd.paper import reproduce
 
     shutil.copy(RESULTS_DIR / "tune.jsonl", tmp_path / "tune.jsonl")
     written = reproduce._figures(reproduce.load_results(RESULTS_DIR), str(tmp_path))

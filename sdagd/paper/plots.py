@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._files import atomic_write
+from .._files import atomic_write
 
 __all__ = ["training_curves", "gradient_flow"]
 

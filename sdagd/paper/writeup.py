@@ -2,11 +2,11 @@
 
 RESULTS.md holds blocks between ``<!-- generated: NAME -->`` and ``<!-- end generated: NAME -->``
 lines; :func:`blocks` computes each from ``results/full20`` (runs.jsonl through
-:func:`sdagd.reproduce.load_results`, tune.jsonl, and the MNIST labels for the class shares),
+:func:`sdagd.paper.reproduce.load_results`, tune.jsonl, and the MNIST labels for the class shares),
 and tests/test_writeup.py fails when the document and the records disagree. To refresh the
 document, the derived tables and the figures after new records::
 
-    python -m sdagd.writeup results/full20 RESULTS.md
+    python -m sdagd.paper.writeup results/full20 RESULTS.md
 
 Nothing here trains; it reads records only.
 """
@@ -19,8 +19,9 @@ import sys
 
 import numpy as np
 
-from . import experiments, report, reproduce
-from ._files import atomic_write_text
+from .._files import atomic_write_text
+from . import report, reproduce
+from .records import load_records
 
 #: The two readings of the paper's mu_k (docs/algorithms.md section 5.2) and the label of the
 #: column that takes, per cell, the one the validation split prefers.
@@ -38,7 +39,7 @@ class Results:
     def __init__(self, results_dir, test_labels=None):
         self.dir = results_dir
         self.records = reproduce.load_results(results_dir)
-        self.tune = experiments.load_records(os.path.join(results_dir, "tune.jsonl"))
+        self.tune = load_records(os.path.join(results_dir, "tune.jsonl"))
         self.choice = report.choose_variant(self.tune, VARIANTS)
         self.chosen = report.variant_records(self.records, self.choice, CHOSEN)
         self.test_labels = test_labels
@@ -266,7 +267,7 @@ def compute_time(res: Results) -> str:
     tune = sum(r.get("wall_time") or 0.0 for r in res.tune) / 60
     runs = sum(r.get("wall_time") or 0.0 for r in res.records) / 60
     phase_path = os.path.join(res.dir, "phase_switch.jsonl")
-    phase = sum(r.get("wall_time") or 0.0 for r in experiments.load_records(phase_path)) / 60 \
+    phase = sum(r.get("wall_time") or 0.0 for r in load_records(phase_path)) / 60 \
         if os.path.exists(phase_path) else 0.0
     margin = [r for r in res.runs("SDAGD-layer", max(res.depths), "sigmoid") if r["config"]["seed"] == 0]
     estimate = (margin[0].get("wall_time") or 0.0) / 60 if margin else float("nan")
@@ -299,7 +300,7 @@ def table1(res: Results) -> str:
     """Table I with the validation-chosen column next to the paper's SDAGD column."""
     labels = list(dict.fromkeys(r["config"]["optimizer"] for r in res.records)) + [CHOSEN]
     activations = list(dict.fromkeys(r["config"]["activation"] for r in res.records))
-    return report.table1_markdown(reproduce._table_order(res.records + res.chosen, labels, activations))
+    return report.table1_markdown(reproduce.table_order(res.records + res.chosen, labels, activations))
 
 
 def blocks(results_dir, test_labels=None) -> dict:
@@ -376,10 +377,10 @@ def figures_from(records, chosen, out_dir) -> list:
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("usage: python -m sdagd.writeup RESULTS_DIR DOCUMENT.md", file=sys.stderr)
+        print("usage: python -m sdagd.paper.writeup RESULTS_DIR DOCUMENT.md", file=sys.stderr)
         return 2
     results_dir, document = argv
-    from .datasets import load_mnist
+    from ..datasets import load_mnist
 
     (_, _), (_, y_test) = load_mnist()
     with open(document, encoding="utf-8") as f:

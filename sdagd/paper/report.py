@@ -49,7 +49,7 @@ def table1_rows(records) -> list:
     columns, by_cell, failed = [], {}, {}
     # One record per run (the last given): the same run twice (two sweeps into one file) must
     # not pass for two seeds. The run is named by its configuration as given (what
-    # experiments.run_key stores), so that relabelled copies (variant_records) stay apart.
+    # sdagd.paper.grid.run_key stores), so that relabelled copies (variant_records) stay apart.
     keys = [json.dumps(r["config"], sort_keys=True) for r in records]
     last = {key: i for i, key in enumerate(keys)}
     records = [r for i, r in enumerate(records) if last[keys[i]] == i]
@@ -164,7 +164,7 @@ def paper_comparison_markdown(records, optimizer="SDAGD", aim=0.10, judge=None) 
 
 
 # ----------------------------------------------------------------------------- tuning records
-# The functions below read the records of :func:`sdagd.experiments.tune` (one per candidate,
+# The functions below read the records of :func:`sdagd.paper.tune` (one per candidate,
 # labelled "<label>#<index>", scored on the validation split) and score them as tune() does:
 # the mean over seeds of the final validation error, 1.0 for a run that did not finish; the
 # lowest score wins, the candidate recorded first on a tie.
@@ -173,7 +173,7 @@ def tuning_scores(tune_records) -> dict:
     """``{(label, depth, activation): [(optimizer_config, score), ...]}``, the candidates of
     each tuning slot in the order they were recorded, each with its validation score (the
     mean over seeds of the final validation MCR as a fraction; 1.0 for a run that did not
-    finish, as :func:`sdagd.experiments.tune` scores it)."""
+    finish, as :func:`sdagd.paper.tune` scores it)."""
     errors = {}
     for r in tune_records:
         c = r["config"]
@@ -221,7 +221,7 @@ def choose_variant(tune_records, labels=("SDAGD-layer", "SDAGD-global")) -> dict
 def variant_records(records, choice, label="SDAGD") -> list:
     """Copies of the records of the variant ``choice`` picked in each cell (see
     :func:`choose_variant`), relabelled ``label``; ``config["variant"]`` keeps the original
-    label. Feeding them to :func:`table1_markdown` or :func:`sdagd.plots.training_curves`
+    label. Feeding them to :func:`table1_markdown` or :func:`sdagd.paper.plots.training_curves`
     gives the column or the panel of the validation-chosen variant."""
     out = []
     for r in records:

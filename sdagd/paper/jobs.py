@@ -1,0 +1,173 @@
+"""One run, or one group of runs, of the paper's experiment as a job: a JSON-able configuration
+in, a JSON-able record out, never an exception. Also the MNIST arrays the jobs train on,
+loaded once per process, and the check of those arrays before a sweep starts.
+
+Jobs are module-level functions so that any :class:`concurrent.futures.Executor` (a process
+pool, a Dask cluster) can run them in another process.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+import traceback
+
+import numpy as np
+
+from .. import _version, optim
+from ..datasets import load_mnist
+from ..many import fit_many
+from ..mlp import MLP, as_inputs, as_labels
+from .grid import paper_sizes, run_key
+
+__all__ = ["run_job", "run_group", "failed_record", "load_data", "training_size", "check_data"]
+
+_DATA_CACHE: dict = {}  # per process: MNIST loaded once per worker, not once per job
+
+
+def load_data(data):
+    """``data`` is a directory (or None: the loader's search) of the MNIST IDX files, or the
+    arrays themselves ``((X_train, y_train), (X_test, y_test))``. A folder is loaded once per
+    process."""
+    if data is None or isinstance(data, (str, os.PathLike)):
+        key = None if data is None else os.fspath(data)
+        if key not in _DATA_CACHE:
+            _DATA_CACHE[key] = load_mnist(key)
+        return _DATA_CACHE[key]
+    try:
+        (X_train, y_train), (X_test, y_test) = data
+    except (TypeError, ValueError):
+        raise TypeError("data must be an MNIST folder, None (the loader's search) or arrays "
+                        "((X_train, y_train), (X_test, y_test))") from None
+    return (X_train, y_train), (X_test, y_test)
+
+
+def training_size(data) -> int:
+    """How many training images ``data`` (as :func:`load_data` takes it) holds. A folder not
+    loaded in this process already is read but not kept (the worker processes load their own)."""
+    if data is None or isinstance(data, (str, os.PathLike)):
+        key = None if data is None else os.fspath(data)
+        if key in _DATA_CACHE:
+            return len(_DATA_CACHE[key][0][0])
+        return len(load_mnist(key)[0][0])
+    return len(load_data(data)[0][0])
+
+def _split(data, config):
+    """Training and evaluation arrays for one run: the test set, or the last ``n_val`` rows
+    of the training set held out (tuning never sees the test set)."""
+    (X_train, y_train), (X_test, y_test) = load_data(data)
+    if config["evaluate_on"] == "validation":
+        n_val = config["n_val"]
+        if not 0 < n_val < len(X_train):
+            raise ValueError(f"n_val must be in (0, {len(X_train)}), got {n_val}")
+        X_eval, y_eval = X_train[-n_val:], y_train[-n_val:]
+        X_train, y_train = X_train[:-n_val], y_train[:-n_val]
+    else:
+        X_eval, y_eval = X_test, y_test
+    limit = config.get("train_limit")
+    if limit is not None and limit < 1:
+        raise ValueError(f"train_limit must be >= 1 or None, got {limit}")
+    if limit:
+        X_train, y_train = X_train[:limit], y_train[:limit]
+    return X_train, y_train, X_eval, y_eval
+
+
+def failed_record(config, error=None):
+    """A record before (or instead of) a run: status "failed" until the run says otherwise."""
+    return {"key": run_key(config), "config": config, "status": "failed", "history": None,
+            "final_error": math.nan, "final_loss": math.nan, "wall_time": 0.0, "error": error,
+            "host": socket.gethostname(), "pid": os.getpid(), "sdagd_version": _version.__version__}
+
+
+def run_job(config: dict, data=None) -> dict:
+    """Train and evaluate one network; never raises: failures come back as records.
+
+    ``config`` keys: depth, width, activation, output, loss, optimizer (a label),
+    optimizer_config (:meth:`sdagd.optim.Optimizer.config`), seed, epochs, batch_size,
+    train_limit, evaluate_on ("test" or "validation"), n_val.
+
+    A failure before training starts (the data cannot be loaded or split, the configuration
+    does not make a network) is not the run's own result: its record carries ``"retry": True``,
+    and :func:`sdagd.paper.sweep` returns it without saving it, so that a rerun (with the data fixed) runs
+    it again.
+    """
+    record = failed_record(config)
+    start = time.perf_counter()
+    training = False
+    try:
+        X_train, y_train, X_eval, y_eval = _split(data, config)
+        net = _network(config)
+        optimizer = optim.from_config(config["optimizer_config"])
+        training = True
+        history = net.fit(X_train, y_train, optimizer, epochs=config["epochs"], batch_size=config["batch_size"],
+                          validation_data=(X_eval, y_eval), progress=False, on_divergence="stop")
+        _finish_record(record, net, history, X_eval, y_eval)
+    except Exception as exc:  # recorded, not lost: one bad run must not end a sweep
+        note = "" if training else " (before training: not saved, a rerun retries it)"
+        record["error"] = f"{type(exc).__name__}: {exc}{note}\n{traceback.format_exc(limit=5)}"
+        if not training:  # the data or the configuration failed, not this run
+            record["retry"] = True
+    record["wall_time"] = time.perf_counter() - start
+    return record
+
+
+def _network(config):
+    return MLP(paper_sizes(config["depth"], config["width"]), activation=config["activation"], output=config["output"],
+               loss=config["loss"], init="xavier", seed=config["seed"], device=config.get("device", "cpu"))
+
+
+def _finish_record(record, net, history, X_eval, y_eval):
+    """A trained run's result into its record: the history, and the final error unless it diverged."""
+    record["history"] = history.as_dict()
+    if history.diverged:
+        record["status"], record["error"] = "diverged", history.diverged
+    else:
+        result = net.evaluate(X_eval, y_eval)
+        record["status"] = "ok"
+        record["final_error"], record["final_loss"] = result.error, result.loss
+
+
+def run_group(configs: list, data=None) -> list:
+    """Train runs of one :func:`~sdagd.paper.grid.group_key` together (:func:`sdagd.fit_many`); one record each,
+    as :func:`run_job` makes it, with ``group_size`` set and ``wall_time`` the group's."""
+    records = [failed_record(c) for c in configs]
+    start = time.perf_counter()
+    training = False
+    try:
+        X_train, y_train, X_eval, y_eval = _split(data, configs[0])
+        nets = [_network(c) for c in configs]
+        opts = [optim.from_config(c["optimizer_config"]) for c in configs]
+        c0 = configs[0]
+        training = True
+        histories = fit_many(nets, opts, X_train, y_train, epochs=c0["epochs"], batch_size=c0["batch_size"],
+                             validation_data=(X_eval, y_eval), progress=False, on_divergence="stop")
+        for record, net, history in zip(records, nets, histories):
+            _finish_record(record, net, history, X_eval, y_eval)
+    except Exception as exc:  # recorded for every run of the group, as run_job records one
+        note = "" if training else " (before training: not saved, a rerun retries it)"
+        for record in records:
+            if record["status"] == "failed":
+                record["error"] = f"{type(exc).__name__}: {exc}{note}\n{traceback.format_exc(limit=5)}"
+                if not training:
+                    record["retry"] = True
+    for record in records:
+        record["wall_time"] = time.perf_counter() - start
+        record["group_size"] = len(configs)
+    return records
+
+
+def check_data(data, evaluate_on, n_val, keep):
+    """Load (a folder; cached for this process's runs if ``keep``) or check (arrays) the data
+    the runs will use, and that the validation split fits it."""
+    if keep or not (data is None or isinstance(data, (str, os.PathLike))):
+        (X_train, y_train), (X_test, y_test) = load_data(data)
+    else:  # loaded by each worker: checked here, not kept
+        (X_train, y_train), (X_test, y_test) = load_mnist(data)
+    for part, X, y in [("train", X_train, y_train), ("test", X_test, y_test)]:
+        X = as_inputs(X, 784, f"X_{part}")
+        as_labels(y, X.shape[0], 10, f"y_{part}")
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"X_{part} contains NaN or inf")
+    if evaluate_on == "validation" and not n_val < len(X_train):
+        raise ValueError(f"n_val must be below the {len(X_train)} training images, got {n_val}")
