@@ -239,6 +239,7 @@ def _full(out_dir, settings, common, where, images):
     grid = tune_grid(E_tune)
     tuned = experiments.tune(grid, seeds=settings["tune_seeds"], epochs=E_tune, n_val=settings["n_val"],
                              out=os.path.join(out_dir, "tune.jsonl"), **common)
+    tuned = extend_grid_edges(tuned, settings, common, os.path.join(out_dir, "tune.jsonl"))
     atomic_write_text(os.path.join(out_dir, "tuning.md"), tuned.table() + "\n")
     extra = {"tuning.md": os.path.join(out_dir, "tuning.md")}
     extra["grid_edges.md"] = report_grid_edges(tuned.records, out_dir)
@@ -266,6 +267,29 @@ def _full(out_dir, settings, common, where, images):
     extra["phase_margin.md"] = phase_margin(out_dir, depth=depth, activation=activation, epochs=E, radius=radius,
                                             **common)
     return records, optimizers, extra
+
+
+def extend_grid_edges(tuned, settings, common, tune_path):
+    """Tune further where a choice sits on the edge of its grid: add the candidates
+    :func:`sdagd.report.grid_extensions` names (one geometric step beyond the edge, per slot),
+    train them as the grid's own candidates were (same seeds, budget and validation split, into
+    the same records file, so a rerun resumes) and choose again, until no slot asks for more.
+    Returns the final :class:`~sdagd.experiments.TuneResult`."""
+    records = list(tuned.records)
+    cells = dict(common, depths=None, activations=None)
+    while True:
+        wanted = report.grid_extensions(records, base_grid_size=len(tune_grid(1)["SGD"]))
+        if not wanted:
+            return experiments.choose_tuned(records)
+        for extension in wanted:
+            label, depth, activation = extension["slot"]
+            name = f"{label}#{len(report.tuning_scores(records)[extension['slot']])}"
+            _say(f"grid edge: {label} hl-{depth} {activation} also tries {extension['parameter']} = "
+                 f"{extension['value']:g}")
+            records += experiments.sweep(optimizers={name: optim.from_config(extension['config'])}, seeds=settings["tune_seeds"],
+                                         epochs=settings["tune_epochs"], evaluate_on="validation",
+                                         n_val=settings["n_val"], out=tune_path,
+                                         **dict(cells, depths=(depth,), activations=(activation,)))
 
 
 def load_results(out_dir) -> list:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from sdagd import experiments, reproduce
+from sdagd import experiments, report, reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNE = ROOT / "results" / "full20" / "tune.jsonl"
@@ -43,7 +43,7 @@ def test_quick_choices_module_is_generated_from_the_committed_records():
     assert derived == reproduce.QUICK_CHOICES
     module = Path(reproduce.__file__).with_name("_quick_choices.py")
     assert module.read_text(encoding="utf-8") == reproduce.quick_choices_source(derived), (
-        "sdagd/_quick_choices.py is out of date: run `python -c \"from sdagd import reproduce; "
+        "sdagd/_quick_choices.py is out of date: run `python -c \"from sdagd import report, reproduce; "
         "reproduce.write_quick_choices()\"` from the repository's root")
 
 
@@ -94,6 +94,14 @@ def test_full_protocol_tunes_on_the_run_length_and_derives_the_untuned_column(mo
     assert {r["config"]["epochs"] for r in tune} == {2}
     tuned_labels = {r["config"]["optimizer"].rsplit("#", 1)[0] for r in tune}
     assert tuned_labels == set(reproduce.tune_grid(2))
+    # the grids were extended until no slot asks for more (an interior choice, the cap or a tie)
+    assert report.grid_extensions(tune) == []
+    chosen_cfgs = {(label, cfg["radius"] if "radius" in cfg else cfg["lr"])
+                   for label, cells in json.loads(Path(out["protocol.json"]).read_text())["optimizers"].items()
+                   for cfg in cells.values()}
+    tried = {(r["config"]["optimizer"].rsplit("#", 1)[0], r["config"]["optimizer_config"].get(
+        "radius", r["config"]["optimizer_config"].get("lr"))) for r in tune}
+    assert {c for c in chosen_cfgs if c[0] in tuned_labels} <= tried
     stability = Path(out["tuning_stability.md"]).read_text()
     assert all(f"| {label} | hl-1 | sigmoid |" in stability for label in tuned_labels)
     chosen = protocol["optimizers"]
