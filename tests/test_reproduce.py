@@ -117,6 +117,22 @@ def test_full_protocol_tunes_on_the_run_length_and_derives_the_untuned_column(mo
     assert all(0.0 <= f <= 1.0 for f in fractions)
 
 
+def test_deep_protocol_tunes_and_trains_sgd_and_per_layer_sdagd_only(monkeypatch, tmp_path):
+    """The deep protocol as the full one, on its own labels, without the untuned column or the
+    phase experiments (tiny depths here; hl-8 and hl-10 by default)."""
+    assert reproduce.DEEP["depths"] == (8, 10) and reproduce.DEEP["epochs"] == reproduce.FULL["epochs"]
+    for key, value in [("depths", (2,)), ("activations", ("sigmoid",)), ("seeds", (0,)), ("epochs", 1),
+                       ("stability_budget", 0), ("n_val", 200)]:
+        monkeypatch.setitem(reproduce.DEEP, key, value)
+    out = reproduce.run(str(tmp_path), protocol="deep", train_limit=400, progress=False, figures=False, workers=0)
+    protocol = json.loads(Path(out["protocol.json"]).read_text())
+    assert protocol["protocol"] == "deep" and set(protocol["optimizers"]) == {"SGD", "SDAGD-layer"}
+    assert set(protocol["tune_grid"]) == {"SGD", "SDAGD-layer"} and protocol["untuned"] is None
+    runs = [json.loads(line)["config"] for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert sorted((c["optimizer"], c["depth"]) for c in runs) == [("SDAGD-layer", 2), ("SGD", 2)]
+    assert not (tmp_path / "phase_margin.md").exists() and not (tmp_path / "paper_comparison.md").exists()
+
+
 def test_load_results_reads_only_the_chosen_configurations(tmp_path):
     """A results file that also holds records of other settings (an earlier tuning, other
     epochs) must not leak them into Table I: load_results keeps the protocol's choices only."""
