@@ -420,6 +420,44 @@ def test_grid_edges_flags_edges_ties_and_nothing_else():
     assert len(md.splitlines()) == 2 + 3
 
 
+def test_grid_extensions_step_beyond_each_edge_once_per_round():
+    wanted = {e["slot"]: e for e in report.grid_extensions(edge_records())}
+    assert set(wanted) == {("SGD", 1, "relu"), ("SGD", 5, "sigmoid"), ("SDAGD-layer", 2, "relu")}
+    # one geometric step of the grid past the edge, two significant digits
+    assert (wanted[("SGD", 1, "relu")]["parameter"], wanted[("SGD", 1, "relu")]["value"]) == ("lr", 8.0)
+    assert wanted[("SDAGD-layer", 2, "relu")]["value"] == 0.033
+    assert wanted[("SDAGD-layer", 2, "relu")]["config"] == {"name": "SDAGD", "radius": 0.033}
+    # a tie goes up (only a larger step can leave a plateau sooner)
+    assert wanted[("SGD", 5, "sigmoid")]["value"] == 8.0
+
+
+def _tune_and_extend(score, rounds=10):
+    """The loop reproduce.extend_grid_edges runs, on one slot whose validation error is
+    ``score(value)``: returns the values tried, in order."""
+    records = [tune_rec("SDAGD-layer", i, 3, "relu", 0, r, score(r)) for i, r in enumerate((0.1, 0.3, 1.0))]
+    for _ in range(rounds):
+        wanted = report.grid_extensions(records)
+        if not wanted:
+            break
+        for w in wanted:
+            records.append(tune_rec("SDAGD-layer", len(records), 3, "relu", 0, w["value"], score(w["value"])))
+    return [r["config"]["optimizer_config"]["radius"] for r in records]
+
+
+def test_tune_and_extend_stops_inside_the_grid_or_after_the_cap():
+    # optimum near 0.02: two steps down (0.033, 0.011), and the choice 0.033... then 0.011 is worse
+    tried = _tune_and_extend(lambda r: abs(math.log(r / 0.03)))
+    assert tried == [0.1, 0.3, 1.0, 0.033, 0.011]
+    assert report.grid_edges([tune_rec("SDAGD-layer", i, 3, "relu", 0, r, abs(math.log(r / 0.03)))
+                              for i, r in enumerate(tried)]) == []
+    # still improving at every smaller value: stops after MAX_GRID_EXTENSIONS steps, the edge stays reported
+    tried = _tune_and_extend(lambda r: r)
+    assert len(tried) == 3 + report.MAX_GRID_EXTENSIONS and tried[-1] < tried[-2] < 0.1
+    # a plateau: one step up, then stop
+    tried = _tune_and_extend(lambda r: 0.9)
+    assert tried == [0.1, 0.3, 1.0, 3.3]
+
+
 def test_class_shares_and_constant_predictions():
     labels = np.array([0] * 10 + [1] * 30 + [2] * 60)
     shares = report.class_shares(labels, n_classes=4)

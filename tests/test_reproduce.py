@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from sdagd import paper
-from sdagd.paper import reproduce
+from sdagd.paper import report, reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNE = ROOT / "results" / "full20" / "tune.jsonl"
@@ -95,6 +95,14 @@ def test_full_protocol_tunes_on_the_run_length_and_derives_the_untuned_column(mo
     assert {r["config"]["epochs"] for r in tune} == {2}
     tuned_labels = {r["config"]["optimizer"].rsplit("#", 1)[0] for r in tune}
     assert tuned_labels == set(reproduce.tune_grid(2))
+    # the grids were extended until no slot asks for more (an interior choice, the cap or a tie)
+    assert report.grid_extensions(tune) == []
+    chosen_cfgs = {(label, cfg["radius"] if "radius" in cfg else cfg["lr"])
+                   for label, cells in json.loads(Path(out["protocol.json"]).read_text())["optimizers"].items()
+                   for cfg in cells.values()}
+    tried = {(r["config"]["optimizer"].rsplit("#", 1)[0], r["config"]["optimizer_config"].get(
+        "radius", r["config"]["optimizer_config"].get("lr"))) for r in tune}
+    assert {c for c in chosen_cfgs if c[0] in tuned_labels} <= tried
     stability = Path(out["tuning_stability.md"]).read_text()
     assert all(f"| {label} | hl-1 | sigmoid |" in stability for label in tuned_labels)
     chosen = protocol["optimizers"]
@@ -108,6 +116,22 @@ def test_full_protocol_tunes_on_the_run_length_and_derives_the_untuned_column(mo
     assert len(margin) == 3  # before training and after each of the 2 epochs
     fractions = [float(line.split("|")[3]) for line in margin]
     assert all(0.0 <= f <= 1.0 for f in fractions)
+
+
+def test_deep_protocol_tunes_and_trains_sgd_and_per_layer_sdagd_only(monkeypatch, tmp_path):
+    """The deep protocol as the full one, on its own labels, without the untuned column or the
+    phase experiments (tiny depths here; hl-8 and hl-10 by default)."""
+    assert reproduce.DEEP["depths"] == (8, 10) and reproduce.DEEP["epochs"] == reproduce.FULL["epochs"]
+    for key, value in [("depths", (2,)), ("activations", ("sigmoid",)), ("seeds", (0,)), ("epochs", 1),
+                       ("stability_budget", 0), ("n_val", 200)]:
+        monkeypatch.setitem(reproduce.DEEP, key, value)
+    out = reproduce.run(str(tmp_path), protocol="deep", train_limit=400, progress=False, figures=False, workers=0)
+    protocol = json.loads(Path(out["protocol.json"]).read_text())
+    assert protocol["protocol"] == "deep" and set(protocol["optimizers"]) == {"SGD", "SDAGD-layer"}
+    assert set(protocol["tune_grid"]) == {"SGD", "SDAGD-layer"} and protocol["untuned"] is None
+    runs = [json.loads(line)["config"] for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert sorted((c["optimizer"], c["depth"]) for c in runs) == [("SDAGD-layer", 2), ("SGD", 2)]
+    assert not (tmp_path / "phase_margin.md").exists() and not (tmp_path / "paper_comparison.md").exists()
 
 
 def test_load_results_reads_only_the_chosen_configurations(tmp_path):

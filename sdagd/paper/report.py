@@ -292,6 +292,54 @@ def grid_edges(tune_records, flat_tolerance=0.005) -> list:
     return edges
 
 
+#: At most this many values are added beyond one side of a slot's grid (:func:`grid_extensions`):
+#: a score still improving after that many geometric steps is reported, not chased further.
+MAX_GRID_EXTENSIONS = 3
+
+
+def _beyond(grid, side):
+    """The next value of a geometric grid past its ``side`` edge (two significant digits)."""
+    edge, neighbour = (grid[0], grid[1]) if side == "lower" else (grid[-1], grid[-2])
+    value = edge * (edge / neighbour)
+    return float(f"{value:.2g}")
+
+
+def grid_extensions(tune_records, base_grid_size=3, max_extensions=MAX_GRID_EXTENSIONS) -> list:
+    """The candidates to add so that no tuned value stays on the edge of its grid without a
+    reason: one ``(slot, optimizer_config)`` per slot whose choice is an edge in
+    :func:`grid_edges`, the chosen configuration with the tuned parameter moved one
+    geometric grid step beyond the edge (0.1, 0.3, 1 -> 0.033). A tie (every candidate within
+    the flat tolerance, e.g. all at chance level) is extended upward only, once: only a larger
+    step can leave a plateau sooner. Nothing is added to a side already extended
+    ``max_extensions`` times (counted as values beyond the slot's first ``base_grid_size``), to
+    a non-positive value, or to a flat slot already extended; :func:`grid_edges` then reports
+    what is left. Repeating tune-and-extend until this is empty gives every slot an interior
+    choice or a stated reason. Each entry is a dict: ``slot``, ``parameter``, ``value``,
+    ``config`` (the candidate's optimizer configuration)."""
+    out = []
+    by_slot = tuning_scores(tune_records)
+    for edge in grid_edges(tune_records):
+        candidates = by_slot[edge["slot"]]
+        grid, parameter = edge["grid"], edge["parameter"]
+        base = sorted({cfg[parameter] for cfg, _ in candidates[:base_grid_size]})
+        added = [v for v in grid if v not in base]
+        if edge["flat"]:
+            if added:
+                continue
+            side = "upper"
+        else:
+            side = edge["side"]
+            beyond = [v for v in added if (v < base[0] if side == "lower" else v > base[-1])]
+            if len(beyond) >= max_extensions:
+                continue
+        value = _beyond(grid, side)
+        if value <= 0 or value in grid:
+            continue
+        chosen = tuned_choices(tune_records)[edge["slot"]][0]
+        out.append(dict(slot=edge["slot"], parameter=parameter, value=value, config=dict(chosen, **{parameter: value})))
+    return out
+
+
 def grid_edge_reason(edge) -> str:
     """Plain words for one :func:`grid_edges` entry: what the edge means and what to do."""
     values = ", ".join(f"{v:g}" for v in edge["grid"])

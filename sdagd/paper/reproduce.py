@@ -34,7 +34,7 @@ from .grid import paper_sizes
 from .jobs import load_data, training_size
 from .records import load_records
 from .sweeps import sweep
-from .tuning import tune
+from .tuning import choose_tuned, tune
 
 QUICK = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0,), epochs=2, train_limit=None)
 #: The full protocol tunes on the whole run length (tune_epochs None: = epochs). A shorter
@@ -43,7 +43,14 @@ QUICK = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0,)
 #: ``stability_budget``-epoch tuning would have chosen.
 FULL = dict(depths=(1, 2, 3, 4, 5), activations=("sigmoid", "relu"), seeds=(0, 1, 2), epochs=20, train_limit=None,
             tune_epochs=None, tune_seeds=(0,), n_val=10000, stability_budget=5,
-            phase_scales=(1.0, 10.0, 100.0, 1e4, 1e6), phase_epochs=3)
+            phase_scales=(1.0, 10.0, 100.0, 1e4, 1e6), phase_epochs=3, labels=None, untuned=True)
+#: Deeper than the paper: hl-8 and hl-10, where the vanishing gradient is the whole story.
+#: Tuned and trained as the full protocol does (20 epochs, 3 seeds, the same grids extended
+#: at their edges), for SGD and SDAGD with the per-layer norm only (the global reading fails
+#: at hl-5 already: RESULTS.md), without the untuned column or the phase experiments.
+DEEP = dict(FULL, depths=(8, 10), labels=("SGD", "SDAGD-layer"), untuned=False, phase_scales=(), phase_epochs=0)
+#: The protocols that tune on a validation split before their main runs.
+TUNED_PROTOCOLS = {"full": FULL, "deep": DEEP}
 
 #: The quick protocol's lr (SGD) and R (SDAGD, per-layer norm) per (depth, activation), as
 #: :func:`quick_choices` derives them from the full protocol's tuning records
@@ -162,21 +169,22 @@ def run(out_dir, protocol="quick", epochs=None, workers=None, data=None, seeds=N
     markdown table ("table"), the number of successful runs ("ok_runs") and, for the quick
     protocol, the paper's two findings checked on it ("findings"). Resumable: rerunning with
     the same directory skips finished runs."""
-    if protocol not in ("quick", "full"):
-        raise ValueError(f"protocol must be 'quick' or 'full', got {protocol!r}")
-    settings = dict(QUICK if protocol == "quick" else FULL)
+    if protocol not in ("quick", *TUNED_PROTOCOLS):
+        raise ValueError(f"protocol must be 'quick', 'full' or 'deep', got {protocol!r}")
+    settings = dict(QUICK if protocol == "quick" else TUNED_PROTOCOLS[protocol])
     if epochs is not None:
         settings["epochs"] = int(epochs)
     if seeds is not None:
         settings["seeds"] = tuple(seeds)
     if tune_epochs is not None:
-        if protocol != "full" or int(tune_epochs) < 1:
-            raise ValueError(f"tune_epochs applies to the full protocol and must be >= 1, got {tune_epochs!r}")
+        if protocol == "quick" or int(tune_epochs) < 1:
+            raise ValueError(f"tune_epochs applies to the full and deep protocols and must be >= 1, got "
+                             f"{tune_epochs!r}")
         settings["tune_epochs"] = int(tune_epochs)
-    if protocol == "full" and settings["epochs"] < 1:
+    if protocol != "quick" and settings["epochs"] < 1:
         raise ValueError(f"the full protocol needs epochs >= 1 (it tunes and trains for that many), got "
                          f"{settings['epochs']}")
-    if protocol == "full" and settings["tune_epochs"] is None:
+    if protocol != "quick" and settings["tune_epochs"] is None:
         settings["tune_epochs"] = settings["epochs"]
     if train_limit is not None:
         if int(train_limit) < 1:
@@ -210,7 +218,7 @@ def _run_locked(out_dir, protocol, settings, workers, data, executor, progress, 
         records = sweep(optimizers=optimizers, seeds=settings["seeds"], epochs=settings["epochs"],
                                     out=os.path.join(out_dir, "runs.jsonl"), **common)
     else:
-        records, optimizers, extra = _full(out_dir, settings, common, where, images)
+        records, optimizers, extra = _full(out_dir, protocol, settings, common, where, images)
     written = {"records": os.path.join(out_dir, "runs.jsonl")}
     table = report.table1_markdown(records)
     outputs = [("table1.md", table + "\n"), ("table1.csv", report.table1_csv(records))]
@@ -224,10 +232,11 @@ def _run_locked(out_dir, protocol, settings, workers, data, executor, progress, 
     written["protocol.json"] = os.path.join(out_dir, "protocol.json")
     atomic_write_text(written["protocol.json"], json.dumps(
         {"protocol": protocol, "device": device, **settings, "optimizers": chosen,
-         "tune_grid": ({k: [o.config() for o in v] for k, v in tune_grid(settings["tune_epochs"]).items()}
-                       if protocol == "full" else None),
-         "untuned": ({k: {"radius_of": b, **c} for k, (b, c) in UNTUNED.items()} if protocol == "full" else None),
-         "one_seed_labels": list(ONE_SEED_LABELS) if protocol == "full" else None,
+         "tune_grid": ({k: [o.config() for o in v] for k, v in _protocol_grid(settings).items()}
+                       if protocol != "quick" else None),
+         "untuned": ({k: {"radius_of": b, **c} for k, (b, c) in UNTUNED.items()}
+                     if protocol != "quick" and settings["untuned"] else None),
+         "one_seed_labels": list(ONE_SEED_LABELS) if protocol != "quick" and settings["untuned"] else None,
          "batch_size": 100, "width": 700, "output": "sigmoid", "loss": "mse", "init": "xavier",
          "wall_time_s_this_invocation": time.perf_counter() - start}, indent=2))
     written.update(extra)
@@ -240,14 +249,22 @@ def _run_locked(out_dir, protocol, settings, workers, data, executor, progress, 
     return written
 
 
-def _full(out_dir, settings, common, where, images):
-    """Tuning (with its budget check), the 20-epoch sweep and the phase experiment."""
+def _protocol_grid(settings) -> dict:
+    """The tuning grid of a tuned protocol: :func:`tune_grid`'s, or the labels it names."""
+    grid = tune_grid(settings["tune_epochs"])
+    return grid if settings["labels"] is None else {label: grid[label] for label in settings["labels"]}
+
+
+def _full(out_dir, protocol, settings, common, where, images):
+    """Tuning (with its budget check), the 20-epoch sweep and, in the full protocol, the phase
+    experiments."""
     E, E_tune = settings["epochs"], settings["tune_epochs"]
-    _say(f"FULL protocol{where}: tuning lr and R on the last {settings['n_val']:,} training images ({E_tune} epochs each), "
+    _say(f"{protocol.upper()} protocol{where}: tuning lr and R on the last {settings['n_val']:,} training images ({E_tune} epochs each), "
          f"then {E} epochs x seeds {list(settings['seeds'])} on {images} images")
-    grid = tune_grid(E_tune)
+    grid = _protocol_grid(settings)
     tuned = tune(grid, seeds=settings["tune_seeds"], epochs=E_tune, n_val=settings["n_val"],
                              out=os.path.join(out_dir, "tune.jsonl"), **common)
+    tuned = extend_grid_edges(tuned, settings, common, os.path.join(out_dir, "tune.jsonl"))
     atomic_write_text(os.path.join(out_dir, "tuning.md"), tuned.table() + "\n")
     extra = {"tuning.md": os.path.join(out_dir, "tuning.md")}
     extra["grid_edges.md"] = report_grid_edges(tuned.records, out_dir)
@@ -257,15 +274,18 @@ def _full(out_dir, settings, common, where, images):
         atomic_write_text(os.path.join(out_dir, "tuning_stability.md"), stability_table(tuned.records, budget) + "\n")
         extra["tuning_stability.md"] = os.path.join(out_dir, "tuning_stability.md")
     optimizers = {label: (lambda lab: lambda d, a: _with_epochs(tuned(lab)(d, a), E))(label) for label in grid}
-    optimizers.update({label: _derived(optimizers[base], changes) for label, (base, changes) in UNTUNED.items()})
+    if settings["untuned"]:
+        optimizers.update({label: _derived(optimizers[base], changes) for label, (base, changes) in UNTUNED.items()})
     main = {k: v for k, v in optimizers.items() if k not in ONE_SEED_LABELS}
-    records = sweep(optimizers=main, seeds=settings["seeds"], epochs=E,
-                                out=os.path.join(out_dir, "runs.jsonl"), **common)
+    records = sweep(optimizers=main, seeds=settings["seeds"], epochs=E, out=os.path.join(out_dir, "runs.jsonl"),
+                    **common)
     one_seed = {k: v for k, v in optimizers.items() if k in ONE_SEED_LABELS}
     if one_seed:
         records += sweep(optimizers=one_seed, seeds=settings["seeds"][:1], epochs=E,
-                                     out=os.path.join(out_dir, "runs.jsonl"), **common)
+                         out=os.path.join(out_dir, "runs.jsonl"), **common)
     table_order(records, list(optimizers), settings["activations"])
+    if not settings["phase_scales"]:
+        return records, optimizers, extra
     # The deepest sigmoid network (hl-5 in the paper's grid) is where the phases matter.
     depth = max(settings["depths"])
     activation = "sigmoid" if "sigmoid" in settings["activations"] else settings["activations"][0]
@@ -275,6 +295,28 @@ def _full(out_dir, settings, common, where, images):
     extra["phase_margin.md"] = phase_margin(out_dir, depth=depth, activation=activation, epochs=E, radius=radius,
                                             **common)
     return records, optimizers, extra
+
+
+def extend_grid_edges(tuned, settings, common, tune_path):
+    """Tune further where a choice sits on the edge of its grid: add the candidates
+    :func:`sdagd.report.grid_extensions` names (one geometric step beyond the edge, per slot),
+    train them as the grid's own candidates were (same seeds, budget and validation split, into
+    the same records file, so a rerun resumes) and choose again, until no slot asks for more.
+    Returns the final :class:`~sdagd.paper.tuning.TuneResult`."""
+    records = list(tuned.records)
+    cells = dict(common, depths=None, activations=None)
+    while True:
+        wanted = report.grid_extensions(records, base_grid_size=len(tune_grid(1)["SGD"]))
+        if not wanted:
+            return choose_tuned(records)
+        for extension in wanted:
+            label, depth, activation = extension["slot"]
+            name = f"{label}#{len(report.tuning_scores(records)[extension['slot']])}"
+            _say(f"grid edge: {label} hl-{depth} {activation} also tries {extension['parameter']} = "
+                 f"{extension['value']:g}")
+            records += sweep(optimizers={name: optim.from_config(extension["config"])}, seeds=settings["tune_seeds"],
+                             epochs=settings["tune_epochs"], evaluate_on="validation", n_val=settings["n_val"],
+                             out=tune_path, **dict(cells, depths=(depth,), activations=(activation,)))
 
 
 def load_results(out_dir) -> list:

@@ -10,7 +10,7 @@ import numpy as np
 from .. import optim
 from .sweeps import sweep
 
-__all__ = ["tune", "TuneResult"]
+__all__ = ["tune", "choose_tuned", "TuneResult"]
 
 
 class TuneResult(dict):
@@ -60,6 +60,14 @@ def tune(candidates: Mapping[str, Iterable], depths=(1, 2, 3, 4, 5), activations
             flat[f"{label}#{i}"] = optimizer
     records = sweep(depths=depths, activations=activations, optimizers=flat, seeds=seeds, epochs=epochs,
                     evaluate_on="validation", n_val=n_val, **sweep_kwargs)
+    return choose_tuned(records)
+
+
+def choose_tuned(records) -> TuneResult:
+    """The choice :func:`tune` makes from its runs' records (candidates labelled
+    ``"<label>#<i>"``), also for records gathered from several sweeps (a grid extended per
+    cell): per (label, depth, activation), the candidate with the lowest mean validation
+    error over seeds; diverged or failed runs score 1.0."""
     errors, crashed = {}, {}
     for r in records:
         c = r["config"]
