@@ -1,9 +1,10 @@
 """Command line: the ``sdagd`` command (or ``python -m sdagd`` outside the source tree).
 
-  sdagd reproduce              the paper's Table I and Figs. 3-4: a reduced protocol (about 2
-                               minutes on 2 cores) that shows its two findings; --full for
-                               the whole 20-epoch protocol (about 3.5 hours on 2 cores;
-                               --device cuda for a GPU)
+  sdagd reproduce              the paper's Table I and Figs. 3-4: a reduced protocol (one
+                               epoch, about 3 minutes on 2 cores) that shows its two
+                               findings; --full for the whole 20-epoch protocol (about 3.5
+                               hours on 2 cores; --device cuda for a GPU); --deep for hl-8
+                               and hl-10
   sdagd train ...              train one paper network (784-700xL-10) on MNIST and print its
                                test misclassification rate (MCR)
 """
@@ -186,19 +187,19 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="reproduce Table I and Figs. 3-4 of the paper")
     mode = rep.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true",
-                      help="reduced protocol: 2 epochs, 1 seed, about 3 minutes on 2 cores (the default)")
+                      help="reduced protocol: 1 epoch, 1 seed, about 3 minutes on 2 cores (the default)")
     mode.add_argument("--full", action="store_true",
                       help="the whole protocol: 5 depths x 2 activations x 5 optimizer columns x 3 seeds, "
                            "20 epochs, tuned on a validation split")
     mode.add_argument("--deep", action="store_true",
                       help="deeper than the paper: hl-8 and hl-10, SGD and SDAGD (per-layer norm), tuned and "
                            "trained as --full does (about 6 hours on 2 cores; --device cuda for a GPU)")
-    rep.add_argument("--epochs", type=_count(0), default=None, help="epochs per run (quick: 2, full and deep: 20)")
+    rep.add_argument("--epochs", type=_count(0), default=None, help="epochs per run (quick: 1, full and deep: 20)")
     rep.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                      help="where to train (cuda: the networks of each shape train together on the GPU)")
     rep.add_argument("--workers", type=_count(0), default=None, help="worker processes sharing the cores (default 1, with a thread per core; 0: none)")
     rep.add_argument("--out", default=None, help="output directory (default: sdagd-quick, sdagd-full or sdagd-deep)")
-    rep.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated seeds (quick: 0, full: 0,1,2)")
+    rep.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated seeds (quick: 0, full and deep: 0,1,2)")
     rep.add_argument("--train-limit", type=_count(1), default=None, help="train on the first N images only")
     rep.add_argument("--data", default=None, help="directory of the MNIST IDX files (default: $SDAGD_DATA)")
     rep.add_argument("--no-progress", action="store_true", help="no progress bar or per-run lines")

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TUNE = ROOT / "results" / "full20" / "tune.jsonl"
 
 
-def test_quick_choices_are_the_tuning_runs_best_after_three_epochs():
+def test_quick_choices_are_the_tuning_runs_best_after_the_quick_budget():
     """QUICK_CHOICES says where it comes from: the full protocol's tuning records, ranked by the
     validation error after the quick protocol's epochs (reproduce.QUICK). Recomputed here from that file."""
     if not TUNE.exists():
