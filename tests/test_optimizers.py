@@ -198,10 +198,10 @@ def test_sdagd_global_tiny_radius_steps_R_in_total(net_kind):
 
 
 def test_adadelta_update_rule_in_the_core_without_rho():
-    """The core's AdaDelta loop through the private binding with rho left at its C default 0
-    (an edge of the rule: v and u hold only the newest values)."""
+    """The core's AdaDelta loop through the private binding with rho = 0 (an edge of the rule: v
+    and u hold only the newest values). (The binding's defaults are the table's, rho 0.9.)"""
     net = make_net("sigmoid-mse", seed=9)
-    core_opt = sdagd._core.Optimizer(net._net, sdagd._core.OPTIMIZERS["AdaDelta"], lr=0.5, eps=1e-4)
+    core_opt = sdagd._core.Optimizer(net._net, sdagd._core.OPTIMIZERS["AdaDelta"], lr=0.5, eps=1e-4, rho=0.0)
     oracle = ref.AdaDelta(lr=0.5, rho=0.0, eps=1e-4)
     theta = f64_params(net)
     trainer = sdagd._core.Trainer([net._net], [core_opt])
