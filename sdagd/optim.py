@@ -148,6 +148,9 @@ class Optimizer:
                             f"{', '.join(_KIND)}; subclass one of those (e.g. to change its defaults) "
                             f"rather than Optimizer itself")
         self._hyper = hyperparameters
+        # The core checks every range again, from the same table (its message, should a check
+        # above ever be missing).
+        _core.check_optimizer(_KIND[self._kind], **self._core_kwargs())
         self._core = None      # _core.Optimizer, made on first use
         self._net_core = None  # the _core.Net that state belongs to
 

@@ -10,6 +10,8 @@ X      : (B, n_in) inputs;  y : (B,) integer labels;  D : one-hot targets of wid
 Per-sample vectors of the spec (a_l, h_l, delta_l, s_l) are stored as rows: shape (B, n_l).
 """
 
+import math
+
 import numpy as np
 
 HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "leaky_relu")
@@ -261,6 +263,19 @@ def _check_match(params, other, what):
     for (W, b), (oW, ob) in zip(params, other):
         if np.shape(oW) != np.shape(W) or np.shape(ob) != np.shape(b):
             raise ValueError(f"{what} shapes do not match params")
+
+
+def scheduled(value, schedule, epoch, step="lr"):
+    """The step size (lr, or SDAGD's radius) in epoch `epoch` (0-based) under a schedule
+    (docs/algorithms.md section 5.3), in float64: None keeps `value`; {"kind": "step",
+    "factor": f, "every": n} gives value * f**(epoch // n); {"kind": "cosine", "epochs": E,
+    "<step>_min": m} gives m + (value - m) (1 + cos(pi min(epoch, E) / E)) / 2."""
+    if schedule is None:
+        return float(value)
+    if schedule["kind"] == "step":
+        return float(value) * float(schedule["factor"]) ** (epoch // schedule["every"])
+    low, E = float(schedule[f"{step}_min"]), schedule["epochs"]
+    return low + (float(value) - low) * (1.0 + math.cos(math.pi * min(epoch, E) / E)) / 2.0
 
 
 class SGD:
