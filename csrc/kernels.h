@@ -221,6 +221,13 @@ SDAGD_HD float adam_update(float theta, float *m, float *v, float g, float b1, f
     return theta - step_size * *m / (sqrtf(*v) * inv_sqrt_bc2 + eps);
 }
 
+/* RMSprop (Tieleman & Hinton 2012) as torch.optim.RMSprop (not centered, no momentum), with
+ * rho for torch's alpha: v <- rho v + (1-rho) g^2; theta <- theta - lr g / (sqrt(v) + eps). */
+SDAGD_HD float rmsprop_update(float theta, float *v, float g, float lr, float rho, float eps) {
+    *v = rho * *v + (1.0f - rho) * g * g;
+    return theta - lr * g / (sqrtf(*v) + eps);
+}
+
 /* ---- one network's step bookkeeping, run once per step per network -------------------- */
 
 /* Does this optimizer compute h at step `step`? tables.h says when: never, every step, or
@@ -344,6 +351,7 @@ SDAGD_HD int optimizer_update(int kind, const optim_hyper *h, const step_coef *c
     case OPT_ADAM:
         theta[i] = adam_update(theta[i], &s0[i], &s1[i], g[i], h->beta1, h->beta2, c->step_size, c->inv_sqrt_bc2, h->eps);
         return 0;
+    case OPT_RMSPROP: theta[i] = rmsprop_update(theta[i], &s0[i], g[i], h->lr, h->rho, h->eps); return 0;
     default: return 0;
     }
 }

@@ -29,7 +29,8 @@
     X(OPT_SDLM, "SDLM", 1, -1, CURVATURE_ALWAYS, HP_LR, "running average hbar of h")                         \
     X(OPT_ADAGRAD, "AdaGrad", 1, -1, CURVATURE_NEVER, HP_LR, "sum of g^2")                                   \
     X(OPT_ADADELTA, "AdaDelta", 2, -1, CURVATURE_NEVER, HP_LR, "averages of g^2 and of delta^2")             \
-    X(OPT_ADAM, "Adam", 2, -1, CURVATURE_NEVER, HP_LR, "first and second moments m, v")
+    X(OPT_ADAM, "Adam", 2, -1, CURVATURE_NEVER, HP_LR, "first and second moments m, v")                     \
+    X(OPT_RMSPROP, "RMSprop", 1, -1, CURVATURE_NEVER, HP_LR, "running average v of g^2")
 
 /* The hyperparameter slots of optim_config.hyper: one per meaning, shared by the optimizers
  * that have it (each with its own default and range below). */
@@ -67,7 +68,10 @@
     H(OPT_ADAM, HP_LR, "lr", 1e-3, 0.0, 0, HUGE_VAL, 0, HYPER_REAL, "learning rate")                                \
     H(OPT_ADAM, HP_BETA1, "beta1", 0.9, 0.0, 1, 1.0, 0, HYPER_REAL, "decay of m")                                   \
     H(OPT_ADAM, HP_BETA2, "beta2", 0.999, 0.0, 1, 1.0, 0, HYPER_REAL, "decay of v")                                 \
-    H(OPT_ADAM, HP_EPS, "eps", 1e-8, 0.0, 0, HUGE_VAL, 0, HYPER_REAL, "added to sqrt(v)")
+    H(OPT_ADAM, HP_EPS, "eps", 1e-8, 0.0, 0, HUGE_VAL, 0, HYPER_REAL, "added to sqrt(v)")                          \
+    H(OPT_RMSPROP, HP_LR, "lr", 1e-2, 0.0, 0, HUGE_VAL, 0, HYPER_REAL, "learning rate")                             \
+    H(OPT_RMSPROP, HP_RHO, "rho", 0.99, 0.0, 1, 1.0, 0, HYPER_REAL, "decay of v (torch's alpha)")                   \
+    H(OPT_RMSPROP, HP_EPS, "eps", 1e-8, 0.0, 0, HUGE_VAL, 0, HYPER_REAL, "added to sqrt(v)")
 
 /* The names of HYPER_CHOICE codes, 0, 1, ... */
 #define SDAGD_CHOICES(C) C(HP_NORM, "layer,global")

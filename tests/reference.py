@@ -521,3 +521,26 @@ class AdaDelta(_Elementwise):
         u = rho * u + (1 - rho) * delta * delta
         theta = theta - self.lr * delta
         return theta, (v, u)
+
+
+class RMSprop(_Elementwise):
+    """torch.optim.RMSprop, not centered, no momentum, no weight decay (rho is torch's alpha):
+    v = rho v + (1-rho) g^2; theta -= lr * g / (sqrt(v) + eps)."""
+
+    _state_names = ("v",)
+
+    def __init__(self, lr=1e-2, rho=0.99, eps=1e-8):
+        self.lr = float(lr)
+        self.rho = float(rho)
+        self.eps = float(eps)
+        self.v = None
+        self.t = 0
+
+    def _pre_step(self):
+        self.t += 1
+
+    def _update(self, theta, g, st):
+        (v,) = st
+        v = self.rho * v + (1 - self.rho) * g * g
+        theta = theta - self.lr * g / (np.sqrt(v) + self.eps)
+        return theta, (v,)

@@ -63,6 +63,9 @@ OPTIMIZERS = [
     case("Adam", lambda: optim.Adam(), lambda: ref.Adam(), False, ["m", "v"]),
     case("Adam-custom", lambda: optim.Adam(lr=0.02, betas=(0.8, 0.95), eps=1e-5),
          lambda: ref.Adam(0.02, (0.8, 0.95), 1e-5), False, ["m", "v"]),
+    case("RMSprop", lambda: optim.RMSprop(), lambda: ref.RMSprop(), False, ["v"]),
+    case("RMSprop-custom", lambda: optim.RMSprop(lr=0.05, rho=0.7, eps=1e-4),
+         lambda: ref.RMSprop(0.05, 0.7, 1e-4), False, ["v"]),
 ]
 
 
