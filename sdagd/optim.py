@@ -156,7 +156,7 @@ class Optimizer:
 
     @property
     def name(self) -> str:
-        """The algorithm: one of SGD, SDAGD, SDLM, AdaGrad, AdaDelta, Adam (also for subclasses)."""
+        """The algorithm: a name of :data:`TABLE` (SGD, SDAGD, ...; also for subclasses)."""
         return self._kind
 
     @property
