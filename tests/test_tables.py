@@ -147,3 +147,33 @@ def test_diagnostic_kinds_come_from_the_table(diagnostic):
         assert counted == (a["name"] in marked), (a["name"], values)
         if counted and diagnostic == "saturation":  # inputs of scale 10 saturate some units
             assert max(values) > 0, (a["name"], values)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_hand_written_classes_take_the_tables_hyperparameters(name):
+    """A hand-written class (kept for its docs) takes exactly its row's hyperparameters, with the
+    row's defaults, plus schedule (Adam: beta1 and beta2 as the pair betas), and each is an
+    assignable attribute: a hyperparameter added to a row without its class fails here."""
+    import inspect
+
+    row = optim.TABLE[name]
+    params = inspect.signature(getattr(optim, name)).parameters
+    names = [h["name"] for h in row["hyperparameters"]]
+    if name == "Adam":
+        names = ["lr", "betas", "eps"]
+    assert sorted(params) == sorted(names + ["schedule"])  # (SDAGD keeps schedule before its options)
+    for h in row["hyperparameters"]:
+        if h["name"] not in params:
+            continue
+        default = params[h["name"]].default
+        if optim._required(h):
+            assert default is inspect.Parameter.empty, h["name"]
+        elif h["type"] == "choice":
+            assert default == h["choices"].split(",")[int(h["default"])]
+        elif h["type"] == "optional":
+            assert default is None, h["name"]
+        else:
+            assert default == h["default"], h["name"]
+    opt = from_table(name)
+    for attribute in names:
+        assert isinstance(getattr(type(opt), attribute), property), attribute
