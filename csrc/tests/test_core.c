@@ -423,7 +423,38 @@ static void test_trainer_step_equals_solo(void) {
         }
 }
 
+/* Validation from the table: each row at its defaults (with a value for those that have none)
+ * passes, and each hyperparameter just outside its range is refused with its name. */
+static void test_table_validation(void) {
+    int n_rows, n_hypers;
+    const sdagd_optimizer_desc *rows = optim_table(&n_rows);
+    const sdagd_hyper_desc *hypers = optim_hyper_table(&n_hypers);
+    CHECK(n_rows == OPT_COUNT, "%d rows for %d codes", n_rows, (int)OPT_COUNT);
+    for (int r = 0; r < n_rows; r++) {
+        CHECK(rows[r].code == r, "row %d has code %d", r, rows[r].code);
+        optim_config c = cfg(r, HP_LR, 0.1, HP_RADIUS, 0.3, HP_MU, 0.1, -1);
+        CHECK(optim_config_check(&c) == SDAGD_OK, "%s at its defaults: %s", rows[r].name, sdagd_last_error());
+        for (int i = 0; i < n_hypers; i++) {
+            const sdagd_hyper_desc *h = &hypers[i];
+            if (h->optimizer != r) continue;
+            optim_config bad = c;
+            bad.hyper[h->slot] = h->low_closed ? h->low - 1.0 : h->low;      /* just below */
+            if (h->type == HYPER_OPTIONAL) bad.hyper[h->slot] = -1.0;         /* 0 means off */
+            CHECK(optim_config_check(&bad) == SDAGD_ERR_ARG && strstr(sdagd_last_error(), h->name),
+                  "%s: %s = %g accepted (%s)", rows[r].name, h->name, bad.hyper[h->slot], sdagd_last_error());
+            bad.hyper[h->slot] = NAN;
+            CHECK(optim_config_check(&bad) == SDAGD_ERR_ARG, "%s: %s = NaN accepted", rows[r].name, h->name);
+        }
+        /* a cosine schedule of the step size: S at e = 0, S_min from e = E on */
+        c.schedule = SCHEDULE_COSINE, c.schedule_epochs = 2, c.step_min = 0.25 * c.hyper[rows[r].step_slot];
+        double s = c.hyper[rows[r].step_slot];
+        CHECK(optim_config_check(&c) == SDAGD_OK && optim_step_at(&c, 0) == s && optim_step_at(&c, 5) == c.step_min,
+              "%s: cosine schedule of its step size", rows[r].name);
+    }
+}
+
 int main(void) {
+    test_table_validation();
     test_shared_formulas();
     test_bad_configs();
     test_trainer_equals_solo();
