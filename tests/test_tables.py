@@ -177,3 +177,22 @@ def test_hand_written_classes_take_the_tables_hyperparameters(name):
     opt = from_table(name)
     for attribute in names:
         assert isinstance(getattr(type(opt), attribute), property), attribute
+
+
+def test_the_core_checks_configurations_by_the_table():
+    """The binding fills a configuration by the table's names and the core checks its ranges
+    (Python checks the same ranges first, for messages in Python's terms)."""
+    sgd, sdagd_code = _core.OPTIMIZERS["SGD"], _core.OPTIMIZERS["SDAGD"]
+    with pytest.raises(ValueError, match=r"SGD: lr must be a positive finite number, got -1"):
+        _core.check_optimizer(sgd, lr=-1.0)
+    with pytest.raises(ValueError, match=r"SGD: momentum must be in \[0, 1\), got 1"):
+        _core.check_optimizer(sgd, lr=0.1, momentum=1.0)
+    with pytest.raises(ValueError, match=r"SDAGD: hessian_every must be an integer from 1 to 2147483647, got 0"):
+        _core.check_optimizer(sdagd_code, radius=0.3, hessian_every=0)
+    with pytest.raises(ValueError, match=r"the cosine schedule's lr_min must be in \[0, lr\]"):
+        _core.check_optimizer(sgd, lr=0.1, schedule=_core.SCHEDULES["cosine"], schedule_epochs=3, step_min=0.5)
+    with pytest.raises(TypeError, match=r"SGD has no hyperparameter 'radius'"):
+        _core.check_optimizer(sgd, lr=0.1, radius=0.3)
+    with pytest.raises(ValueError, match=r"unknown optimizer code 99"):
+        _core.check_optimizer(99)
+    assert _core.step_at(sgd, 1, lr=0.8, schedule=_core.SCHEDULES["step"], schedule_factor=0.5, schedule_every=1) == 0.4
