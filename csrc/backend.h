@@ -36,7 +36,8 @@ extern "C" {
  * backend memory). radius is this epoch's R (after a schedule). */
 typedef struct {
     double radius, max_step;                    /* in double, as mu_k and the cap are computed */
-    int32_t kind, norm, hessian_every, average; /* average: SDAGD keeps a running mean of h */
+    int32_t kind, curvature;                    /* curvature: tables.h's sdagd_curvature_need */
+    int32_t norm, hessian_every, average;       /* average: SDAGD keeps a running mean of h */
     float lr, momentum, eps, mu, gamma, beta1, beta2, rho, hessian_scale;
 } optim_hyper;
 

@@ -109,8 +109,15 @@ SDAGD_HD int activation_saturated(int act, float h) {
     return 0;
 }
 
-SDAGD_HD int activation_saturates(int act) { return act == ACT_SIGMOID || act == ACT_TANH; }
-SDAGD_HD int activation_rectifies(int act) { return act == ACT_RELU || act == ACT_LEAKY_RELU; }
+/* The diagnostic an activation gets (tables.h: SDAGD_ACTIVATIONS). */
+#define SDAGD_DIAGNOSTIC_CASE(code, name, hidden, output, diagnostic) \
+    case code: return diagnostic;
+SDAGD_HD int activation_diagnostic(int act) {
+    switch (act) { SDAGD_ACTIVATIONS(SDAGD_DIAGNOSTIC_CASE) }
+    return DIAG_NONE;
+}
+SDAGD_HD int activation_saturates(int act) { return activation_diagnostic(act) == DIAG_SATURATION; }
+SDAGD_HD int activation_rectifies(int act) { return activation_diagnostic(act) == DIAG_INACTIVE; }
 
 /* ---- output layer (sections 2-4) --------------------------------------------------------- */
 
@@ -214,12 +221,20 @@ SDAGD_HD float adam_update(float theta, float *m, float *v, float g, float b1, f
     return theta - step_size * *m / (sqrtf(*v) * inv_sqrt_bc2 + eps);
 }
 
+/* RMSprop (Tieleman & Hinton 2012) as torch.optim.RMSprop (not centered, no momentum), with
+ * rho for torch's alpha: v <- rho v + (1-rho) g^2; theta <- theta - lr g / (sqrt(v) + eps). */
+SDAGD_HD float rmsprop_update(float theta, float *v, float g, float lr, float rho, float eps) {
+    *v = rho * *v + (1.0f - rho) * g * g;
+    return theta - lr * g / (sqrtf(*v) + eps);
+}
+
 /* ---- one network's step bookkeeping, run once per step per network -------------------- */
 
-/* Does this optimizer compute h at step `step` (SDAGD every hessian_every steps, SDLM always)? */
+/* Does this optimizer compute h at step `step`? tables.h says when: never, every step, or
+ * every hessian_every steps. */
 SDAGD_HD int optimizer_needs_hessian(const optim_hyper *h, int64_t step) {
-    if (h->kind == OPT_SDLM) return 1;
-    return h->kind == OPT_SDAGD && step % h->hessian_every == 0;
+    if (h->curvature == CURVATURE_ALWAYS) return 1;
+    return h->curvature == CURVATURE_EVERY && step % h->hessian_every == 0;
 }
 
 /* What prepare_network reads and writes, all in backend memory (so a GPU thread can run it). */
@@ -304,6 +319,41 @@ SDAGD_HD float sdagd_curvature_peek(const optim_hyper *h, const step_coef *c, fl
 SDAGD_HD float max_step_scale(const optim_hyper *h, double step_sq) {
     double len = sqrt(step_sq);
     return h->max_step > 0.0 && len > h->max_step ? (float)(h->max_step / len) : 1.0f;
+}
+
+/* ---- the one dispatch of the per-element update ---------------------------------------- */
+
+/* Parameter i's update under optimizer `kind` (tables.h), for both backends: theta, g, the
+ * fresh curvature and the state slabs s0, s1 are slabs of one network (fresh, s0, s1 are read
+ * only by the optimizers that have them: they may be NULL otherwise). mu: the norm group's
+ * mu_k and scale its max_step factor (SDAGD). Returns 1 for an SDAGD update in phase 1
+ * (mu_k > h), else 0. Called with a constant `kind` inside each backend's loop
+ * (SDAGD_FOR_EACH_OPTIMIZER), so the switch is resolved at compile time and the loops
+ * vectorise. A new optimizer is one case here (and its row in tables.h). */
+SDAGD_HD int optimizer_update(int kind, const optim_hyper *h, const step_coef *c, size_t i, float *theta,
+                              const float *g, const float *fresh, float *s0, float *s1, float mu, float scale) {
+    switch (kind) {
+    case OPT_SGD:
+        theta[i] = h->momentum > 0.0f ? sgd_momentum_update(theta[i], &s0[i], g[i], h->lr, h->momentum)
+                                      : sgd_update(theta[i], g[i], h->lr);
+        return 0;
+    case OPT_SDAGD: {
+        float hv = sdagd_curvature(h, c, c->fresh_hessian ? fresh[i] : 0.0f, &s0[i]);
+        theta[i] = sdagd_update(theta[i], g[i], mu, hv, h->eps, scale);
+        return mu > hv;
+    }
+    case OPT_SDLM:
+        s0[i] = running_average(s0[i], fresh[i], h->gamma, c->first);
+        theta[i] = sdlm_update(theta[i], g[i], s0[i], h->lr, h->mu);
+        return 0;
+    case OPT_ADAGRAD: theta[i] = adagrad_update(theta[i], &s0[i], g[i], h->lr, h->eps); return 0;
+    case OPT_ADADELTA: theta[i] = adadelta_update(theta[i], &s0[i], &s1[i], g[i], h->lr, h->rho, h->eps); return 0;
+    case OPT_ADAM:
+        theta[i] = adam_update(theta[i], &s0[i], &s1[i], g[i], h->beta1, h->beta2, c->step_size, c->inv_sqrt_bc2, h->eps);
+        return 0;
+    case OPT_RMSPROP: theta[i] = rmsprop_update(theta[i], &s0[i], g[i], h->lr, h->rho, h->eps); return 0;
+    default: return 0;
+    }
 }
 
 #endif /* SDAGD_KERNELS_H */

@@ -8,12 +8,19 @@
 
 #include "internal.h"
 
+/* Where each activation may be used: tables.h. */
+#define HIDDEN_CASE(code, name, hidden, output, diagnostic) \
+    case code: return hidden;
+#define OUTPUT_CASE(code, name, hidden, output, diagnostic) \
+    case code: return output;
 static int is_hidden_activation(int a) {
-    return a == ACT_SIGMOID || a == ACT_RELU || a == ACT_TANH || a == ACT_LEAKY_RELU;
+    switch (a) { SDAGD_ACTIVATIONS(HIDDEN_CASE) }
+    return 0;
 }
 
 static int is_output_activation(int a) {
-    return a == ACT_SIGMOID || a == ACT_LINEAR || a == ACT_SOFTMAX;
+    switch (a) { SDAGD_ACTIVATIONS(OUTPUT_CASE) }
+    return 0;
 }
 
 /* ---- backend memory helpers ---------------------------------------------------------- */

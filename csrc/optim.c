@@ -9,80 +9,112 @@
 
 #include "internal.h"
 
-static int uses_state_for_h(const optim_config *c) { return c->kind == OPT_SDAGD || c->kind == OPT_SDLM; }
+/* The tables of tables.h as arrays. */
+#define OPTIMIZER_ROW(code, name, slabs, unless_zero, curvature, step, state) \
+    {code, name, slabs, unless_zero, curvature, step, state},
+static const sdagd_optimizer_desc optimizers[] = {SDAGD_OPTIMIZERS(OPTIMIZER_ROW)};
+#define HYPER_ROW(opt, slot, name, fallback, low, low_closed, high, high_closed, type, doc) \
+    {opt, slot, name, fallback, low, high, low_closed, high_closed, type, doc},
+static const sdagd_hyper_desc hypers[] = {SDAGD_HYPERPARAMETERS(HYPER_ROW)};
+#define ACTIVATION_ROW(code, name, hidden, output, diagnostic) {code, name, hidden, output, diagnostic},
+static const sdagd_activation_desc activations[] = {SDAGD_ACTIVATIONS(ACTIVATION_ROW)};
+
+#define COUNT(a) ((int)(sizeof a / sizeof a[0]))
+#define STATE_SLABS_MAX 2 /* struct optimizer's state[] */
+#define MAX_SLABS_OF(code, name, slabs, ...) _Static_assert(slabs <= STATE_SLABS_MAX, name ": too many state slabs");
+SDAGD_OPTIMIZERS(MAX_SLABS_OF)
+
+const sdagd_optimizer_desc *optim_table(int *n) {
+    *n = COUNT(optimizers);
+    return optimizers;
+}
+const sdagd_hyper_desc *optim_hyper_table(int *n) {
+    *n = COUNT(hypers);
+    return hypers;
+}
+const sdagd_activation_desc *activation_table(int *n) {
+    *n = COUNT(activations);
+    return activations;
+}
+
+const char *optim_choice_names(int slot) {
+#define CHOICE_NAMES(s, names) \
+    if (slot == s) return names;
+    SDAGD_CHOICES(CHOICE_NAMES)
+    return NULL;
+}
+
+/* The row of a valid code (rows are in code order: the enum is made from the same list). */
+static const sdagd_optimizer_desc *row_of(int kind) { return &optimizers[kind]; }
 
 static int slabs_for(const optim_config *c) {
-    switch (c->kind) {
-    case OPT_SGD: return c->momentum > 0.0 ? 1 : 0; /* momentum buffer m */
-    case OPT_SDAGD: return 1;                        /* the h in use: kept, or averaged */
-    case OPT_SDLM: return 1;                         /* running average hbar */
-    case OPT_ADAGRAD: return 1;                      /* sum of g^2 */
-    case OPT_ADADELTA: return 2;                     /* averages of g^2 and of delta^2 */
-    default: return 2;                               /* Adam: m, v */
+    const sdagd_optimizer_desc *d = row_of(c->kind);
+    return d->slabs_unless_zero >= 0 && c->hyper[d->slabs_unless_zero] == 0.0 ? 0 : d->slabs;
+}
+
+const char *optimizer_name(int kind) { return kind >= 0 && kind < OPT_COUNT ? optimizers[kind].name : "?"; }
+
+sdagd_status optim_config_defaults(optim_config *c, int kind) {
+    memset(c, 0, sizeof *c);
+    if (kind < 0 || kind >= OPT_COUNT) return sdagd_fail(SDAGD_ERR_ARG, "unknown optimizer code %d", kind);
+    c->kind = kind;
+    for (int i = 0; i < COUNT(hypers); i++)
+        if (hypers[i].optimizer == kind) c->hyper[hypers[i].slot] = hypers[i].fallback;
+    return SDAGD_OK;
+}
+
+/* Is v inside the hyperparameter's range? */
+static int in_range(const sdagd_hyper_desc *d, double v) {
+    if (isnan(v)) return 0;
+    if (d->type == HYPER_OPTIONAL && v == 0.0) return 1; /* off */
+    if (d->type == HYPER_INT || d->type == HYPER_CHOICE) {
+        if (v != floor(v)) return 0;
+    } else if (!isfinite(v)) {
+        return 0;
     }
+    return (d->low_closed ? v >= d->low : v > d->low) && (d->high_closed ? v <= d->high : v < d->high);
 }
 
-const char *optimizer_name(int kind) {
-    static const char *names[] = {"SGD", "SDAGD", "SDLM", "AdaGrad", "AdaDelta", "Adam"};
-    return kind >= 0 && kind <= OPT_ADAM ? names[kind] : "?";
+static sdagd_status out_of_range(const char *opt, const sdagd_hyper_desc *d, double v) {
+    if (d->type == HYPER_CHOICE) return sdagd_fail(SDAGD_ERR_ARG, "%s: unknown %s code %g", opt, d->name, v);
+    if (d->type == HYPER_INT)
+        return sdagd_fail(SDAGD_ERR_ARG, "%s: %s must be an integer from %.0f to %.0f, got %g", opt, d->name, d->low,
+                          d->high, v);
+    if (!d->low_closed && d->low == 0.0 && isinf(d->high))
+        return sdagd_fail(SDAGD_ERR_ARG, "%s: %s must be a positive finite number%s, got %g", opt, d->name,
+                          d->type == HYPER_OPTIONAL ? " (or 0: none)" : "", v);
+    return sdagd_fail(SDAGD_ERR_ARG, "%s: %s must be in %c%g, %g%c%s, got %g", opt, d->name, d->low_closed ? '[' : '(',
+                      d->low, d->high, d->high_closed ? ']' : ')', d->type == HYPER_OPTIONAL ? " (or 0: none)" : "", v);
 }
 
-static sdagd_status check_config(const optim_config *c) {
+/* Every hyperparameter of the optimizer within its range (tables.h), then the schedule. */
+sdagd_status optim_config_check(const optim_config *c) {
+    if (c->kind < 0 || c->kind >= OPT_COUNT) return sdagd_fail(SDAGD_ERR_ARG, "unknown optimizer code %d", c->kind);
+    const sdagd_optimizer_desc *d = row_of(c->kind);
+    for (int i = 0; i < COUNT(hypers); i++)
+        if (hypers[i].optimizer == c->kind && !in_range(&hypers[i], c->hyper[hypers[i].slot]))
+            return out_of_range(d->name, &hypers[i], c->hyper[hypers[i].slot]);
+    double step = c->hyper[d->step_slot];
+    const char *step_name = "step size";
+    for (int i = 0; i < COUNT(hypers); i++)
+        if (hypers[i].optimizer == c->kind && hypers[i].slot == d->step_slot) step_name = hypers[i].name;
 #define REQUIRE(cond, ...) \
     if (!(cond)) return sdagd_fail(SDAGD_ERR_ARG, __VA_ARGS__)
-    switch (c->kind) {
-    case OPT_SGD:
-        REQUIRE(c->lr > 0 && isfinite(c->lr), "SGD: lr must be a positive finite number, got %g", c->lr);
-        REQUIRE(c->momentum >= 0 && c->momentum < 1, "SGD: momentum must be in [0, 1), got %g", c->momentum);
+    switch (c->schedule) {
+    case SCHEDULE_CONSTANT: break;
+    case SCHEDULE_STEP:
+        REQUIRE(c->schedule_factor > 0 && c->schedule_factor <= 1,
+                "%s: the step schedule's factor must be in (0, 1], got %g", d->name, c->schedule_factor);
+        REQUIRE(c->schedule_every >= 1, "%s: the step schedule's every must be >= 1, got %d", d->name,
+                c->schedule_every);
         break;
-    case OPT_SDAGD:
-        REQUIRE(c->radius > 0 && isfinite(c->radius), "SDAGD: radius must be a positive finite number, got %g", c->radius);
-        REQUIRE(c->eps > 0 && isfinite(c->eps), "SDAGD: eps must be positive, got %g", c->eps);
-        REQUIRE(c->norm == NORM_LAYER || c->norm == NORM_GLOBAL, "SDAGD: unknown norm code %d", c->norm);
-        REQUIRE(c->hessian_every >= 1, "SDAGD: hessian_every must be >= 1, got %d", c->hessian_every);
-        REQUIRE(!(c->max_step < 0) && !isnan(c->max_step) && !isinf(c->max_step),
-                "SDAGD: max_step must be a positive finite number, got %g", c->max_step);
-        REQUIRE(!c->average || (c->gamma > 0 && c->gamma <= 1),
-                "SDAGD: the running average's gamma must be in (0, 1], got %g", c->gamma);
-        REQUIRE(c->hessian_scale >= 0 && isfinite(c->hessian_scale),
-                "SDAGD: hessian_scale must be a finite number >= 0, got %g", c->hessian_scale);
-        switch (c->schedule) {
-        case SCHEDULE_CONSTANT: break;
-        case SCHEDULE_STEP:
-            REQUIRE(c->schedule_factor > 0 && c->schedule_factor <= 1,
-                    "SDAGD: the step schedule's factor must be in (0, 1], got %g", c->schedule_factor);
-            REQUIRE(c->schedule_every >= 1, "SDAGD: the step schedule's every must be >= 1, got %d", c->schedule_every);
-            break;
-        case SCHEDULE_COSINE:
-            REQUIRE(c->schedule_epochs >= 1, "SDAGD: the cosine schedule needs epochs >= 1, got %d", c->schedule_epochs);
-            REQUIRE(c->radius_min >= 0 && c->radius_min <= c->radius,
-                    "SDAGD: the cosine schedule's radius_min must be in [0, radius], got %g", c->radius_min);
-            break;
-        default: return sdagd_fail(SDAGD_ERR_ARG, "SDAGD: unknown schedule code %d", c->schedule);
-        }
+    case SCHEDULE_COSINE:
+        REQUIRE(c->schedule_epochs >= 1, "%s: the cosine schedule needs epochs >= 1, got %d", d->name,
+                c->schedule_epochs);
+        REQUIRE(c->step_min >= 0 && c->step_min <= step, "%s: the cosine schedule's %s_min must be in [0, %s], got %g",
+                d->name, step_name, step_name, c->step_min);
         break;
-    case OPT_SDLM:
-        REQUIRE(c->lr > 0 && isfinite(c->lr), "SDLM: lr must be a positive finite number, got %g", c->lr);
-        REQUIRE(c->mu > 0 && isfinite(c->mu), "SDLM: mu must be a positive finite number, got %g", c->mu);
-        REQUIRE(c->gamma > 0 && c->gamma <= 1, "SDLM: gamma must be in (0, 1], got %g", c->gamma);
-        break;
-    case OPT_ADAGRAD:
-        REQUIRE(c->lr > 0 && isfinite(c->lr), "AdaGrad: lr must be a positive finite number, got %g", c->lr);
-        REQUIRE(c->eps > 0 && isfinite(c->eps), "AdaGrad: eps must be positive, got %g", c->eps);
-        break;
-    case OPT_ADADELTA:
-        REQUIRE(c->lr > 0 && isfinite(c->lr), "AdaDelta: lr must be a positive finite number, got %g", c->lr);
-        REQUIRE(c->rho >= 0 && c->rho < 1, "AdaDelta: rho must be in [0, 1), got %g", c->rho);
-        REQUIRE(c->eps > 0 && isfinite(c->eps), "AdaDelta: eps must be positive, got %g", c->eps);
-        break;
-    case OPT_ADAM:
-        REQUIRE(c->lr > 0 && isfinite(c->lr), "Adam: lr must be a positive finite number, got %g", c->lr);
-        REQUIRE(c->beta1 >= 0 && c->beta1 < 1, "Adam: beta1 must be in [0, 1), got %g", c->beta1);
-        REQUIRE(c->beta2 >= 0 && c->beta2 < 1, "Adam: beta2 must be in [0, 1), got %g", c->beta2);
-        REQUIRE(c->eps > 0 && isfinite(c->eps), "Adam: eps must be positive, got %g", c->eps);
-        break;
-    default:
-        return sdagd_fail(SDAGD_ERR_ARG, "unknown optimizer code %d", c->kind);
+    default: return sdagd_fail(SDAGD_ERR_ARG, "%s: unknown schedule code %d", d->name, c->schedule);
     }
 #undef REQUIRE
     return SDAGD_OK;
@@ -97,12 +129,11 @@ void optim_free(optimizer *opt) {
 
 sdagd_status optim_create(optimizer **out, const optim_config *config, const mlp *net) {
     *out = NULL;
-    sdagd_status st = check_config(config);
+    sdagd_status st = optim_config_check(config);
     if (st != SDAGD_OK) return st;
     optimizer *opt = calloc(1, sizeof *opt);
     if (!opt) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
     opt->config = *config;
-    if (!(opt->config.hessian_scale > 0)) opt->config.hessian_scale = 1.0;
     opt->net = net;
     opt->n = net->n_params;
     opt->n_slabs = slabs_for(config);
@@ -139,40 +170,54 @@ sdagd_status optim_set_state(optimizer *opt, const float *src, int64_t step) {
 }
 
 int optim_needs_hessian_at(const optimizer *opt, int64_t step) {
-    if (opt->config.kind == OPT_SDLM) return 1;
-    return opt->config.kind == OPT_SDAGD && step % opt->config.hessian_every == 0;
+    switch (row_of(opt->config.kind)->curvature) {
+    case CURVATURE_ALWAYS: return 1;
+    case CURVATURE_EVERY: return step % (int64_t)opt->config.hyper[HP_HESSIAN_EVERY] == 0;
+    default: return 0;
+    }
 }
 
-double optim_radius_at(const optim_config *c, int64_t epoch) {
+int optim_curvature_need(int kind) { return row_of(kind)->curvature; }
+
+double optim_step_at(const optim_config *c, int64_t epoch) {
+    double s = c->hyper[row_of(c->kind)->step_slot];
     switch (c->schedule) {
-    case SCHEDULE_STEP: return c->radius * pow(c->schedule_factor, (double)(epoch / c->schedule_every));
+    case SCHEDULE_STEP: return s * pow(c->schedule_factor, (double)(epoch / c->schedule_every));
     case SCHEDULE_COSINE: {
         double e = (double)(epoch < c->schedule_epochs ? epoch : c->schedule_epochs);
-        return c->radius_min + (c->radius - c->radius_min) * (1.0 + cos(3.14159265358979323846 * e / c->schedule_epochs)) / 2.0;
+        return c->step_min + (s - c->step_min) * (1.0 + cos(3.14159265358979323846 * e / c->schedule_epochs)) / 2.0;
     }
-    default: return c->radius;
+    default: return s;
     }
 }
 
+/* The kernels' view: each slot into its field, with this epoch's step size (tables.h says
+ * which slot that is) after the schedule. */
 optim_hyper optim_hyper_for(const optimizer *opt, int64_t epoch) {
     const optim_config *c = &opt->config;
+    const sdagd_optimizer_desc *d = row_of(c->kind);
+    double v[HP_COUNT];
+    memcpy(v, c->hyper, sizeof v);
+    v[d->step_slot] = optim_step_at(c, epoch);
     return (optim_hyper){
         .kind = c->kind,
-        .norm = c->norm,
-        .hessian_every = c->hessian_every > 0 ? c->hessian_every : 1,
-        .average = c->kind == OPT_SDAGD && c->average,
-        .lr = (float)c->lr,
-        .momentum = (float)c->momentum,
-        .radius = optim_radius_at(c, epoch),
-        .eps = (float)c->eps,
-        .max_step = c->max_step,
-        .mu = (float)c->mu,
-        .gamma = (float)c->gamma,
-        .beta1 = (float)c->beta1,
-        .beta2 = (float)c->beta2,
-        .rho = (float)c->rho,
-        .hessian_scale = (float)c->hessian_scale,
+        .curvature = d->curvature,
+        .norm = (int32_t)v[HP_NORM],
+        .hessian_every = v[HP_HESSIAN_EVERY] >= 1 ? (int32_t)v[HP_HESSIAN_EVERY] : 1,
+        .average = v[HP_AVERAGE] > 0,
+        .lr = (float)v[HP_LR],
+        .momentum = (float)v[HP_MOMENTUM],
+        .radius = v[HP_RADIUS],
+        .eps = (float)v[HP_EPS],
+        .max_step = v[HP_MAX_STEP],
+        .mu = (float)v[HP_MU],
+        /* SDAGD's running average has its weight in `average` (0: none); SDLM's in gamma */
+        .gamma = (float)(v[HP_AVERAGE] > 0 ? v[HP_AVERAGE] : v[HP_GAMMA]),
+        .beta1 = (float)v[HP_BETA1],
+        .beta2 = (float)v[HP_BETA2],
+        .rho = (float)v[HP_RHO],
+        .hessian_scale = (float)v[HP_HESSIAN_SCALE],
     };
 }
 
-int optim_uses_curvature(const optimizer *opt) { return uses_state_for_h(&opt->config); }
+int optim_uses_curvature(const optimizer *opt) { return row_of(opt->config.kind)->curvature != CURVATURE_NEVER; }

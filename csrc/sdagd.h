@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tables.h" /* the optimizer and activation codes (sdagd_optimizer_kind, sdagd_activation) */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -48,7 +50,6 @@ const char *sdagd_last_error(void);
 /* ------------------------------------------------------------------------------------------ */
 /* Network                                                                                     */
 
-typedef enum { ACT_SIGMOID = 0, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU, ACT_LINEAR, ACT_SOFTMAX } sdagd_activation;
 typedef enum { LOSS_MSE = 0, LOSS_CE } sdagd_loss;
 typedef enum { INIT_XAVIER_UNIFORM = 0, INIT_HE_NORMAL } sdagd_init;
 typedef enum { DEVICE_CPU = 0, DEVICE_CUDA } sdagd_device;
@@ -117,36 +118,38 @@ sdagd_status mlp_evaluate_dataset(mlp *net, const sdagd_dataset *ds, double *mea
 /* ------------------------------------------------------------------------------------------ */
 /* Optimizers (docs/algorithms.md section 5)                                                  */
 
-typedef enum { OPT_SGD = 0, OPT_SDAGD, OPT_SDLM, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAM } sdagd_optimizer_kind;
 typedef enum { NORM_LAYER = 0, NORM_GLOBAL } sdagd_norm;
 
 typedef enum { SCHEDULE_CONSTANT = 0, SCHEDULE_STEP, SCHEDULE_COSINE } sdagd_schedule;
 
 typedef struct {
     int kind;           /* sdagd_optimizer_kind */
-    double lr;          /* SGD, SDLM, AdaGrad, AdaDelta, Adam */
-    double momentum;    /* SGD: m <- momentum m + g */
-    double radius;      /* SDAGD: R, mu_k = ||g|| / R */
-    double eps;         /* SDAGD, AdaGrad, AdaDelta, Adam */
-    int norm;           /* SDAGD: sdagd_norm */
-    int hessian_every;  /* SDAGD: recompute h every N steps (1 = every step) */
-    double max_step;    /* SDAGD: cap on the step length per norm group; <= 0: none */
-    double mu;          /* SDLM damping */
-    double gamma;       /* SDLM running-average weight; SDAGD's when average != 0 */
-    double beta1, beta2;/* Adam */
-    double rho;         /* AdaDelta */
-    /* SDAGD options (docs/algorithms.md section 5.3), each off by default: */
-    int average;        /* use a running average of h with weight gamma, as SDLM does */
-    double hessian_scale; /* h is multiplied by this (experiments on the two phases); 0 means 1 */
-    int schedule;       /* sdagd_schedule of R over epochs e = 0..E-1: */
-    double schedule_factor; /*   step:   R_e = R * factor^floor(e / every) */
+    /* Hyperparameters by slot (tables.h: SDAGD_HYPERPARAMETERS says which an optimizer reads,
+     * with defaults and ranges; optim_config_defaults fills them in). */
+    double hyper[HP_COUNT];
+    /* A schedule of the optimizer's step size S (tables.h: its step-size slot, lr or SDAGD's
+     * radius) over epochs e = 0..E-1 (docs/algorithms.md section 5.3); constant within an epoch: */
+    int schedule;       /* sdagd_schedule */
+    double schedule_factor; /*   step:   S_e = S * factor^floor(e / every) */
     int schedule_every;
-    int schedule_epochs;    /*   cosine: R_e = R_min + (R - R_min) (1 + cos(pi e / E)) / 2 */
-    double radius_min;
+    int schedule_epochs;    /*   cosine: S_e = S_min + (S - S_min) (1 + cos(pi e / E)) / 2 */
+    double step_min;        /*   S_min */
 } optim_config;
 
-/* SDAGD's radius in epoch `epoch` (0-based) under the configured schedule. */
-double optim_radius_at(const optim_config *config, int64_t epoch);
+/* The configuration of `kind` with every hyperparameter at its default and no schedule. */
+sdagd_status optim_config_defaults(optim_config *config, int kind);
+/* SDAGD_OK, or SDAGD_ERR_ARG saying which hyperparameter is outside its range (tables.h). */
+sdagd_status optim_config_check(const optim_config *config);
+
+/* The step size (lr, or SDAGD's radius) in epoch `epoch` (0-based) under the schedule. */
+double optim_step_at(const optim_config *config, int64_t epoch);
+
+/* The tables (tables.h) as arrays: *n rows each. */
+const sdagd_optimizer_desc *optim_table(int *n);
+const sdagd_hyper_desc *optim_hyper_table(int *n);
+const sdagd_activation_desc *activation_table(int *n);
+/* The names of a HYPER_CHOICE slot's codes, comma-separated, or NULL. */
+const char *optim_choice_names(int slot);
 
 typedef struct optimizer optimizer;
 

@@ -113,19 +113,19 @@ static sdagd_status check_curvature_schedules(optimizer *const *opts, int K) {
     int every = 0;
     int64_t phase = 0;
     for (int k = 0; k < K; k++) {
-        const optim_config *c = &opts[k]->config;
-        if (c->kind != OPT_SDAGD || c->hessian_every <= 1) continue;
+        int need = optim_curvature_need(opts[k]->config.kind), n = (int)opts[k]->config.hyper[HP_HESSIAN_EVERY];
+        if (need != CURVATURE_EVERY || n <= 1) continue;
         if (every == 0) {
-            every = c->hessian_every;
+            every = n;
             phase = opts[k]->step % every;
-        } else if (c->hessian_every != every || opts[k]->step % every != phase) {
-            return sdagd_fail(SDAGD_ERR_ARG, "network %d: SDAGD optimizers with different hessian_every (or step "
+        } else if (n != every || opts[k]->step % every != phase) {
+            return sdagd_fail(SDAGD_ERR_ARG, "network %d: optimizers with different hessian_every (or step "
                                              "counts out of phase) cannot be trained together; train them apart", k);
         }
     }
     for (int k = 0; every && k < K; k++) {
-        const optim_config *c = &opts[k]->config;
-        if (c->kind == OPT_SDLM || (c->kind == OPT_SDAGD && c->hessian_every <= 1))
+        int need = optim_curvature_need(opts[k]->config.kind);
+        if (need == CURVATURE_ALWAYS || (need == CURVATURE_EVERY && opts[k]->config.hyper[HP_HESSIAN_EVERY] <= 1))
             return sdagd_fail(SDAGD_ERR_ARG, "network %d needs the Hessian every step, others every %d steps; "
                                              "train them apart", k, every);
     }
@@ -213,7 +213,7 @@ sdagd_status trainer_create(trainer **out, mlp *const *nets, optimizer *const *o
     }
     size_t P = lead->n_params, L = (size_t)lead->n_layers, k = (size_t)K, fb = P * sizeof(float);
     const optim_config *c0 = &opts[0]->config;
-    t->hess_is_state0 = K == 1 && c0->kind == OPT_SDAGD && !c0->average;
+    t->hess_is_state0 = K == 1 && c0->kind == OPT_SDAGD && !(c0->hyper[HP_AVERAGE] > 0);
 #define ALLOC(field, bytes) \
     if (st == SDAGD_OK) st = alloc_on(t, (void **)&t->field, bytes)
     ALLOC(act, k * sizeof(int32_t));

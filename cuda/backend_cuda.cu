@@ -649,28 +649,8 @@ __global__ void update_kernel(update_job j) {
     GRID_STRIDE(i, j.P) {
         int l = layer_of(j.offsets, j.L, i);
         float mu = j.mu[(size_t)k * j.L + l];
-        switch (h.kind) {
-        case OPT_SGD:
-            theta[i] = h.momentum > 0.0f ? sgd_momentum_update(theta[i], &s0[i], g[i], h.lr, h.momentum)
-                                         : sgd_update(theta[i], g[i], h.lr);
-            break;
-        case OPT_SDAGD: {
-            float scale = capped ? max_step_scale(&h, j.step_sq[(size_t)k * j.L + (h.norm == NORM_GLOBAL ? 0 : l)]) : 1.0f;
-            float hv = sdagd_curvature(&h, &c, fresh ? fresh[i] : 0.0f, &s0[i]);
-            theta[i] = sdagd_update(theta[i], g[i], mu, hv, h.eps, scale);
-            phase1 += mu > hv;
-            break;
-        }
-        case OPT_SDLM:
-            s0[i] = running_average(s0[i], fresh[i], h.gamma, c.first);
-            theta[i] = sdlm_update(theta[i], g[i], s0[i], h.lr, h.mu);
-            break;
-        case OPT_ADAGRAD: theta[i] = adagrad_update(theta[i], &s0[i], g[i], h.lr, h.eps); break;
-        case OPT_ADADELTA: theta[i] = adadelta_update(theta[i], &s0[i], &s1[i], g[i], h.lr, h.rho, h.eps); break;
-        case OPT_ADAM:
-            theta[i] = adam_update(theta[i], &s0[i], &s1[i], g[i], h.beta1, h.beta2, c.step_size, c.inv_sqrt_bc2, h.eps);
-            break;
-        }
+        float scale = capped ? max_step_scale(&h, j.step_sq[(size_t)k * j.L + (h.norm == NORM_GLOBAL ? 0 : l)]) : 1.0f;
+        phase1 += optimizer_update(h.kind, &h, &c, i, theta, g, fresh, s0, s1, mu, scale);
     }
     if (h.kind == OPT_SDAGD) { /* block-uniform */
         unsigned long long total = block_sum(phase1);

@@ -14,7 +14,8 @@ import argparse
 import sys
 import time
 
-from sdagd._version import __version__  # the package is imported before its __main__ runs
+from sdagd import _core  # the package is imported before its __main__ runs
+from sdagd._version import __version__
 
 
 def _count(low, high=None, high_text=None):
@@ -98,18 +99,37 @@ def _train(args) -> int:
     return 0
 
 
-#: The hyperparameter options of `sdagd train`, by optimizer: (option, keyword, default or None
-#: for the class's own default).
-_OPTIMIZER_OPTIONS = {
-    "sgd": ("SGD", {"lr": 0.5, "momentum": None}),
-    "sdagd": ("SDAGD", {"radius": 0.3, "norm": None, "eps": None, "hessian_every": None, "max_step": None,
-                        "average": None}),
-    "sdlm": ("SDLM", {"lr": 0.1, "mu": 0.1, "gamma": None}),  # h << mu here: about SGD with lr 1
-    "adagrad": ("AdaGrad", {"lr": None, "eps": None}),
-    "adadelta": ("AdaDelta", {"lr": None, "rho": None, "eps": None}),
-    "adam": ("Adam", {"lr": None, "beta1": None, "beta2": None, "eps": None}),
-}
+#: The optimizers of `sdagd train`: every row of the core's table (csrc/tables.h), by lower-case
+#: name: (class name, {hyperparameter: default or None for the class's own default}). The CLI
+#: sets its own values where a hyperparameter has no default in the table.
+_CLI_DEFAULTS = {"SGD": {"lr": 0.5}, "SDAGD": {"radius": 0.3},
+                 "SDLM": {"lr": 0.1, "mu": 0.1}}  # SDLM: h << mu here, about SGD with lr 1
+_TABLE = _core.optimizer_table()
+_OPTIMIZER_OPTIONS = {row["name"].lower(): (row["name"], {h["name"]: _CLI_DEFAULTS.get(row["name"], {}).get(h["name"])
+                                                         for h in row["hyperparameters"]})
+                      for row in _TABLE}
 _HYPERPARAMETERS = sorted({name for _, options in _OPTIMIZER_OPTIONS.values() for name in options})
+
+
+def _hyperparameter_flags(parser):
+    """One option per hyperparameter name of the table, saying which optimizers take it."""
+    for name in _HYPERPARAMETERS:
+        specs = [(row["name"].lower(), h) for row in _TABLE for h in row["hyperparameters"] if h["name"] == name]
+        takers = []
+        for opt, h in specs:
+            default = _OPTIMIZER_OPTIONS[opt][1][name]
+            if default is None and h["type"] != "optional":
+                default = h["choices"].split(",")[int(h["default"])] if h["type"] == "choice" else f"{h['default']:g}"
+            takers.append(opt + (f" (default {default})" if default is not None else ""))
+        spec = specs[0][1]
+        kwargs = {"type": float}
+        if spec["type"] == "int":
+            kwargs["type"] = _count(int(spec["low"]), int(spec["high"]),
+                                    "2**31-1" if spec["high"] == 2**31 - 1 else None)
+        elif spec["type"] == "choice":
+            kwargs = {"choices": spec["choices"].split(",")}
+        parser.add_argument("--" + name.replace("_", "-"), default=None, **kwargs,
+                            help=f"{', '.join(takers)}: {spec['doc']}")
 
 
 def _optimizer_from_args(args):
@@ -209,27 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="hidden layers (the paper: 1..5; default 5)")
     train.add_argument("--width", type=_count(1, 2**24, "2**24"), default=700,
                        help="units per hidden layer (default 700)")
-    train.add_argument("--activation", default="sigmoid", choices=["sigmoid", "relu", "tanh", "leaky_relu"])
-    train.add_argument("--output", default="sigmoid", choices=["sigmoid", "linear", "softmax"])
+    activations = _core.activation_table()  # the core's table (csrc/tables.h)
+    train.add_argument("--activation", default="sigmoid", choices=[a["name"] for a in activations if a["hidden"]])
+    train.add_argument("--output", default="sigmoid", choices=[a["name"] for a in activations if a["output"]])
     train.add_argument("--loss", default="mse", choices=["mse", "ce"])
     train.add_argument("--optimizer", default="sdagd", choices=list(_OPTIMIZER_OPTIONS),
                        help="the optimizer (default sdagd); its hyperparameters below, each only for the "
                             "optimizers named, defaults those of sdagd.optim unless stated")
-    train.add_argument("--radius", type=float, default=None, help="sdagd: radius R (default 0.3)")
-    train.add_argument("--norm", default=None, choices=["layer", "global"], help="sdagd: norm (default layer)")
-    train.add_argument("--hessian-every", type=_count(1, 2**31 - 1, "2**31-1"), default=None,
-                       help="sdagd: recompute h every N steps (default 1)")
-    train.add_argument("--max-step", type=float, default=None, help="sdagd: cap on each norm group's step length")
-    train.add_argument("--average", type=float, default=None, help="sdagd: running average of h with this weight")
-    train.add_argument("--lr", type=float, default=None,
-                       help="sgd (default 0.5), sdlm (default 0.1), adagrad, adadelta, adam: learning rate")
-    train.add_argument("--momentum", type=float, default=None, help="sgd: momentum (default 0)")
-    train.add_argument("--mu", type=float, default=None, help="sdlm: damping mu (default 0.1)")
-    train.add_argument("--gamma", type=float, default=None, help="sdlm: weight of the newest h (default 0.05)")
-    train.add_argument("--rho", type=float, default=None, help="adadelta: rho (default 0.9)")
-    train.add_argument("--beta1", type=float, default=None, help="adam: beta1 (default 0.9)")
-    train.add_argument("--beta2", type=float, default=None, help="adam: beta2 (default 0.999)")
-    train.add_argument("--eps", type=float, default=None, help="sdagd, adagrad, adadelta, adam: epsilon")
+    _hyperparameter_flags(train)
     train.add_argument("--epochs", type=_count(0), default=3)
     train.add_argument("--batch-size", type=_count(1, 2**31 - 1, "2**31-1"), default=100)
     train.add_argument("--seed", type=_count(0, 2**64 - 1, "2**64-1"), default=0)

@@ -426,20 +426,66 @@ static void Optimizer_dealloc(OptimizerObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static int Optimizer_init(OptimizerObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"net", "kind", "lr", "momentum", "radius", "eps", "norm", "hessian_every",
-                             "max_step", "mu", "gamma", "beta1", "beta2", "rho", "average", "hessian_scale",
-                             "schedule", "schedule_factor", "schedule_every", "schedule_epochs", "radius_min", NULL};
-    NetObject *net;
-    optim_config c = {0};
-    c.hessian_every = 1;
-    c.hessian_scale = 1.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!i|ddddiiddddddpdidiid", kwlist, &NetType, &net, &c.kind, &c.lr,
-                                     &c.momentum, &c.radius, &c.eps, &c.norm, &c.hessian_every, &c.max_step,
-                                     &c.mu, &c.gamma, &c.beta1, &c.beta2, &c.rho, &c.average, &c.hessian_scale,
-                                     &c.schedule, &c.schedule_factor, &c.schedule_every, &c.schedule_epochs,
-                                     &c.radius_min))
+/* An optimizer's configuration from keyword arguments named as in its table rows (tables.h),
+ * plus the schedule's: each missing one at its default. Ranges are checked by the core. */
+static const char *optimizer_name(int kind) {
+    int n;
+    const sdagd_optimizer_desc *rows = optim_table(&n);
+    return kind >= 0 && kind < n ? rows[kind].name : "?";
+}
+
+static int config_from_kwargs(int kind, PyObject *kwds, optim_config *c) {
+    if (optim_config_defaults(c, kind) != SDAGD_OK) {
+        PyErr_Format(PyExc_ValueError, "%s", sdagd_last_error());
         return -1;
+    }
+    int n_hypers;
+    const sdagd_hyper_desc *hypers = optim_hyper_table(&n_hypers);
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (kwds && PyDict_Next(kwds, &pos, &key, &value)) {
+        const char *name = PyUnicode_AsUTF8(key);
+        if (!name) return -1;
+        double v;
+        int integral = 0, found = -1;
+        for (int i = 0; i < n_hypers && found < 0; i++)
+            if (hypers[i].optimizer == kind && strcmp(hypers[i].name, name) == 0) found = i;
+        if (found >= 0) {
+            integral = hypers[found].type == HYPER_INT || hypers[found].type == HYPER_CHOICE;
+        } else if (strcmp(name, "schedule") == 0 || strcmp(name, "schedule_every") == 0 ||
+                   strcmp(name, "schedule_epochs") == 0) {
+            integral = 1;
+        } else if (strcmp(name, "schedule_factor") != 0 && strcmp(name, "step_min") != 0) {
+            PyErr_Format(PyExc_TypeError, "%s has no hyperparameter '%s'", optimizer_name(kind), name);
+            return -1;
+        }
+        if (integral) {
+            long long n = PyLong_AsLongLong(value);
+            if (n == -1 && PyErr_Occurred()) return -1;
+            if (n < INT_MIN || n > INT_MAX) {
+                PyErr_Format(PyExc_ValueError, "%s: %s must fit a C int, got %lld", optimizer_name(kind), name, n);
+                return -1;
+            }
+            v = (double)n;
+        } else {
+            v = PyFloat_AsDouble(value);
+            if (v == -1.0 && PyErr_Occurred()) return -1;
+        }
+        if (found >= 0) c->hyper[hypers[found].slot] = v;
+        else if (strcmp(name, "schedule") == 0) c->schedule = (int)v;
+        else if (strcmp(name, "schedule_every") == 0) c->schedule_every = (int)v;
+        else if (strcmp(name, "schedule_epochs") == 0) c->schedule_epochs = (int)v;
+        else if (strcmp(name, "schedule_factor") == 0) c->schedule_factor = v;
+        else c->step_min = v;
+    }
+    return 0;
+}
+
+static int Optimizer_init(OptimizerObject *self, PyObject *args, PyObject *kwds) {
+    NetObject *net;
+    int kind;
+    optim_config c;
+    if (!PyArg_ParseTuple(args, "O!i", &NetType, &net, &kind) || config_from_kwargs(kind, kwds, &c) < 0) return -1;
     if (self->busy) {
         PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise an optimizer while another thread uses it");
         return -1;
@@ -1046,8 +1092,105 @@ static PyObject *py_device_check(PyObject *module, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+/* check_optimizer(kind, **hyperparameters): ValueError with the core's message when a
+ * hyperparameter is outside its range (tables.h), else None. */
+static PyObject *py_check_optimizer(PyObject *unused, PyObject *args, PyObject *kwds) {
+    int kind;
+    optim_config c;
+    if (!PyArg_ParseTuple(args, "i", &kind) || config_from_kwargs(kind, kwds, &c) < 0) return NULL;
+    if (optim_config_check(&c) != SDAGD_OK) {
+        PyErr_SetString(PyExc_ValueError, sdagd_last_error());
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* step_at(kind, epoch, **hyperparameters): the step size (lr, or SDAGD's radius) in that
+ * epoch under the schedule, by the core's formula. */
+static PyObject *py_step_at(PyObject *unused, PyObject *args, PyObject *kwds) {
+    int kind;
+    long long epoch;
+    optim_config c;
+    if (!PyArg_ParseTuple(args, "iL", &kind, &epoch) || config_from_kwargs(kind, kwds, &c) < 0) return NULL;
+    if (optim_config_check(&c) != SDAGD_OK) {
+        PyErr_SetString(PyExc_ValueError, sdagd_last_error());
+        return NULL;
+    }
+    if (epoch < 0) {
+        PyErr_Format(PyExc_ValueError, "epoch must be >= 0, got %lld", epoch);
+        return NULL;
+    }
+    return PyFloat_FromDouble(optim_step_at(&c, (int64_t)epoch));
+}
+
+static const char *curvature_names[] = {"never", "always", "every"};
+static const char *type_names[] = {"real", "int", "choice", "optional"};
+static const char *diagnostic_names[] = {"none", "saturation", "inactive"};
+
+/* A dict from a Py_BuildValue format; NULL on failure. */
+#define ROW(...) Py_BuildValue(__VA_ARGS__)
+
+/* optimizer_table() -> tuple of dicts, one per row of tables.h, each with its hyperparameters. */
+static PyObject *py_optimizer_table(PyObject *unused, PyObject *noargs) {
+    int n, n_hypers;
+    const sdagd_optimizer_desc *rows = optim_table(&n);
+    const sdagd_hyper_desc *hypers = optim_hyper_table(&n_hypers);
+    PyObject *out = PyTuple_New(n);
+    for (int r = 0; out && r < n; r++) {
+        PyObject *list = PyList_New(0), *step_name = NULL;
+        for (int i = 0; list && i < n_hypers; i++) {
+            const sdagd_hyper_desc *h = &hypers[i];
+            if (h->optimizer != rows[r].code) continue;
+            const char *choices = h->type == HYPER_CHOICE ? optim_choice_names(h->slot) : NULL;
+            PyObject *d = ROW("{s:s,s:i,s:d,s:d,s:d,s:O,s:O,s:s,s:s,s:z,s:O}", "name", h->name, "slot", h->slot,
+                              "default", h->fallback, "low", h->low, "high", h->high, "low_closed",
+                              h->low_closed ? Py_True : Py_False, "high_closed", h->high_closed ? Py_True : Py_False,
+                              "type", type_names[h->type], "doc", h->doc, "choices", choices, "assignable", Py_True);
+            if (!d || PyList_Append(list, d) < 0) Py_CLEAR(list);
+            Py_XDECREF(d);
+            if (h->slot == rows[r].step_slot) step_name = PyUnicode_FromString(h->name);
+        }
+        PyObject *row = NULL;
+        if (list && step_name) {
+            PyObject *hp = PyList_AsTuple(list);
+            row = hp ? ROW("{s:s,s:i,s:N,s:i,s:s,s:N,s:s}", "name", rows[r].name, "code", rows[r].code,
+                           "hyperparameters", hp, "state_slabs", rows[r].slabs, "curvature",
+                           curvature_names[rows[r].curvature], "step", step_name, "state", rows[r].state)
+                     : NULL;
+            if (hp) step_name = NULL; /* stolen by the row (or freed with it) */
+        }
+        Py_XDECREF(list);
+        Py_XDECREF(step_name);
+        if (!row) Py_CLEAR(out);
+        else PyTuple_SET_ITEM(out, r, row);
+    }
+    return out;
+}
+
+/* activation_table() -> tuple of dicts, one per row of tables.h. */
+static PyObject *py_activation_table(PyObject *unused, PyObject *noargs) {
+    int n;
+    const sdagd_activation_desc *rows = activation_table(&n);
+    PyObject *out = PyTuple_New(n);
+    for (int r = 0; out && r < n; r++) {
+        PyObject *row = ROW("{s:s,s:i,s:O,s:O,s:s}", "name", rows[r].name, "code", rows[r].code, "hidden",
+                            rows[r].hidden ? Py_True : Py_False, "output", rows[r].output ? Py_True : Py_False,
+                            "diagnostic", diagnostic_names[rows[r].diagnostic]);
+        if (!row) Py_CLEAR(out);
+        else PyTuple_SET_ITEM(out, r, row);
+    }
+    return out;
+}
+#undef ROW
+
 static PyMethodDef module_methods[] = {
     {"shuffle_order", py_shuffle_order, METH_VARARGS, "shuffle_order(n, seed, epoch) -> int64 permutation"},
+    {"optimizer_table", py_optimizer_table, METH_NOARGS, "the optimizers of csrc/tables.h, with their hyperparameters"},
+    {"activation_table", py_activation_table, METH_NOARGS, "the activations of csrc/tables.h"},
+    {"check_optimizer", (PyCFunction)(void (*)(void))py_check_optimizer, METH_VARARGS | METH_KEYWORDS,
+     "check_optimizer(kind, **hyperparameters): ValueError unless each is within its range"},
+    {"step_at", (PyCFunction)(void (*)(void))py_step_at, METH_VARARGS | METH_KEYWORDS,
+     "step_at(kind, epoch, **hyperparameters): the step size in that epoch under the schedule"},
     {"set_num_threads", py_set_num_threads, METH_O, "set the CPU threads; returns the previous number"},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "CPU threads in use"},
     {"blas_info", py_blas_info, METH_NOARGS, "the BLAS library and kernels in use"},
@@ -1079,28 +1222,37 @@ static int add_codes(PyObject *m, const char *name, const char *const *names, co
     return rc;
 }
 
+/* name -> code dicts of the table's optimizers, or of its activations usable as hidden
+ * (which = 0) or output (which = 1) */
+static int add_table_codes(PyObject *m, const char *dict_name, int which) {
+    const char *names[64];
+    int codes[64], n = 0, rows;
+    if (which < 0) {
+        const sdagd_optimizer_desc *t = optim_table(&rows);
+        for (int i = 0; i < rows && n < 64; i++, n++) names[n] = t[i].name, codes[n] = t[i].code;
+    } else {
+        const sdagd_activation_desc *t = activation_table(&rows);
+        for (int i = 0; i < rows && n < 64; i++)
+            if (which ? t[i].output : t[i].hidden) names[n] = t[i].name, codes[n++] = t[i].code;
+    }
+    return add_codes(m, dict_name, names, codes, n);
+}
+
 static int add_all_codes(PyObject *m) {
-    static const char *hidden[] = {"sigmoid", "relu", "tanh", "leaky_relu"};
-    static const int hidden_c[] = {ACT_SIGMOID, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU};
-    static const char *output[] = {"sigmoid", "linear", "softmax"};
-    static const int output_c[] = {ACT_SIGMOID, ACT_LINEAR, ACT_SOFTMAX};
     static const char *loss[] = {"mse", "ce"};
     static const int loss_c[] = {LOSS_MSE, LOSS_CE};
     static const char *init[] = {"xavier", "he"};
     static const int init_c[] = {INIT_XAVIER_UNIFORM, INIT_HE_NORMAL};
     static const char *device[] = {"cpu", "cuda"};
     static const int device_c[] = {DEVICE_CPU, DEVICE_CUDA};
-    static const char *opt[] = {"SGD", "SDAGD", "SDLM", "AdaGrad", "AdaDelta", "Adam"};
-    static const int opt_c[] = {OPT_SGD, OPT_SDAGD, OPT_SDLM, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAM};
     static const char *norm[] = {"layer", "global"};
     static const int norm_c[] = {NORM_LAYER, NORM_GLOBAL};
     static const char *schedule[] = {"constant", "step", "cosine"};
     static const int schedule_c[] = {SCHEDULE_CONSTANT, SCHEDULE_STEP, SCHEDULE_COSINE};
-    return add_codes(m, "HIDDEN_ACTIVATIONS", hidden, hidden_c, 4) < 0 ||
-                   add_codes(m, "OUTPUT_ACTIVATIONS", output, output_c, 3) < 0 ||
+    return add_table_codes(m, "HIDDEN_ACTIVATIONS", 0) < 0 || add_table_codes(m, "OUTPUT_ACTIVATIONS", 1) < 0 ||
                    add_codes(m, "LOSSES", loss, loss_c, 2) < 0 || add_codes(m, "INITS", init, init_c, 2) < 0 ||
                    add_codes(m, "DEVICES", device, device_c, 2) < 0 ||
-                   add_codes(m, "OPTIMIZERS", opt, opt_c, 6) < 0 || add_codes(m, "NORMS", norm, norm_c, 2) < 0 ||
+                   add_table_codes(m, "OPTIMIZERS", -1) < 0 || add_codes(m, "NORMS", norm, norm_c, 2) < 0 ||
                    add_codes(m, "SCHEDULES", schedule, schedule_c, 3) < 0
                ? -1
                : 0;

@@ -5,6 +5,8 @@ import json
 import math
 from typing import TYPE_CHECKING
 
+from . import _core
+
 if TYPE_CHECKING:  # pandas is optional: imported by to_frame() only when called
     import pandas
 
@@ -36,8 +38,9 @@ COLUMNS = (
 #: epoch is marked stalled. Healthy runs of the paper's nets stay below 0.7 (RESULTS.md).
 STALL_SHARE = 0.95
 
-_SATURATING = ("sigmoid", "tanh")
-_RECTIFYING = ("relu", "leaky_relu")
+# Which diagnostic each activation gets: the core's table (csrc/tables.h).
+_SATURATING = tuple(a["name"] for a in _core.activation_table() if a["diagnostic"] == "saturation")
+_RECTIFYING = tuple(a["name"] for a in _core.activation_table() if a["diagnostic"] == "inactive")
 
 
 def diagnostics(stats, activation, widths):

@@ -1,8 +1,9 @@
-"""Optimizers: SGD, SDAGD, SDLM, AdaGrad, AdaDelta and Adam.
+"""Optimizers: SGD, SDAGD, SDLM, AdaGrad, AdaDelta, Adam, and every other optimizer of the
+core's table (csrc/tables.h; :data:`TABLE`), each with a class.
 
-Each class holds validated hyperparameters; the update itself runs in the C core
-(``csrc/optim.c``) over the flat parameter slab. The numerical state (momentum, running
-averages, step count) is created when the optimizer is first used with a network and stays
+Each class holds validated hyperparameters (names, defaults and ranges from the table); the
+update itself runs in the C core (``csrc/optim.c``, ``csrc/kernels.h``) over the flat
+parameter slab. The numerical state (momentum, running averages, step count) is created when the optimizer is first used with a network and stays
 bound to that network: it lives with the training run, and :meth:`sdagd.MLP.save` stores it so
 that a resumed fit continues bit for bit.
 
@@ -26,19 +27,22 @@ Example
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
 
 from . import _core
 
-__all__ = ["Optimizer", "SGD", "SDAGD", "SDLM", "AdaGrad", "AdaDelta", "Adam", "from_config"]
+# The optimizers of the core's table (csrc/tables.h), by name: code, hyperparameters with
+# defaults and ranges, state, when they need the curvature and which hyperparameter is the
+# step size. Everything below about a hyperparameter comes from these rows.
+__all__ = ["Optimizer", "SGD", "SDAGD", "SDLM", "AdaGrad", "AdaDelta", "Adam", "TABLE", "from_config",
+           "curvature_schedule"]
 
-# The core's codes (csrc/sdagd.h), by name.
-_KIND = _core.OPTIMIZERS
-_NORM = _core.NORMS
+TABLE = {row["name"]: row for row in _core.optimizer_table()}
+_KIND = {name: row["code"] for name, row in TABLE.items()}
 _SCHEDULE = _core.SCHEDULES
-
 
 def _number(name, value, cls):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -77,6 +81,55 @@ def _in_unit_interval(name, value, cls, *, closed_high=False, open_low=False):
     return value
 
 
+def _spec(kind, name):
+    return next(h for h in TABLE[kind]["hyperparameters"] if h["name"] == name)
+
+
+def _required(spec) -> bool:
+    """A hyperparameter without a usable default (SGD's lr, SDAGD's radius, SDLM's mu): the
+    table's default lies outside its range."""
+    if spec["type"] in ("optional", "choice"):
+        return False
+    v, lo, hi = spec["default"], spec["low"], spec["high"]
+    return not ((v >= lo if spec["low_closed"] else v > lo) and (v <= hi if spec["high_closed"] else v < hi))
+
+
+def _checked(kind, name, value):
+    """``value`` for hyperparameter ``name`` of optimizer ``kind``, converted and checked against the
+    table's range (the core checks the same range again when it makes the optimizer); the
+    messages say what is wrong and what is allowed."""
+    spec = _spec(kind, name)
+    lo, hi = spec["low"], spec["high"]
+    if spec["type"] == "choice":
+        choices = spec["choices"].split(",")
+        if not isinstance(value, str) or value not in choices:  # a list would fail with "unhashable type"
+            raise ValueError(f"{kind}: invalid {name} {value!r}; choose {' or '.join(map(repr, choices))}")
+        return value
+    if spec["type"] == "int":
+        # The core keeps it in a C int: checked here, not at first use.
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+            top = "2**31-1" if hi == 2**31 - 1 else f"{hi:.0f}"
+            raise ValueError(f"{kind}: invalid {name} {value!r}; it must be an integer from {lo:.0f} to {top}")
+        return int(value)
+    if spec["type"] == "optional" and value is None:
+        return None
+    if lo == 0 and not spec["low_closed"] and math.isinf(hi):
+        return _positive(name, value, kind)
+    return _in_interval(name, value, kind, lo, hi, spec["low_closed"], spec["high_closed"])
+
+
+def _in_interval(name, value, cls, low, high, low_closed, high_closed):
+    """A number in the interval, also after rounding to float32 (what the kernels use)."""
+    if (low, high) == (0.0, 1.0):
+        return _in_unit_interval(name, value, cls, closed_high=high_closed, open_low=not low_closed)
+    value = _number(name, value, cls)
+    interval = f"{'[' if low_closed else '('}{low:g}, {high:g}{']' if high_closed else ')'}"
+    ok = (value >= low if low_closed else value > low) and (value <= high if high_closed else value < high)
+    if not ok:
+        raise ValueError(f"{cls}: invalid {name} {value!r}; it must be in {interval}")
+    return value
+
+
 class Optimizer:
     """Base class: hyperparameters, the binding to one network, and the state in the C core.
 
@@ -84,8 +137,6 @@ class Optimizer:
     them, e.g. to change defaults) can be used: an optimizer of a new kind would need a C
     update rule, and subclassing :class:`Optimizer` directly raises TypeError.
     """
-
-    needs_hessian = False
 
     def __init__(self, **hyperparameters):
         # The core's kind: the nearest class of this module in the MRO, so that a subclass of
@@ -97,13 +148,40 @@ class Optimizer:
                             f"{', '.join(_KIND)}; subclass one of those (e.g. to change its defaults) "
                             f"rather than Optimizer itself")
         self._hyper = hyperparameters
+        # The core checks every range again, from the same table (its message, should a check
+        # above ever be missing).
+        _core.check_optimizer(_KIND[self._kind], **self._core_kwargs())
         self._core = None      # _core.Optimizer, made on first use
         self._net_core = None  # the _core.Net that state belongs to
 
     @property
     def name(self) -> str:
-        """The algorithm: one of SGD, SDAGD, SDLM, AdaGrad, AdaDelta, Adam (also for subclasses)."""
+        """The algorithm: a name of :data:`TABLE` (SGD, SDAGD, ...; also for subclasses)."""
         return self._kind
+
+    @property
+    def needs_hessian(self) -> bool:
+        """Whether this optimizer uses the truncated Hessian diagonal h (the core's table says when:
+        every step, every ``hessian_every`` steps, or never)."""
+        return TABLE[self._kind]["curvature"] != "never"
+
+    @property
+    def curvature(self) -> str:
+        """When h is computed for it: ``"always"``, ``"every N"`` or ``"none"`` (networks trained
+        together by :func:`sdagd.fit_many` share the curvature pass when these agree)."""
+        return curvature_schedule(self.config())
+
+    @property
+    def step_name(self) -> str:
+        """The hyperparameter a schedule acts on: ``"lr"``, or ``"radius"`` for SDAGD."""
+        return TABLE[self._kind]["step"]
+
+    def step_at(self, epoch: int) -> float:
+        """The step size (:attr:`step_name`) in epoch ``epoch`` (0-based) under the schedule, as the
+        core computes it (docs/algorithms.md section 5.3)."""
+        return _core.step_at(_KIND[self._kind], epoch, **self._core_kwargs())
+
+    lr_at = step_at
 
     @property
     def hyperparameters(self) -> dict:
@@ -115,7 +193,15 @@ class Optimizer:
         return {"name": self.name, **self._hyper}
 
     def _core_kwargs(self) -> dict:
-        return dict(self._hyper)
+        """The hyperparameters as the core's table names them (choices as codes, None as 0)."""
+        kwargs = {}
+        for spec in TABLE[self._kind]["hyperparameters"]:
+            value = self._hyper.get(spec["name"], None if spec["type"] == "optional" else spec["default"])
+            if spec["type"] == "choice":
+                value = spec["choices"].split(",").index(value)
+            kwargs[spec["name"]] = 0.0 if value is None else value
+        kwargs.update(_schedule_kwargs(self._hyper.get("schedule"), self.step_name))
+        return kwargs
 
     def _bind(self, net_core):
         """The C-core optimizer for ``net_core``, made on first use."""
@@ -227,13 +313,18 @@ class SGD(Optimizer):
         Learning rate, > 0.
     momentum : float, default 0
         In [0, 1).
+    schedule : dict or None, default None
+        A schedule of lr over the epochs, as SDAGD's of its radius (key ``lr_min`` for the
+        cosine's floor): e.g. ``{"kind": "cosine", "epochs": 20, "lr_min": 0.0}``.
     """
 
     lr = _hyperparameter("lr")
     momentum = _hyperparameter("momentum")
+    schedule = _hyperparameter("schedule")
 
-    def __init__(self, lr: float, momentum: float = 0.0):
-        super().__init__(lr=_positive("lr", lr, "SGD"), momentum=_in_unit_interval("momentum", momentum, "SGD"))
+    def __init__(self, lr: float, momentum: float = 0.0, schedule: dict | None = None):
+        super().__init__(**_with_schedule("SGD", dict(lr=_checked("SGD", "lr", lr),
+                                                       momentum=_checked("SGD", "momentum", momentum)), schedule))
 
 
 class SDAGD(Optimizer):
@@ -296,84 +387,70 @@ class SDAGD(Optimizer):
     def __init__(self, radius: float, eps: float = 1e-8, norm: str = "layer", hessian_every: int = 1,
                  max_step: float | None = None, schedule: dict | None = None, average: float | None = None,
                  hessian_scale: float = 1.0):
-        if not isinstance(norm, str) or norm not in _NORM:  # a list would fail with "unhashable type"
-            raise ValueError(f"SDAGD: invalid norm {norm!r}; choose 'layer' or 'global'")
-        # The core keeps hessian_every in a C int: checked here, not at first use.
-        if (isinstance(hessian_every, bool) or not isinstance(hessian_every, (int, np.integer))
-                or not 1 <= hessian_every <= 2**31 - 1):
-            raise ValueError(f"SDAGD: invalid hessian_every {hessian_every!r}; it must be an integer from 1 "
-                             f"to 2**31-1")
-        if max_step is not None:
-            max_step = _positive("max_step", max_step, "SDAGD")
-        radius = _positive("radius", radius, "SDAGD")
-        schedule = _check_schedule(schedule, radius)
-        if average is not None:
-            average = _in_unit_interval("average (the running average's weight)", average, "SDAGD",
-                                        closed_high=True, open_low=True)
-        hessian_scale = _positive("hessian_scale", hessian_scale, "SDAGD")
-        hyper = dict(radius=radius, eps=_positive("eps", eps, "SDAGD"), norm=norm,
-                     hessian_every=int(hessian_every), max_step=max_step)
-        # The options appear in config() only when used, so the paper's SDAGD keeps its records.
-        for name, value, default in [("schedule", schedule, None), ("average", average, None),
-                                     ("hessian_scale", hessian_scale, 1.0)]:
-            if value != default:
-                hyper[name] = value
-        super().__init__(**hyper)
+        hyper = {name: _checked("SDAGD", name, value) for name, value in
+                 [("norm", norm), ("hessian_every", hessian_every), ("max_step", max_step), ("radius", radius),
+                  ("average", average), ("hessian_scale", hessian_scale), ("eps", eps)]}
+        hyper = _with_schedule("SDAGD", hyper, schedule)
+        # The options appear in config() only when used, so the paper's SDAGD keeps its records
+        # (in the order they always had).
+        options = [("schedule", None), ("average", None), ("hessian_scale", 1.0)]
+        ordered = {name: hyper[name] for name in ("radius", "eps", "norm", "hessian_every", "max_step")}
+        ordered.update((name, hyper[name]) for name, default in options if hyper.get(name, default) != default)
+        super().__init__(**ordered)
 
     def radius_at(self, epoch: int) -> float:
-        """R in epoch ``epoch`` (0-based) under the schedule (the same formula the core uses)."""
-        R, s = self._hyper["radius"], self._hyper.get("schedule")
-        if s is None:
-            return R
-        if s["kind"] == "step":
-            return R * s["factor"] ** (epoch // s["every"])
-        e = min(epoch, s["epochs"])
-        return s["radius_min"] + (R - s["radius_min"]) * (1 + math.cos(math.pi * e / s["epochs"])) / 2
-
-    def _core_kwargs(self):
-        h = self._hyper
-        kwargs = dict(radius=h["radius"], eps=h["eps"], norm=_NORM[h["norm"]], hessian_every=h["hessian_every"],
-                      max_step=h["max_step"] or 0.0, hessian_scale=h.get("hessian_scale", 1.0))
-        if h.get("average") is not None:
-            kwargs.update(average=True, gamma=h["average"])
-        s = h.get("schedule")
-        if s is not None:
-            kwargs["schedule"] = _SCHEDULE[s["kind"]]
-            if s["kind"] == "step":
-                kwargs.update(schedule_factor=s["factor"], schedule_every=s["every"])
-            else:
-                kwargs.update(schedule_epochs=s["epochs"], radius_min=s["radius_min"])
-        return kwargs
+        """R in epoch ``epoch`` (0-based) under the schedule (the core's formula: :meth:`step_at`)."""
+        return self.step_at(epoch)
 
 
-def _check_schedule(schedule, radius):
-    """A validated, JSON-able copy of an SDAGD radius schedule (or None)."""
+def _with_schedule(kind, hyper, schedule):
+    """``hyper`` with a validated schedule of the step size added when one is given."""
+    step = TABLE[kind]["step"]
+    schedule = _check_schedule(schedule, hyper[step], kind, step)
+    if schedule is not None:
+        hyper["schedule"] = schedule
+    return hyper
+
+
+def _schedule_kwargs(schedule, step):
+    """A schedule as the core's keyword arguments."""
+    if schedule is None:
+        return {}
+    if schedule["kind"] == "step":
+        return dict(schedule=_SCHEDULE["step"], schedule_factor=schedule["factor"], schedule_every=schedule["every"])
+    return dict(schedule=_SCHEDULE["cosine"], schedule_epochs=schedule["epochs"], step_min=schedule[f"{step}_min"])
+
+
+def _check_schedule(schedule, value, cls, step):
+    """A validated, JSON-able copy of a schedule of the step size ``step`` (lr, or SDAGD's
+    radius, whose current value is ``value``), or None."""
     if schedule is None:
         return None
+    low = f"{step}_min"
     if not isinstance(schedule, dict) or schedule.get("kind") not in ("step", "cosine"):
-        raise ValueError(f"SDAGD: invalid schedule {schedule!r}; use None, {{'kind': 'step', 'factor': f, "
-                         f"'every': n}} or {{'kind': 'cosine', 'epochs': E, 'radius_min': r}}")
+        raise ValueError(f"{cls}: invalid schedule {schedule!r}; use None, {{'kind': 'step', 'factor': f, "
+                         f"'every': n}} or {{'kind': 'cosine', 'epochs': E, '{low}': r}}")
     kind = schedule["kind"]
-    expected = {"step": {"kind", "factor", "every"}, "cosine": {"kind", "epochs", "radius_min"}}[kind]
+    expected = {"step": {"kind", "factor", "every"}, "cosine": {"kind", "epochs", low}}[kind]
     if set(schedule) != expected:
-        raise ValueError(f"SDAGD: a {kind} schedule takes exactly the keys {sorted(expected)}, got {sorted(schedule)}")
+        raise ValueError(f"{cls}: a {kind} schedule takes exactly the keys {sorted(expected)}, got {sorted(schedule)}")
 
     def count(name):
         value = schedule[name]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value < 2**31:
-            raise ValueError(f"SDAGD: schedule {name} must be an integer in [1, 2**31), got {value!r}")
+            raise ValueError(f"{cls}: schedule {name} must be an integer in [1, 2**31), got {value!r}")
         return int(value)
 
     if kind == "step":
-        factor = _number("schedule factor", schedule["factor"], "SDAGD")
+        factor = _number("schedule factor", schedule["factor"], cls)
         if not _F32_TINY <= factor <= 1:  # a factor below float32's smallest normal is 0 to the core
-            raise ValueError(f"SDAGD: schedule factor must be in (0, 1] (at least {_F32_TINY:.4g} in float32, "
+            raise ValueError(f"{cls}: schedule factor must be in (0, 1] (at least {_F32_TINY:.4g} in float32, "
                              f"the core's precision), got {factor!r}")
         return {"kind": "step", "factor": factor, "every": count("every")}
-    r_min = _number("schedule radius_min", schedule["radius_min"], "SDAGD")
-    if not 0 <= r_min <= radius:
-        raise ValueError(f"SDAGD: schedule radius_min must be in [0, radius={radius}], got {r_min!r}")
-    return {"kind": "cosine", "epochs": count("epochs"), "radius_min": r_min}
+    floor = _number(f"schedule {low}", schedule[low], cls)
+    if not 0 <= floor <= value:
+        raise ValueError(f"{cls}: schedule {low} must be in [0, {step}={value}], got {floor!r}")
+    return {"kind": "cosine", "epochs": count("epochs"), low: floor}
 
 
 class SDLM(Optimizer):
@@ -391,68 +468,151 @@ class SDLM(Optimizer):
         Damping added to ``hbar``, > 0 (bounds the step where the curvature is tiny).
     gamma : float, default 0.05
         Weight of the newest ``h`` in the running average, in (0, 1].
+    schedule : dict or None, default None
+        A schedule of lr, as :class:`SGD`'s.
     """
 
-    needs_hessian = True
     lr = _hyperparameter("lr")
     mu = _hyperparameter("mu")
     gamma = _hyperparameter("gamma")
+    schedule = _hyperparameter("schedule")
 
-    def __init__(self, lr: float, mu: float, gamma: float = 0.05):
-        gamma = _in_unit_interval("gamma", gamma, "SDLM", closed_high=True, open_low=True)
-        super().__init__(lr=_positive("lr", lr, "SDLM"), mu=_positive("mu", mu, "SDLM"), gamma=gamma)
+    def __init__(self, lr: float, mu: float, gamma: float = 0.05, schedule: dict | None = None):
+        gamma = _checked("SDLM", "gamma", gamma)
+        hyper = dict(lr=_checked("SDLM", "lr", lr), mu=_checked("SDLM", "mu", mu), gamma=gamma)
+        super().__init__(**_with_schedule("SDLM", hyper, schedule))
 
 
 class AdaGrad(Optimizer):
     """AdaGrad (Duchi et al. 2011) as torch.optim.Adagrad (no lr decay, zero initial sum):
-    ``s <- s + g^2; theta <- theta - lr * g / (sqrt(s) + eps)``."""
+    ``s <- s + g^2; theta <- theta - lr * g / (sqrt(s) + eps)``. ``schedule``: of lr, as
+    :class:`SGD`'s."""
 
     lr = _hyperparameter("lr")
     eps = _hyperparameter("eps")
+    schedule = _hyperparameter("schedule")
 
-    def __init__(self, lr: float = 1e-2, eps: float = 1e-10):
-        super().__init__(lr=_positive("lr", lr, "AdaGrad"), eps=_positive("eps", eps, "AdaGrad"))
+    def __init__(self, lr: float = 1e-2, eps: float = 1e-10, schedule: dict | None = None):
+        hyper = dict(lr=_checked("AdaGrad", "lr", lr), eps=_checked("AdaGrad", "eps", eps))
+        super().__init__(**_with_schedule("AdaGrad", hyper, schedule))
 
 
 class AdaDelta(Optimizer):
     """AdaDelta (Zeiler 2012) as torch.optim.Adadelta:
     ``v <- rho v + (1-rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) * g;
-    u <- rho u + (1-rho) d^2; theta <- theta - lr * d``."""
+    u <- rho u + (1-rho) d^2; theta <- theta - lr * d``. ``schedule``: of lr, as :class:`SGD`'s."""
 
     lr = _hyperparameter("lr")
     rho = _hyperparameter("rho")
     eps = _hyperparameter("eps")
+    schedule = _hyperparameter("schedule")
 
-    def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6):
-        super().__init__(lr=_positive("lr", lr, "AdaDelta"), rho=_in_unit_interval("rho", rho, "AdaDelta"),
-                         eps=_positive("eps", eps, "AdaDelta"))
+    def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, schedule: dict | None = None):
+        hyper = dict(lr=_checked("AdaDelta", "lr", lr), rho=_checked("AdaDelta", "rho", rho),
+                     eps=_checked("AdaDelta", "eps", eps))
+        super().__init__(**_with_schedule("AdaDelta", hyper, schedule))
 
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2014) as torch.optim.Adam (bias-corrected, no weight decay):
     ``m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2;
-    theta <- theta - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)``."""
+    theta <- theta - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)``. ``schedule``: of lr,
+    as :class:`SGD`'s."""
 
     lr = _hyperparameter("lr")
     betas = _hyperparameter("betas")
     eps = _hyperparameter("eps")
+    schedule = _hyperparameter("schedule")
 
-    def __init__(self, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(self, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 schedule: dict | None = None):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
-        b1, b2 = (_in_unit_interval(f"beta{i + 1}", b, "Adam") for i, b in enumerate(betas))
-        super().__init__(lr=_positive("lr", lr, "Adam"), betas=(b1, b2), eps=_positive("eps", eps, "Adam"))
+        b1, b2 = (_checked("Adam", f"beta{i + 1}", b) for i, b in enumerate(betas))
+        hyper = dict(lr=_checked("Adam", "lr", lr), betas=(b1, b2), eps=_checked("Adam", "eps", eps))
+        super().__init__(**_with_schedule("Adam", hyper, schedule))
 
     def config(self) -> dict:
-        return {"name": self.name, "lr": self._hyper["lr"], "betas": list(self._hyper["betas"]),
-                "eps": self._hyper["eps"]}
+        out = {"name": self.name, "lr": self._hyper["lr"], "betas": list(self._hyper["betas"]),
+               "eps": self._hyper["eps"]}
+        if "schedule" in self._hyper:
+            out["schedule"] = self._hyper["schedule"]
+        return out
 
     def _core_kwargs(self):
         h = self._hyper
-        return dict(lr=h["lr"], beta1=h["betas"][0], beta2=h["betas"][1], eps=h["eps"])
+        kwargs = dict(lr=h["lr"], beta1=h["betas"][0], beta2=h["betas"][1], eps=h["eps"])
+        kwargs.update(_schedule_kwargs(h.get("schedule"), "lr"))
+        return kwargs
+
+
+def _class_from_row(row):
+    """An optimizer class made from its row of the core's table alone (one without a
+    hand-written class above): keyword arguments, defaults, checks, attributes and docs all
+    from the row. E.g. RMSprop."""
+    kind, specs = row["name"], row["hyperparameters"]
+
+    def __init__(self, schedule=None, **given):
+        unknown = sorted(set(given) - {h["name"] for h in specs})
+        if unknown:
+            raise TypeError(f"{kind}: unknown hyperparameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                            f"it takes {', '.join(h['name'] for h in specs)} and schedule")
+        hyper = {}
+        for h in specs:
+            if h["name"] in given:
+                hyper[h["name"]] = _checked(kind, h["name"], given[h["name"]])
+            elif _required(h):
+                raise TypeError(f"{kind}: missing the hyperparameter {h['name']} ({h['doc']})")
+            else:
+                default = h["default"]
+                if h["type"] == "choice":
+                    default = h["choices"].split(",")[int(default)]
+                elif h["type"] == "int":
+                    default = int(default)
+                elif h["type"] == "optional" and default == 0:
+                    default = None
+                hyper[h["name"]] = default
+        Optimizer.__init__(self, **_with_schedule(kind, hyper, schedule))
+
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    for h in specs:
+        default = inspect.Parameter.empty if _required(h) else h["default"]
+        params.append(inspect.Parameter(h["name"], inspect.Parameter.KEYWORD_ONLY, default=default))
+    params.append(inspect.Parameter("schedule", inspect.Parameter.KEYWORD_ONLY, default=None))
+    __init__.__signature__ = inspect.Signature(params)
+    lines = [f"{kind}, made from the core's table (csrc/tables.h; formula in docs/algorithms.md section 5).",
+             "", "Parameters", "----------"]
+    for h in specs:
+        lines += [f"{h['name']} : {h['type']}" + ("" if _required(h) else f", default {h['default']:g}"),
+                  f"    {h['doc']}"]
+    lines += ["schedule : dict or None, default None", f"    A schedule of {row['step']}, as :class:`SGD`'s."]
+    attrs = {"__init__": __init__, "__doc__": "\n".join(lines), "__module__": __name__, "__qualname__": kind}
+    attrs.update({h["name"]: _hyperparameter(h["name"]) for h in specs})
+    attrs["schedule"] = _hyperparameter("schedule")
+    return type(kind, (Optimizer,), attrs)
 
 
 _CLASSES = {cls.__name__: cls for cls in (SGD, SDAGD, SDLM, AdaGrad, AdaDelta, Adam)}
+# Every optimizer of the core's table has a class: the hand-written ones above (for their
+# docs and argument forms), the others made from their rows.
+for _name, _row in TABLE.items():
+    if _name not in _CLASSES:
+        _CLASSES[_name] = globals()[_name] = _class_from_row(_row)
+        __all__.append(_name)
+del _name, _row
+
+
+def curvature_schedule(config: dict) -> str:
+    """When the optimizer of ``config`` (from :meth:`Optimizer.config`) needs the Hessian diagonal:
+    ``"always"``, ``"every N"`` or ``"none"``, from the core's table."""
+    row = TABLE.get(config.get("name"))
+    need = row["curvature"] if row else "never"
+    if need == "always":
+        return "always"
+    if need == "every":
+        every = config.get("hessian_every", 1)
+        return "always" if every == 1 else f"every {every}"
+    return "none"
 
 
 def from_config(config: dict) -> Optimizer:

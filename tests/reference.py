@@ -10,6 +10,8 @@ X      : (B, n_in) inputs;  y : (B,) integer labels;  D : one-hot targets of wid
 Per-sample vectors of the spec (a_l, h_l, delta_l, s_l) are stored as rows: shape (B, n_l).
 """
 
+import math
+
 import numpy as np
 
 HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "leaky_relu")
@@ -263,6 +265,19 @@ def _check_match(params, other, what):
             raise ValueError(f"{what} shapes do not match params")
 
 
+def scheduled(value, schedule, epoch, step="lr"):
+    """The step size (lr, or SDAGD's radius) in epoch `epoch` (0-based) under a schedule
+    (docs/algorithms.md section 5.3), in float64: None keeps `value`; {"kind": "step",
+    "factor": f, "every": n} gives value * f**(epoch // n); {"kind": "cosine", "epochs": E,
+    "<step>_min": m} gives m + (value - m) (1 + cos(pi min(epoch, E) / E)) / 2."""
+    if schedule is None:
+        return float(value)
+    if schedule["kind"] == "step":
+        return float(value) * float(schedule["factor"]) ** (epoch // schedule["every"])
+    low, E = float(schedule[f"{step}_min"]), schedule["epochs"]
+    return low + (float(value) - low) * (1.0 + math.cos(math.pi * min(epoch, E) / E)) / 2.0
+
+
 class SGD:
     """theta -= lr * g; with momentum: m <- momentum*m + g (m0 = 0), theta -= lr*m."""
 
@@ -506,3 +521,26 @@ class AdaDelta(_Elementwise):
         u = rho * u + (1 - rho) * delta * delta
         theta = theta - self.lr * delta
         return theta, (v, u)
+
+
+class RMSprop(_Elementwise):
+    """torch.optim.RMSprop, not centered, no momentum, no weight decay (rho is torch's alpha):
+    v = rho v + (1-rho) g^2; theta -= lr * g / (sqrt(v) + eps)."""
+
+    _state_names = ("v",)
+
+    def __init__(self, lr=1e-2, rho=0.99, eps=1e-8):
+        self.lr = float(lr)
+        self.rho = float(rho)
+        self.eps = float(eps)
+        self.v = None
+        self.t = 0
+
+    def _pre_step(self):
+        self.t += 1
+
+    def _update(self, theta, g, st):
+        (v,) = st
+        v = self.rho * v + (1 - self.rho) * g * g
+        theta = theta - self.lr * g / (np.sqrt(v) + self.eps)
+        return theta, (v,)

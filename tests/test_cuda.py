@@ -14,7 +14,9 @@ gradient), so after 20 optimizer steps the parameters and optimizer state are co
 1e-3 relative in norm, and after a whole MNIST epoch at 1e-2, with the test error within half
 a percentage point.
 """
+import functools
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -22,11 +24,15 @@ import pytest
 import sdagd
 from sdagd import optim
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from table_cases import from_table  # noqa: E402
+
 AVAILABLE, WHY = sdagd.device_available("cuda")
 gpu = pytest.mark.skipif(not AVAILABLE, reason=f"no usable CUDA GPU: {WHY}")
 
-ACTIVATIONS = ["sigmoid", "relu", "tanh", "leaky_relu"]
-OUTPUTS = [("sigmoid", "mse"), ("linear", "mse"), ("softmax", "ce")]
+# The core's activation table (csrc/tables.h): every hidden activation, every output with its loss.
+ACTIVATIONS = [a["name"] for a in sdagd._core.activation_table() if a["hidden"]]
+OUTPUTS = [(a["name"], "ce" if a["name"] == "softmax" else "mse") for a in sdagd._core.activation_table() if a["output"]]
 SIZES = [20, 16, 12, 5]
 
 
@@ -102,17 +108,15 @@ def test_forward_loss_gradient_hessian_match_cpu(activation, output, loss):
         assert rel_err(hd[0], hc[0]) < 1e-4 and rel_err(hd[1], hc[1]) < 1e-4
 
 
-OPTIMIZERS = {
-    "SGD": lambda: optim.SGD(lr=0.5),
+# Every optimizer of the core's table (csrc/tables.h) at its defaults, then variants that reach
+# other branches of the update (momentum, the norms, max_step, hessian_every, the average).
+OPTIMIZERS = {name: functools.partial(from_table, name) for name in optim.TABLE}
+OPTIMIZERS.update({
     "SGD-momentum": lambda: optim.SGD(lr=0.2, momentum=0.9),
-    "SDAGD-layer": lambda: optim.SDAGD(radius=0.3),
     "SDAGD-global-max_step": lambda: optim.SDAGD(radius=1.0, norm="global", max_step=0.05),
     "SDAGD-every3-average": lambda: optim.SDAGD(radius=0.3, hessian_every=3, average=0.2),
-    "SDLM": lambda: optim.SDLM(lr=0.1, mu=0.05),
-    "AdaGrad": lambda: optim.AdaGrad(),
-    "AdaDelta": lambda: optim.AdaDelta(),
-    "Adam": lambda: optim.Adam(),
-}
+    "SDLM-mu": lambda: optim.SDLM(lr=0.1, mu=0.05),
+})
 
 
 @gpu

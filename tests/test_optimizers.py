@@ -63,6 +63,9 @@ OPTIMIZERS = [
     case("Adam", lambda: optim.Adam(), lambda: ref.Adam(), False, ["m", "v"]),
     case("Adam-custom", lambda: optim.Adam(lr=0.02, betas=(0.8, 0.95), eps=1e-5),
          lambda: ref.Adam(0.02, (0.8, 0.95), 1e-5), False, ["m", "v"]),
+    case("RMSprop", lambda: optim.RMSprop(), lambda: ref.RMSprop(), False, ["v"]),
+    case("RMSprop-custom", lambda: optim.RMSprop(lr=0.05, rho=0.7, eps=1e-4),
+         lambda: ref.RMSprop(0.05, 0.7, 1e-4), False, ["v"]),
 ]
 
 
@@ -198,10 +201,10 @@ def test_sdagd_global_tiny_radius_steps_R_in_total(net_kind):
 
 
 def test_adadelta_update_rule_in_the_core_without_rho():
-    """The core's AdaDelta loop through the private binding with rho left at its C default 0
-    (an edge of the rule: v and u hold only the newest values)."""
+    """The core's AdaDelta loop through the private binding with rho = 0 (an edge of the rule: v
+    and u hold only the newest values). (The binding's defaults are the table's, rho 0.9.)"""
     net = make_net("sigmoid-mse", seed=9)
-    core_opt = sdagd._core.Optimizer(net._net, sdagd._core.OPTIMIZERS["AdaDelta"], lr=0.5, eps=1e-4)
+    core_opt = sdagd._core.Optimizer(net._net, sdagd._core.OPTIMIZERS["AdaDelta"], lr=0.5, eps=1e-4, rho=0.0)
     oracle = ref.AdaDelta(lr=0.5, rho=0.0, eps=1e-4)
     theta = f64_params(net)
     trainer = sdagd._core.Trainer([net._net], [core_opt])
@@ -445,3 +448,68 @@ def test_sdagd_options_round_trip_through_config():
     again = optim.from_config(opt.config())
     assert again.config() == opt.config()
     assert "schedule" not in optim.SDAGD(radius=0.3).config()  # the paper's SDAGD keeps its records
+
+
+# ------------------------------------------------------------------------------ schedules of any step size
+
+@pytest.mark.parametrize("make_core,make_ref,step,schedule", [
+    (lambda s: optim.SGD(lr=0.5, schedule=s), lambda: ref.SGD(0.5), "lr",
+     {"kind": "cosine", "epochs": 3, "lr_min": 0.05}),
+    (lambda s: optim.SGD(lr=0.4, momentum=0.5, schedule=s), lambda: ref.SGD(0.4, 0.5), "lr",
+     {"kind": "step", "factor": 0.5, "every": 2}),
+    (lambda s: optim.Adam(lr=0.02, schedule=s), lambda: ref.Adam(0.02), "lr",
+     {"kind": "cosine", "epochs": 4, "lr_min": 0.0}),
+    (lambda s: optim.SDAGD(radius=0.4, schedule=s), lambda: ref.SDAGD(0.4), "radius",
+     {"kind": "cosine", "epochs": 3, "radius_min": 0.1}),
+], ids=["SGD-cosine", "SGD-momentum-step", "Adam-cosine", "SDAGD-cosine"])
+def test_schedule_of_the_step_size_against_the_reference(make_core, make_ref, step, schedule):
+    """A schedule acts on each optimizer's step size (the table's step slot: lr, or SDAGD's
+    radius), epoch by epoch: fit over 5 epochs of one full batch each (so the shuffled order
+    changes no sum but in rounding) against the float64 reference with the step size of
+    reference.scheduled, past the cosine's last epoch too."""
+    X, y = batch(3, rows=24)
+    net = make_net("sigmoid-mse", seed=4)
+    opt, oracle = make_core(schedule), make_ref()
+    theta = f64_params(net)
+    net.fit(X, y, opt, epochs=5, batch_size=24, progress=False)
+    for e in range(5):
+        value = ref.scheduled(getattr(opt, step), schedule, e, step)
+        assert opt.step_at(e) == pytest.approx(value, rel=1e-15, abs=1e-17)
+        setattr(oracle, step, value)
+        needs_h = step == "radius"
+        theta = oracle.step(theta, ref.gradients(theta, X, y), ref.hessian_diagonal(theta, X, y) if needs_h else None)
+    want = flat(theta)
+    # 5 float32 steps vs float64, as the lockstep test's tolerance
+    np.testing.assert_allclose(flat(net.params), want, rtol=1e-4, atol=1e-4 * np.max(np.abs(want)))
+
+
+def test_schedule_changes_the_run():
+    """The test above can fail: the same fit without the schedule ends elsewhere."""
+    X, y = batch(3, rows=24)
+    a, b = make_net("sigmoid-mse", seed=4), make_net("sigmoid-mse", seed=4)
+    a.fit(X, y, optim.SGD(lr=0.5, schedule={"kind": "cosine", "epochs": 3, "lr_min": 0.05}), epochs=5,
+          batch_size=24, progress=False)
+    b.fit(X, y, optim.SGD(lr=0.5), epochs=5, batch_size=24, progress=False)
+    assert np.max(np.abs(flat(a.params) - flat(b.params))) > 1e-3
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(schedule={"kind": "cosine", "epochs": 5, "radius_min": 0.0}), r"takes exactly the keys \['epochs', 'kind', 'lr_min'\]"),
+    (dict(schedule={"kind": "cosine", "epochs": 5, "lr_min": 1.0}), r"SGD: schedule lr_min must be in \[0, lr=0.5\]"),
+    (dict(schedule={"kind": "linear"}), r"SGD: invalid schedule .*'lr_min'"),
+])
+def test_lr_schedule_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        optim.SGD(lr=0.5, **kwargs)
+
+
+def test_schedules_round_trip_and_old_records_load():
+    """A schedule is in config() only when given, so configs written before schedules of lr
+    existed (and SDAGD's with radius_min) still rebuild the same optimizer."""
+    opt = optim.Adam(lr=0.01, schedule={"kind": "step", "factor": 0.5, "every": 3})
+    assert optim.from_config(opt.config()).config() == opt.config()
+    assert "schedule" not in optim.SGD(lr=0.1).config()
+    old = {"name": "SDAGD", "radius": 0.3, "eps": 1e-8, "norm": "layer", "hessian_every": 1, "max_step": None,
+           "schedule": {"kind": "cosine", "epochs": 20, "radius_min": 0.0}}
+    assert optim.from_config(old).config() == old
+    assert list(optim.from_config(old).config()) == list(old)  # key order as before

@@ -113,8 +113,9 @@ static double LOOP(sdagd_step_sq_range)(const optim_hyper *h, const step_coef *c
 }
 
 
-/* The SDAGD update of [lo, hi) for one combination of options, so that each loop vectorises
- * (the options are loop constants; `fresh` may be the state slab itself, K = 1). */
+/* The SDAGD update of [lo, hi): kernels.h's optimizer_update(OPT_SDAGD), with two common
+ * cases written out so that their loops vectorise (no store into the state, which `fresh`
+ * may alias when K = 1): the same arithmetic, so the same bits. */
 static int64_t LOOP(sdagd_range)(optim_hyper h, step_coef c, float *theta, const float *g_, const float *fresh, float *kept,
                            float mu, float scale, size_t lo, size_t hi) {
     int64_t phase1 = 0;
@@ -132,55 +133,27 @@ static int64_t LOOP(sdagd_range)(optim_hyper h, step_coef c, float *theta, const
             phase1 += mu > hv;
         }
     } else {
-        for (size_t i = lo; i < hi; i++) {
-            float hv = sdagd_curvature(&h, &c, fresh[i], &kept[i]);
-            theta[i] = sdagd_update(theta[i], g_[i], mu, hv, eps, scale);
-            phase1 += mu > hv;
-        }
+        for (size_t i = lo; i < hi; i++) phase1 += optimizer_update(OPT_SDAGD, &h, &c, i, theta, g_, fresh, kept, NULL, mu, scale);
     }
     return phase1;
 }
 
 
-/* One optimizer's update of [lo, hi); hyperparameters by value, so that no store can change
- * them and every loop vectorises. */
+/* One optimizer's update of [lo, hi): kernels.h's optimizer_update, in one loop per
+ * optimizer of tables.h with the kind a constant, and the hyperparameters by value, so that
+ * no store can change them and every loop vectorises (loop-invariant tests such as SGD's
+ * momentum > 0 are hoisted out by the compiler). */
 static int64_t LOOP(update_range)(optim_hyper h, step_coef c, float *theta, const float *g_, const float *fresh, float *s0,
                             float *s1, float mu, float scale, size_t lo, size_t hi) {
-    float lr = h.lr, eps = h.eps;
-    switch (h.kind) {
-    case OPT_SGD:
-        if (h.momentum > 0.0f) {
-            float beta = h.momentum;
-            for (size_t i = lo; i < hi; i++) theta[i] = sgd_momentum_update(theta[i], &s0[i], g_[i], lr, beta);
-        } else {
-            for (size_t i = lo; i < hi; i++) theta[i] = sgd_update(theta[i], g_[i], lr);
-        }
-        return 0;
-    case OPT_SDAGD: return LOOP(sdagd_range)(h, c, theta, g_, fresh, s0, mu, scale, lo, hi);
-    case OPT_SDLM: {
-        float gamma = h.gamma, damping = h.mu;
-        int first = c.first;
-        for (size_t i = lo; i < hi; i++) {
-            s0[i] = running_average(s0[i], fresh[i], gamma, first);
-            theta[i] = sdlm_update(theta[i], g_[i], s0[i], lr, damping);
-        }
-        return 0;
-    }
-    case OPT_ADAGRAD:
-        for (size_t i = lo; i < hi; i++) theta[i] = adagrad_update(theta[i], &s0[i], g_[i], lr, eps);
-        return 0;
-    case OPT_ADADELTA: {
-        float rho = h.rho;
-        for (size_t i = lo; i < hi; i++) theta[i] = adadelta_update(theta[i], &s0[i], &s1[i], g_[i], lr, rho, eps);
-        return 0;
-    }
-    case OPT_ADAM: {
-        float b1 = h.beta1, b2 = h.beta2, step = c.step_size, bc2 = c.inv_sqrt_bc2;
-        for (size_t i = lo; i < hi; i++) theta[i] = adam_update(theta[i], &s0[i], &s1[i], g_[i], b1, b2, step, bc2, eps);
-        return 0;
-    }
-    }
-    return 0;
+    int64_t phase1 = 0;
+    if (h.kind == OPT_SDAGD) return LOOP(sdagd_range)(h, c, theta, g_, fresh, s0, mu, scale, lo, hi);
+#define UPDATE_LOOP(code, ...)                                                                          \
+    case code:                                                                                        \
+        for (size_t i = lo; i < hi; i++) phase1 += optimizer_update(code, &h, &c, i, theta, g_, fresh, s0, s1, mu, scale); \
+        break;
+    switch (h.kind) { SDAGD_OPTIMIZERS(UPDATE_LOOP) }
+#undef UPDATE_LOOP
+    return phase1;
 }
 
 

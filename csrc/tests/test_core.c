@@ -8,6 +8,7 @@
  * program, not the library: the library never prints).
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,17 @@ static int failures = 0;
             fprintf(stderr, "\n");                            \
         }                                                     \
     } while (0)
+
+/* A configuration of `kind` at its table defaults, then (slot, value) pairs up to slot -1. */
+static optim_config cfg(int kind, ...) {
+    optim_config c;
+    optim_config_defaults(&c, kind);
+    va_list ap;
+    va_start(ap, kind);
+    for (int slot = va_arg(ap, int); slot >= 0; slot = va_arg(ap, int)) c.hyper[slot] = va_arg(ap, double);
+    va_end(ap);
+    return c;
+}
 
 static void test_bad_configs(void) {
     int sizes[] = {4, 3, 2};
@@ -120,9 +132,9 @@ static void test_gradient_and_training(int hidden, int output, int loss_kind) {
     bad_labels[4] = 3;
     CHECK(mlp_loss_grad(net, X, bad_labels, B, &loss, &errors, grad, NULL) == SDAGD_ERR_ARG, "label 3 accepted");
 
-    for (int kind = OPT_SGD; kind <= OPT_ADAM; kind++) {
-        optim_config oc = {.kind = kind, .lr = 0.05, .momentum = 0.5, .radius = 0.1, .eps = 1e-6, .norm = NORM_LAYER,
-                           .hessian_every = 2, .mu = 0.1, .gamma = 0.1, .beta1 = 0.9, .beta2 = 0.999, .rho = 0.9};
+    for (int kind = 0; kind < OPT_COUNT; kind++) {
+        optim_config oc = cfg(kind, HP_LR, 0.05, HP_MOMENTUM, 0.5, HP_RADIUS, 0.1, HP_EPS, 1e-6, HP_HESSIAN_EVERY, 2.0,
+                              HP_MU, 0.1, HP_GAMMA, 0.1, HP_BETA1, 0.9, HP_BETA2, 0.999, HP_RHO, 0.9, -1);
         optimizer *opt = NULL;
         CHECK(optim_create(&opt, &oc, net) == SDAGD_OK, "optimizer %d: %s", kind, sdagd_last_error());
         if (!opt) continue;
@@ -136,7 +148,7 @@ static void test_gradient_and_training(int hidden, int output, int loss_kind) {
               (long long)stats.steps, (long long)stats.rows);
         optim_free(opt);
     }
-    optim_config bad = {.kind = OPT_SDAGD, .radius = -1.0, .eps = 1e-8, .hessian_every = 1};
+    optim_config bad = cfg(OPT_SDAGD, HP_RADIUS, -1.0, -1);
     optimizer *opt = (optimizer *)1;
     CHECK(optim_create(&opt, &bad, net) == SDAGD_ERR_ARG && opt == NULL, "negative radius accepted");
     free(params);
@@ -159,7 +171,7 @@ static void test_interrupt_and_divergence(void) {
     int32_t y[10];
     for (int i = 0; i < 30; i++) X[i] = (float)(i % 7) - 3.0f;
     for (int i = 0; i < 10; i++) y[i] = i % 2;
-    optim_config oc = {.kind = OPT_SGD, .lr = 0.01};
+    optim_config oc = cfg(OPT_SGD, HP_LR, 0.01, -1);
     optimizer *opt = NULL;
     optim_create(&opt, &oc, net);
     train_stats stats = {0};
@@ -170,7 +182,7 @@ static void test_interrupt_and_divergence(void) {
           "poll did not stop the epoch");
     CHECK(stats.steps == 2, "interrupted after %lld steps, expected 2", (long long)stats.steps);
     optim_free(opt);
-    oc.lr = 1e30; /* certain overflow */
+    oc.hyper[HP_LR] = 1e30; /* certain overflow */
     optim_create(&opt, &oc, net);
     sdagd_status st = SDAGD_OK;
     for (int e = 0; e < 5 && st == SDAGD_OK && !stats.diverged; e++) {
@@ -203,9 +215,8 @@ static void test_trainer_equals_solo(void) {
     enum { K = 3, N = 23, NIN = 6 };
     int sizes[] = {NIN, 7, 5, 4};
     int acts[K] = {ACT_SIGMOID, ACT_TANH, ACT_RELU};
-    optim_config ocs[K] = {{.kind = OPT_SGD, .lr = 0.1, .momentum = 0.5},
-                           {.kind = OPT_SDAGD, .radius = 0.2, .eps = 1e-8, .norm = NORM_LAYER, .hessian_every = 1},
-                           {.kind = OPT_SGD, .lr = 1e30}}; /* the third diverges */
+    optim_config ocs[K] = {cfg(OPT_SGD, HP_LR, 0.1, HP_MOMENTUM, 0.5, -1), cfg(OPT_SDAGD, HP_RADIUS, 0.2, -1),
+                           cfg(OPT_SGD, HP_LR, 1e30, -1)}; /* the third diverges */
     float X[N * NIN];
     int32_t y[N];
     for (int i = 0; i < N * NIN; i++) X[i] = (float)cos(0.37 * i);
@@ -278,28 +289,27 @@ static void test_sdagd_options(void) {
                     .device = DEVICE_CPU, .batch_capacity = 4};
     mlp *net = NULL;
     CHECK(mlp_create(&net, &c) == SDAGD_OK, "create");
-    optim_config cosine = {.kind = OPT_SDAGD, .radius = 1.0, .eps = 1e-8, .hessian_every = 1,
-                           .schedule = SCHEDULE_COSINE, .schedule_epochs = 4, .radius_min = 0.2};
-    CHECK(fabs(optim_radius_at(&cosine, 0) - 1.0) < 1e-12 && fabs(optim_radius_at(&cosine, 2) - 0.6) < 1e-12 &&
-              fabs(optim_radius_at(&cosine, 4) - 0.2) < 1e-12,
-          "cosine schedule: %g %g %g", optim_radius_at(&cosine, 0), optim_radius_at(&cosine, 2),
-          optim_radius_at(&cosine, 4));
-    optim_config step = {.kind = OPT_SDAGD, .radius = 1.0, .eps = 1e-8, .hessian_every = 1,
-                         .schedule = SCHEDULE_STEP, .schedule_factor = 0.5, .schedule_every = 3};
-    CHECK(optim_radius_at(&step, 2) == 1.0 && optim_radius_at(&step, 3) == 0.5 && optim_radius_at(&step, 7) == 0.25,
+    optim_config cosine = cfg(OPT_SDAGD, HP_RADIUS, 1.0, -1);
+    cosine.schedule = SCHEDULE_COSINE, cosine.schedule_epochs = 4, cosine.step_min = 0.2;
+    CHECK(fabs(optim_step_at(&cosine, 0) - 1.0) < 1e-12 && fabs(optim_step_at(&cosine, 2) - 0.6) < 1e-12 &&
+              fabs(optim_step_at(&cosine, 4) - 0.2) < 1e-12,
+          "cosine schedule: %g %g %g", optim_step_at(&cosine, 0), optim_step_at(&cosine, 2),
+          optim_step_at(&cosine, 4));
+    optim_config step = cfg(OPT_SDAGD, HP_RADIUS, 1.0, -1);
+    step.schedule = SCHEDULE_STEP, step.schedule_factor = 0.5, step.schedule_every = 3;
+    CHECK(optim_step_at(&step, 2) == 1.0 && optim_step_at(&step, 3) == 0.5 && optim_step_at(&step, 7) == 0.25,
           "step schedule");
     optimizer *opt = (optimizer *)1;
     optim_config bad = cosine;
-    bad.radius_min = 2.0;
+    bad.step_min = 2.0;
     CHECK(optim_create(&opt, &bad, net) == SDAGD_ERR_ARG && opt == NULL, "radius_min above radius accepted");
     bad = step;
     bad.schedule_factor = 1.5;
     CHECK(optim_create(&opt, &bad, net) == SDAGD_ERR_ARG, "growing step schedule accepted");
     bad = cosine;
     bad.schedule = SCHEDULE_CONSTANT;
-    bad.average = 1;
-    bad.gamma = 0.0;
-    CHECK(optim_create(&opt, &bad, net) == SDAGD_ERR_ARG, "average with gamma 0 accepted");
+    bad.hyper[HP_AVERAGE] = 1.5;
+    CHECK(optim_create(&opt, &bad, net) == SDAGD_ERR_ARG, "average with gamma 1.5 accepted");
     CHECK(sdagd_device_check(DEVICE_CUDA) == SDAGD_ERR_DEVICE && strlen(sdagd_last_error()) > 0,
           "CUDA reported usable without a library");
     mlp_free(net);
@@ -338,9 +348,8 @@ static void test_trainer_step_equals_solo(void) {
     enum { K = 3, B = 9, NIN = 5 };
     int sizes[] = {NIN, 6, 3};
     int acts[K] = {ACT_TANH, ACT_SIGMOID, ACT_LEAKY_RELU};
-    optim_config ocs[K] = {{.kind = OPT_SDAGD, .radius = 0.3, .eps = 1e-8, .norm = NORM_GLOBAL, .hessian_every = 1},
-                           {.kind = OPT_ADAM, .lr = 0.01, .eps = 1e-8, .beta1 = 0.9, .beta2 = 0.999},
-                           {.kind = OPT_SGD, .lr = 1e30}}; /* the third diverges */
+    optim_config ocs[K] = {cfg(OPT_SDAGD, HP_RADIUS, 0.3, HP_NORM, (double)NORM_GLOBAL, -1), cfg(OPT_ADAM, HP_LR, 0.01, -1),
+                           cfg(OPT_SGD, HP_LR, 1e30, -1)}; /* the third diverges */
     float X[B * NIN];
     int32_t y[B];
     for (int i = 0; i < B * NIN; i++) X[i] = (float)sin(0.53 * i);
@@ -414,7 +423,38 @@ static void test_trainer_step_equals_solo(void) {
         }
 }
 
+/* Validation from the table: each row at its defaults (with a value for those that have none)
+ * passes, and each hyperparameter just outside its range is refused with its name. */
+static void test_table_validation(void) {
+    int n_rows, n_hypers;
+    const sdagd_optimizer_desc *rows = optim_table(&n_rows);
+    const sdagd_hyper_desc *hypers = optim_hyper_table(&n_hypers);
+    CHECK(n_rows == OPT_COUNT, "%d rows for %d codes", n_rows, (int)OPT_COUNT);
+    for (int r = 0; r < n_rows; r++) {
+        CHECK(rows[r].code == r, "row %d has code %d", r, rows[r].code);
+        optim_config c = cfg(r, HP_LR, 0.1, HP_RADIUS, 0.3, HP_MU, 0.1, -1);
+        CHECK(optim_config_check(&c) == SDAGD_OK, "%s at its defaults: %s", rows[r].name, sdagd_last_error());
+        for (int i = 0; i < n_hypers; i++) {
+            const sdagd_hyper_desc *h = &hypers[i];
+            if (h->optimizer != r) continue;
+            optim_config bad = c;
+            bad.hyper[h->slot] = h->low_closed ? h->low - 1.0 : h->low;      /* just below */
+            if (h->type == HYPER_OPTIONAL) bad.hyper[h->slot] = -1.0;         /* 0 means off */
+            CHECK(optim_config_check(&bad) == SDAGD_ERR_ARG && strstr(sdagd_last_error(), h->name),
+                  "%s: %s = %g accepted (%s)", rows[r].name, h->name, bad.hyper[h->slot], sdagd_last_error());
+            bad.hyper[h->slot] = NAN;
+            CHECK(optim_config_check(&bad) == SDAGD_ERR_ARG, "%s: %s = NaN accepted", rows[r].name, h->name);
+        }
+        /* a cosine schedule of the step size: S at e = 0, S_min from e = E on */
+        c.schedule = SCHEDULE_COSINE, c.schedule_epochs = 2, c.step_min = 0.25 * c.hyper[rows[r].step_slot];
+        double s = c.hyper[rows[r].step_slot];
+        CHECK(optim_config_check(&c) == SDAGD_OK && optim_step_at(&c, 0) == s && optim_step_at(&c, 5) == c.step_min,
+              "%s: cosine schedule of its step size", rows[r].name);
+    }
+}
+
 int main(void) {
+    test_table_validation();
     test_shared_formulas();
     test_bad_configs();
     test_trainer_equals_solo();

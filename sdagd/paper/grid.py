@@ -31,8 +31,7 @@ def group_key(config: Mapping) -> str:
     shape and one protocol, and optimizers that need the Hessian diagonal at the same steps
     (none, every step, or every N steps), so that no network computes work it does not use."""
     opt = config["optimizer_config"]
-    curvature = {"SDLM": "always", "SDAGD": "always" if opt.get("hessian_every", 1) == 1
-                 else f"every {opt.get('hessian_every')}"}.get(opt.get("name"), "none")
+    curvature = optim.curvature_schedule(opt)  # from the core's optimizer table
     shared = {k: v for k, v in config.items() if k not in ("activation", "optimizer", "optimizer_config", "seed")}
     return json.dumps([shared, curvature], sort_keys=True)
 
