@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "backend.h"
+#include "error.h"
 
 static pthread_mutex_t cuda_lock = PTHREAD_MUTEX_INITIALIZER;
 static char cuda_path[4096];
@@ -62,11 +63,11 @@ static sdagd_status load_cuda(void) {
 
 sdagd_status backend_for_device(int device, const sdagd_backend_ops **ops) {
     *ops = NULL;
-    if (device == DEVICE_CPU) {
+    if (device == SDAGD_DEVICE_CPU) {
         *ops = cpu_backend();
         return SDAGD_OK;
     }
-    if (device != DEVICE_CUDA) return sdagd_fail(SDAGD_ERR_ARG, "unknown device code %d", device);
+    if (device != SDAGD_DEVICE_CUDA) return sdagd_fail(SDAGD_ERR_ARG, "unknown device code %d", device);
     pthread_mutex_lock(&cuda_lock);
     sdagd_status st = load_cuda();
     *ops = cuda_ops;

@@ -12,7 +12,7 @@
 
 struct sdagd_dataset {
     uint64_t serial;         /* unique in the process */
-    const mlp *owner;        /* for its backend and context */
+    const sdagd_mlp *owner;        /* for its backend and context */
     int64_t N;
     int n0;
     const float *X;          /* (N, n0) backend memory: a copy, never the caller's arrays */
@@ -23,7 +23,7 @@ struct sdagd_dataset {
 
 /* The data checked on the copy the core will read, so that no later change to the caller's
  * arrays can reach training: labels in [0, n_out) (their maximum kept), inputs finite. */
-static sdagd_status check_data_copy(const mlp *net, const float *X, const int32_t *labels, int64_t N,
+static sdagd_status check_data_copy(const sdagd_mlp *net, const float *X, const int32_t *labels, int64_t N,
                                     int32_t *max_label) {
     sdagd_status st = mlp_check_labels(net, labels, N);
     if (st != SDAGD_OK) return st;
@@ -42,7 +42,7 @@ static sdagd_status check_data_copy(const mlp *net, const float *X, const int32_
  * the CPU) and checked there: training then reads only this copy, so the caller's arrays may
  * change, or a memory-mapped file shrink, during a fit without reaching it (the one window
  * is the copy itself). */
-sdagd_status dataset_create(sdagd_dataset **out, const mlp *net, const float *X, const int32_t *labels, int64_t N) {
+sdagd_status sdagd_dataset_create(sdagd_dataset **out, const sdagd_mlp *net, const float *X, const int32_t *labels, int64_t N) {
     *out = NULL;
     if (N < 1 || N > INT32_MAX) return sdagd_fail(SDAGD_ERR_ARG, "a data set needs 1 to 2**31-1 rows, got %lld", (long long)N);
     sdagd_dataset *ds = calloc(1, sizeof *ds);
@@ -87,7 +87,7 @@ sdagd_status dataset_create(sdagd_dataset **out, const mlp *net, const float *X,
     return SDAGD_OK;
 }
 
-void dataset_free(sdagd_dataset *ds) {
+void sdagd_dataset_free(sdagd_dataset *ds) {
     if (!ds) return;
     if (ds->owned) {
         mlp_free_on(ds->owner, (void *)ds->X);
@@ -96,7 +96,7 @@ void dataset_free(sdagd_dataset *ds) {
     free(ds);
 }
 
-int64_t dataset_rows(const sdagd_dataset *ds) { return ds->N; }
+int64_t sdagd_dataset_rows(const sdagd_dataset *ds) { return ds->N; }
 const float *dataset_inputs(const sdagd_dataset *ds) { return ds->X; }
 const int32_t *dataset_labels(const sdagd_dataset *ds) { return ds->labels; }
 int dataset_device(const sdagd_dataset *ds) { return ds->owner->device; }

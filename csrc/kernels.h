@@ -1,6 +1,6 @@
 /*
  * Per-element formulas of docs/algorithms.md that both backends evaluate: activations and their
- * derivatives (sections 1, 3, 4), the output layer's delta and curvature, and the optimizer
+ * derivatives (sections 1, 3, 4), the output layer's delta and curvature, and the sdagd_optimizer
  * updates (section 5). Written once here; compiled as C11 by the CPU backend and as CUDA by
  * the GPU backend (SDAGD_HD adds __host__ __device__ under nvcc), so the CPU tests exercise
  * exactly what the kernels compute.
@@ -80,11 +80,11 @@ SDAGD_HD float leaky_relu_f(float x, float slope) { return x > 0.0f ? x : slope 
 /* h = f(a) for every activation but softmax (row-wise, see softmax_row below). */
 SDAGD_HD float activation_value(int act, float slope, float a) {
     switch (act) {
-    case ACT_SIGMOID: return sigmoid_f(a);
-    case ACT_RELU: return relu_f(a);
-    case ACT_TANH: return tanhf(a);
-    case ACT_LEAKY_RELU: return leaky_relu_f(a, slope);
-    default: return a; /* ACT_LINEAR */
+    case SDAGD_ACT_SIGMOID: return sigmoid_f(a);
+    case SDAGD_ACT_RELU: return relu_f(a);
+    case SDAGD_ACT_TANH: return tanhf(a);
+    case SDAGD_ACT_LEAKY_RELU: return leaky_relu_f(a, slope);
+    default: return a; /* SDAGD_ACT_LINEAR */
     }
 }
 
@@ -93,10 +93,10 @@ SDAGD_HD float activation_value(int act, float slope, float a) {
  * h > 0 exactly when a > 0), linear 1. */
 SDAGD_HD float activation_slope(int act, float slope, float h) {
     switch (act) {
-    case ACT_SIGMOID: return h * (1.0f - h);
-    case ACT_TANH: return 1.0f - h * h;
-    case ACT_RELU: return h > 0.0f ? 1.0f : 0.0f;
-    case ACT_LEAKY_RELU: return h > 0.0f ? 1.0f : slope;
+    case SDAGD_ACT_SIGMOID: return h * (1.0f - h);
+    case SDAGD_ACT_TANH: return 1.0f - h * h;
+    case SDAGD_ACT_RELU: return h > 0.0f ? 1.0f : 0.0f;
+    case SDAGD_ACT_LEAKY_RELU: return h > 0.0f ? 1.0f : slope;
     default: return 1.0f;
     }
 }
@@ -104,8 +104,8 @@ SDAGD_HD float activation_slope(int act, float slope, float h) {
 /* Saturated unit for the diagnostics: f'(a) below 1 % of its maximum (sigmoid max 1/4, tanh
  * max 1); never for the rectifiers, whose derivative does not shrink. */
 SDAGD_HD int activation_saturated(int act, float h) {
-    if (act == ACT_SIGMOID) return h * (1.0f - h) < 0.0025f;
-    if (act == ACT_TANH) return 1.0f - h * h < 0.01f;
+    if (act == SDAGD_ACT_SIGMOID) return h * (1.0f - h) < 0.0025f;
+    if (act == SDAGD_ACT_TANH) return 1.0f - h * h < 0.01f;
     return 0;
 }
 
@@ -114,10 +114,10 @@ SDAGD_HD int activation_saturated(int act, float h) {
     case code: return diagnostic;
 SDAGD_HD int activation_diagnostic(int act) {
     switch (act) { SDAGD_ACTIVATIONS(SDAGD_DIAGNOSTIC_CASE) }
-    return DIAG_NONE;
+    return SDAGD_DIAG_NONE;
 }
-SDAGD_HD int activation_saturates(int act) { return activation_diagnostic(act) == DIAG_SATURATION; }
-SDAGD_HD int activation_rectifies(int act) { return activation_diagnostic(act) == DIAG_INACTIVE; }
+SDAGD_HD int activation_saturates(int act) { return activation_diagnostic(act) == SDAGD_DIAG_SATURATION; }
+SDAGD_HD int activation_rectifies(int act) { return activation_diagnostic(act) == SDAGD_DIAG_INACTIVE; }
 
 /* ---- output layer (sections 2-4) --------------------------------------------------------- */
 
@@ -142,7 +142,7 @@ SDAGD_HD double row_loss(int loss, const float *y, const float *a, int n, int la
     for (int j = 1; j < n; j++)
         if (y[j] > y[best]) best = j;
     *wrong = best != label;
-    if (loss == LOSS_MSE) {
+    if (loss == SDAGD_LOSS_MSE) {
         double e = 0.0;
         for (int j = 0; j < n; j++) {
             double d = (double)y[j] - (j == label);
@@ -159,7 +159,7 @@ SDAGD_HD double row_loss(int loss, const float *y, const float *a, int n, int la
 /* delta_{L+1} and s_{L+1} of one output unit. MSE: delta = (y - d) f'(a), s = f'(a)^2 (the
  * (y - d) f'' term is truncated); softmax + CE: delta = p - d, s = p (1 - p). */
 SDAGD_HD void output_delta_value(int output, int loss, float y, float target, float *delta, float *s) {
-    if (loss == LOSS_CE) {
+    if (loss == SDAGD_LOSS_CE) {
         *delta = y - target;
         *s = y * (1.0f - y);
     } else {
@@ -232,9 +232,9 @@ SDAGD_HD float rmsprop_update(float theta, float *v, float g, float lr, float rh
 
 /* Does this optimizer compute h at step `step`? tables.h says when: never, every step, or
  * every hessian_every steps. */
-SDAGD_HD int optimizer_needs_hessian(const optim_hyper *h, int64_t step) {
-    if (h->curvature == CURVATURE_ALWAYS) return 1;
-    return h->curvature == CURVATURE_EVERY && step % h->hessian_every == 0;
+SDAGD_HD int optimizer_needs_hessian(const optim_hyper *hp, int64_t step) {
+    if (hp->curvature == SDAGD_CURVATURE_ALWAYS) return 1;
+    return hp->curvature == SDAGD_CURVATURE_EVERY && step % hp->hessian_every == 0;
 }
 
 /* What prepare_network reads and writes, all in backend memory (so a GPU thread can run it). */
@@ -261,27 +261,27 @@ SDAGD_HD void prepare_network(prepare_job j, int k) {
     int L = j.L;
     if (!isfinite(j.loss[(size_t)k * j.window + (size_t)*j.slot])) j.active[k] = 0;
     if (!j.active[k]) return;
-    const optim_hyper *h = &j.hyper[k];
+    const optim_hyper *hp = &j.hyper[k];
     const double *seg = j.segments + (size_t)k * 2 * L;
     int64_t step = j.step[k];
     step_coef *c = &j.coef[k];
-    c->fresh_hessian = optimizer_needs_hessian(h, step);
+    c->fresh_hessian = optimizer_needs_hessian(hp, step);
     c->first = step == 0;
-    if (h->kind == OPT_ADAM) { /* torch's bias corrections, in double */
+    if (hp->kind == SDAGD_OPT_ADAM) { /* torch's bias corrections, in double */
         double t = (double)(step + 1);
-        c->step_size = (float)(h->lr / (1.0 - pow((double)h->beta1, t)));
-        c->inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow((double)h->beta2, t)));
+        c->step_size = (float)(hp->lr / (1.0 - pow((double)hp->beta1, t)));
+        c->inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow((double)hp->beta2, t)));
     }
     for (int l = 0; l < L; l++)
         j.grad_sq[(size_t)k * L + l] += seg[2 * l] / (double)(j.offsets[L + l] - j.offsets[l]);
-    if (h->kind != OPT_SDAGD) return;
+    if (hp->kind != SDAGD_OPT_SDAGD) return;
     net_stats *st = &j.stats[k];
     double total = 0.0;
     for (int i = 0; i < 2 * L; i++) total += seg[i];
-    int groups = h->norm == NORM_GLOBAL ? 1 : L;
+    int groups = hp->norm == SDAGD_NORM_GLOBAL ? 1 : L;
     for (int grp = 0; grp < groups; grp++) {
-        double mu = sqrt(h->norm == NORM_GLOBAL ? total : seg[2 * grp] + seg[2 * grp + 1]) / h->radius;
-        if (h->norm == NORM_GLOBAL)
+        double mu = sqrt(hp->norm == SDAGD_NORM_GLOBAL ? total : seg[2 * grp] + seg[2 * grp + 1]) / hp->radius;
+        if (hp->norm == SDAGD_NORM_GLOBAL)
             for (int l = 0; l < L; l++) j.mu[(size_t)k * L + l] = (float)mu;
         else
             j.mu[(size_t)k * L + grp] = (float)mu;
@@ -303,22 +303,22 @@ static inline prepare_job prepare_job_of(const prepare_args *a) {
  * hessian_scale), or the h kept from the last step that computed one (hessian_every > 1), or
  * the running average of the computed ones (average). *kept, the optimizer's state, always
  * ends holding what is in use. */
-SDAGD_HD float sdagd_curvature(const optim_hyper *h, const step_coef *c, float fresh, float *kept) {
+SDAGD_HD float sdagd_curvature(const optim_hyper *hp, const step_coef *c, float fresh, float *kept) {
     if (!c->fresh_hessian) return *kept;
-    float v = fresh * h->hessian_scale;
-    *kept = h->average ? running_average(*kept, v, h->gamma, c->first) : v;
+    float v = fresh * hp->hessian_scale;
+    *kept = hp->average ? running_average(*kept, v, hp->gamma, c->first) : v;
     return *kept;
 }
 
 /* The same without writing the state: for the max_step cap's length, before the update. */
-SDAGD_HD float sdagd_curvature_peek(const optim_hyper *h, const step_coef *c, float fresh, float kept) {
-    return sdagd_curvature(h, c, fresh, &kept);
+SDAGD_HD float sdagd_curvature_peek(const optim_hyper *hp, const step_coef *c, float fresh, float kept) {
+    return sdagd_curvature(hp, c, fresh, &kept);
 }
 
 /* The max_step cap of one norm group: the factor its step is multiplied by. */
-SDAGD_HD float max_step_scale(const optim_hyper *h, double step_sq) {
+SDAGD_HD float max_step_scale(const optim_hyper *hp, double step_sq) {
     double len = sqrt(step_sq);
-    return h->max_step > 0.0 && len > h->max_step ? (float)(h->max_step / len) : 1.0f;
+    return hp->max_step > 0.0 && len > hp->max_step ? (float)(hp->max_step / len) : 1.0f;
 }
 
 /* ---- the one dispatch of the per-element update ---------------------------------------- */
@@ -330,28 +330,28 @@ SDAGD_HD float max_step_scale(const optim_hyper *h, double step_sq) {
  * (mu_k > h), else 0. Called with a constant `kind` inside each backend's loop
  * (SDAGD_FOR_EACH_OPTIMIZER), so the switch is resolved at compile time and the loops
  * vectorise. A new optimizer is one case here (and its row in tables.h). */
-SDAGD_HD int optimizer_update(int kind, const optim_hyper *h, const step_coef *c, size_t i, float *theta,
+SDAGD_HD int optimizer_update(int kind, const optim_hyper *hp, const step_coef *c, size_t i, float *theta,
                               const float *g, const float *fresh, float *s0, float *s1, float mu, float scale) {
     switch (kind) {
-    case OPT_SGD:
-        theta[i] = h->momentum > 0.0f ? sgd_momentum_update(theta[i], &s0[i], g[i], h->lr, h->momentum)
-                                      : sgd_update(theta[i], g[i], h->lr);
+    case SDAGD_OPT_SGD:
+        theta[i] = hp->momentum > 0.0f ? sgd_momentum_update(theta[i], &s0[i], g[i], hp->lr, hp->momentum)
+                                      : sgd_update(theta[i], g[i], hp->lr);
         return 0;
-    case OPT_SDAGD: {
-        float hv = sdagd_curvature(h, c, c->fresh_hessian ? fresh[i] : 0.0f, &s0[i]);
-        theta[i] = sdagd_update(theta[i], g[i], mu, hv, h->eps, scale);
+    case SDAGD_OPT_SDAGD: {
+        float hv = sdagd_curvature(hp, c, c->fresh_hessian ? fresh[i] : 0.0f, &s0[i]);
+        theta[i] = sdagd_update(theta[i], g[i], mu, hv, hp->eps, scale);
         return mu > hv;
     }
-    case OPT_SDLM:
-        s0[i] = running_average(s0[i], fresh[i], h->gamma, c->first);
-        theta[i] = sdlm_update(theta[i], g[i], s0[i], h->lr, h->mu);
+    case SDAGD_OPT_SDLM:
+        s0[i] = running_average(s0[i], fresh[i], hp->gamma, c->first);
+        theta[i] = sdlm_update(theta[i], g[i], s0[i], hp->lr, hp->mu);
         return 0;
-    case OPT_ADAGRAD: theta[i] = adagrad_update(theta[i], &s0[i], g[i], h->lr, h->eps); return 0;
-    case OPT_ADADELTA: theta[i] = adadelta_update(theta[i], &s0[i], &s1[i], g[i], h->lr, h->rho, h->eps); return 0;
-    case OPT_ADAM:
-        theta[i] = adam_update(theta[i], &s0[i], &s1[i], g[i], h->beta1, h->beta2, c->step_size, c->inv_sqrt_bc2, h->eps);
+    case SDAGD_OPT_ADAGRAD: theta[i] = adagrad_update(theta[i], &s0[i], g[i], hp->lr, hp->eps); return 0;
+    case SDAGD_OPT_ADADELTA: theta[i] = adadelta_update(theta[i], &s0[i], &s1[i], g[i], hp->lr, hp->rho, hp->eps); return 0;
+    case SDAGD_OPT_ADAM:
+        theta[i] = adam_update(theta[i], &s0[i], &s1[i], g[i], hp->beta1, hp->beta2, c->step_size, c->inv_sqrt_bc2, hp->eps);
         return 0;
-    case OPT_RMSPROP: theta[i] = rmsprop_update(theta[i], &s0[i], g[i], h->lr, h->rho, h->eps); return 0;
+    case SDAGD_OPT_RMSPROP: theta[i] = rmsprop_update(theta[i], &s0[i], g[i], hp->lr, hp->rho, hp->eps); return 0;
     default: return 0;
     }
 }

@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "dataset.h"
+#include "error.h"
+#include "network.h"
+#include "rng.h"
 
 /* Where each activation may be used: tables.h. */
 #define HIDDEN_CASE(code, name, hidden, output, diagnostic) \
@@ -28,12 +31,12 @@ static int is_output_activation(int a) {
 
 /* ---- work buffers --------------------------------------------------------------------- */
 
-static size_t partials_per_net(const mlp *net) {
+static size_t partials_per_net(const sdagd_mlp *net) {
     /* room for any backend's per-row, per-chunk or per-block partial sums */
     return (size_t)net->max_width + net->n_params / 256 + 4 * (size_t)net->n_layers + 256;
 }
 
-void workspace_free(const mlp *net, workspace *ws) {
+void workspace_free(const sdagd_mlp *net, workspace *ws) {
     float **floats[] = {&ws->x, &ws->x_sq, &ws->out, &ws->out_sq, &ws->pre, &ws->delta[0], &ws->delta[1],
                         &ws->s[0], &ws->s[1], &ws->w_sq};
     for (size_t i = 0; i < sizeof floats / sizeof *floats; i++) {
@@ -50,7 +53,7 @@ void workspace_free(const mlp *net, workspace *ws) {
 }
 
 /* Allocates every buffer of `ws` for K networks and C rows, all or nothing. */
-static sdagd_status workspace_alloc(const mlp *net, workspace *ws, int K, int C, int curvature) {
+static sdagd_status workspace_alloc(const sdagd_mlp *net, workspace *ws, int K, int C, int curvature) {
     size_t k = (size_t)K, c = (size_t)C, n0 = (size_t)net->sizes[0], n_out = (size_t)net->sizes[net->n_layers];
     size_t width = (size_t)net->max_width, f = sizeof(float);
     memset(ws, 0, sizeof *ws);
@@ -90,7 +93,7 @@ static sdagd_status workspace_alloc(const mlp *net, workspace *ws, int K, int C,
  * Called before training with the batch size, so the training loop itself never allocates.
  * If the larger buffers cannot be had, the old ones stay in place: the network remains
  * usable after the error. */
-sdagd_status workspace_reserve(mlp *net, workspace *ws, int K, int rows, int curvature) {
+sdagd_status workspace_reserve(sdagd_mlp *net, workspace *ws, int K, int rows, int curvature) {
     if (ws->out_off && ws->K == K && rows <= ws->capacity && (!curvature || ws->curvature)) return SDAGD_OK;
     int C = rows > ws->capacity ? rows : ws->capacity;
     workspace fresh;
@@ -107,7 +110,7 @@ sdagd_status workspace_reserve(mlp *net, workspace *ws, int K, int rows, int cur
     return SDAGD_OK;
 }
 
-void group_view_init(group_view *g, const mlp *net, const workspace *ws, int K, const int32_t *act,
+void group_view_init(group_view *g, const sdagd_mlp *net, const workspace *ws, int K, const int32_t *act,
                      const float *slope, uint8_t *active) {
     size_t c = (size_t)ws->capacity;
     *g = (group_view){
@@ -146,13 +149,13 @@ void group_view_init(group_view *g, const mlp *net, const workspace *ws, int K, 
 }
 
 /* The network's own group of one. */
-static void own_view(const mlp *net, group_view *g) {
+static void own_view(const sdagd_mlp *net, group_view *g) {
     group_view_init(g, net, &net->ws, 1, net->act, net->slope, net->active);
 }
 
 /* ---- creation ------------------------------------------------------------------------- */
 
-void mlp_free(mlp *net) {
+void sdagd_mlp_free(sdagd_mlp *net) {
     if (!net) return;
     if (net->be) {
         workspace_free(net, &net->ws);
@@ -167,7 +170,7 @@ void mlp_free(mlp *net) {
     free(net);
 }
 
-static sdagd_status check_config(const mlp_config *c) {
+static sdagd_status check_config(const sdagd_mlp_config *c) {
     if (!c || !c->sizes) return sdagd_fail(SDAGD_ERR_ARG, "mlp_create: no configuration");
     if (c->n_layers < 1) return sdagd_fail(SDAGD_ERR_ARG, "a network needs at least one weight layer (two sizes)");
     for (int i = 0; i <= c->n_layers; i++)
@@ -177,8 +180,8 @@ static sdagd_status check_config(const mlp_config *c) {
         return sdagd_fail(SDAGD_ERR_ARG, "unknown hidden activation code %d", c->hidden);
     if (!is_output_activation(c->output))
         return sdagd_fail(SDAGD_ERR_ARG, "unknown output activation code %d", c->output);
-    if (c->loss != LOSS_MSE && c->loss != LOSS_CE) return sdagd_fail(SDAGD_ERR_ARG, "unknown loss code %d", c->loss);
-    if ((c->output == ACT_SOFTMAX) != (c->loss == LOSS_CE))
+    if (c->loss != SDAGD_LOSS_MSE && c->loss != SDAGD_LOSS_CE) return sdagd_fail(SDAGD_ERR_ARG, "unknown loss code %d", c->loss);
+    if ((c->output == SDAGD_ACT_SOFTMAX) != (c->loss == SDAGD_LOSS_CE))
         return sdagd_fail(SDAGD_ERR_ARG, "softmax output goes with cross-entropy loss, and only with it");
     if (!(c->leaky_slope >= 0.0f && c->leaky_slope < 1.0f))
         return sdagd_fail(SDAGD_ERR_ARG, "leaky_relu slope must be in [0, 1), got %g", (double)c->leaky_slope);
@@ -186,13 +189,13 @@ static sdagd_status check_config(const mlp_config *c) {
     return SDAGD_OK;
 }
 
-sdagd_status mlp_create(mlp **out, const mlp_config *c) {
+sdagd_status sdagd_mlp_create(sdagd_mlp **out, const sdagd_mlp_config *c) {
     *out = NULL;
     sdagd_status st = check_config(c);
     const sdagd_backend_ops *be = NULL;
     if (st == SDAGD_OK) st = backend_for_device(c->device, &be);
     if (st != SDAGD_OK) return st;
-    mlp *net = calloc(1, sizeof *net);
+    sdagd_mlp *net = calloc(1, sizeof *net);
     if (!net) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
     net->device = c->device;
     net->n_layers = c->n_layers;
@@ -204,7 +207,7 @@ sdagd_status mlp_create(mlp **out, const mlp_config *c) {
     net->w_off = malloc((size_t)c->n_layers * sizeof(size_t));
     net->b_off = malloc((size_t)c->n_layers * sizeof(size_t));
     if (!net->sizes || !net->w_off || !net->b_off) {
-        mlp_free(net);
+        sdagd_mlp_free(net);
         return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
     }
     memcpy(net->sizes, c->sizes, (size_t)(c->n_layers + 1) * sizeof(int));
@@ -221,7 +224,7 @@ sdagd_status mlp_create(mlp **out, const mlp_config *c) {
     }
     net->n_params = p;
     if ((st = be->context_create(&net->ctx)) != SDAGD_OK) {
-        mlp_free(net);
+        sdagd_mlp_free(net);
         return st;
     }
     net->be = be;
@@ -259,19 +262,19 @@ sdagd_status mlp_create(mlp **out, const mlp_config *c) {
     if (st == SDAGD_OK) st = be->upload(net->ctx, net->counters, zeros, sizeof zeros);
     if (st == SDAGD_OK) st = workspace_reserve(net, &net->ws, 1, c->batch_capacity > 0 ? c->batch_capacity : 100, 0);
     if (st != SDAGD_OK) {
-        mlp_free(net);
+        sdagd_mlp_free(net);
         return st == SDAGD_ERR_NOMEM ? sdagd_fail(st, "out of memory allocating a network of this size") : st;
     }
     *out = net;
     return SDAGD_OK;
 }
 
-size_t mlp_num_params(const mlp *net) { return net->n_params; }
-size_t mlp_weight_offset(const mlp *net, int layer) { return net->w_off[layer]; }
-size_t mlp_bias_offset(const mlp *net, int layer) { return net->b_off[layer]; }
+size_t sdagd_mlp_num_params(const sdagd_mlp *net) { return net->n_params; }
+size_t sdagd_mlp_weight_offset(const sdagd_mlp *net, int layer) { return net->w_off[layer]; }
+size_t sdagd_mlp_bias_offset(const sdagd_mlp *net, int layer) { return net->b_off[layer]; }
 
-sdagd_status mlp_init_params(mlp *net, int init, uint64_t seed) {
-    if (init != INIT_XAVIER_UNIFORM && init != INIT_HE_NORMAL)
+sdagd_status sdagd_mlp_init_params(sdagd_mlp *net, int init, uint64_t seed) {
+    if (init != SDAGD_INIT_XAVIER_UNIFORM && init != SDAGD_INIT_HE_NORMAL)
         return sdagd_fail(SDAGD_ERR_ARG, "unknown initialisation code %d", init);
     float *host = malloc(net->n_params * sizeof(float));
     if (!host) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
@@ -281,7 +284,7 @@ sdagd_status mlp_init_params(mlp *net, int init, uint64_t seed) {
         int n_in = net->sizes[l], n_out = net->sizes[l + 1];
         float *W = host + net->w_off[l];
         size_t count = (size_t)n_in * (size_t)n_out;
-        if (init == INIT_XAVIER_UNIFORM) { /* Glorot & Bengio 2010, eq. 16 */
+        if (init == SDAGD_INIT_XAVIER_UNIFORM) { /* Glorot & Bengio 2010, eq. 16 */
             double r = sqrt(6.0 / (n_in + n_out));
             for (size_t i = 0; i < count; i++) W[i] = (float)(r * (2.0 * rng_uniform(&rng) - 1.0));
         } else { /* He et al. 2015: N(0, 2 / n_in) */
@@ -290,20 +293,20 @@ sdagd_status mlp_init_params(mlp *net, int init, uint64_t seed) {
         }
         memset(host + net->b_off[l], 0, (size_t)n_out * sizeof(float));
     }
-    sdagd_status st = mlp_set_params(net, host);
+    sdagd_status st = sdagd_mlp_set_params(net, host);
     free(host);
     return st;
 }
 
-sdagd_status mlp_get_params(const mlp *net, float *dst) {
+sdagd_status sdagd_mlp_get_params(const sdagd_mlp *net, float *dst) {
     return net->be->download(net->ctx, dst, net->params, net->n_params * sizeof(float));
 }
 
-sdagd_status mlp_set_params(mlp *net, const float *src) {
+sdagd_status sdagd_mlp_set_params(sdagd_mlp *net, const float *src) {
     return net->be->upload(net->ctx, net->params, src, net->n_params * sizeof(float));
 }
 
-sdagd_status mlp_check_labels(const mlp *net, const int32_t *labels, int64_t n) {
+sdagd_status mlp_check_labels(const sdagd_mlp *net, const int32_t *labels, int64_t n) {
     int n_out = net->sizes[net->n_layers];
     for (int64_t i = 0; i < n; i++)
         if (labels[i] < 0 || labels[i] >= n_out)
@@ -313,7 +316,7 @@ sdagd_status mlp_check_labels(const mlp *net, const int32_t *labels, int64_t n) 
 
 /* ---- the algorithm -------------------------------------------------------------------- */
 
-sdagd_status mlp_forward_group(const mlp *net, const group_view *g, int B, const float *in, size_t in_stride,
+sdagd_status mlp_forward_group(const sdagd_mlp *net, const group_view *g, int B, const float *in, size_t in_stride,
                                slab params, int want_sq, int64_t *saturated, uint8_t *ever_active) {
     sdagd_status st = SDAGD_OK;
     size_t unit = 0; /* first unit of layer l among the hidden units */
@@ -342,7 +345,7 @@ sdagd_status mlp_forward_group(const mlp *net, const group_view *g, int B, const
  *   dW_l = (1/B) delta_l^T h_{l-1},              db_l = mean_rows delta_l
  *   hW_l = (1/B) s_l^T (h_{l-1} o h_{l-1}),      hb_l = mean_rows s_l
  *   delta_{l-1} = f'(a_{l-1}) * (delta_l W_l),   s_{l-1} = f'(a_{l-1})^2 * (s_l (W_l o W_l)) */
-sdagd_status mlp_backward_group(const mlp *net, const group_view *g, int B, slab params, slab grad, slab hess,
+sdagd_status mlp_backward_group(const sdagd_mlp *net, const group_view *g, int B, slab params, slab grad, slab hess,
                                 double *segments) {
     sdagd_status st = SDAGD_OK;
     int cur = 0;
@@ -357,7 +360,7 @@ sdagd_status mlp_backward_group(const mlp *net, const group_view *g, int B, slab
 /* ---- one network, host buffers ------------------------------------------------------- */
 
 /* Puts B host rows (and labels) into the network's work buffers: x (and x o x). */
-static sdagd_status load_batch(mlp *net, const group_view *g, const float *X, const int32_t *labels, int B, int want_sq) {
+static sdagd_status load_batch(sdagd_mlp *net, const group_view *g, const float *X, const int32_t *labels, int B, int want_sq) {
     const sdagd_backend_ops *be = net->be;
     sdagd_status st = be->upload(net->ctx, g->x, X, (size_t)B * (size_t)net->sizes[0] * sizeof(float));
     if (st == SDAGD_OK && labels) st = be->upload(net->ctx, g->y, labels, (size_t)B * sizeof(int32_t));
@@ -368,7 +371,7 @@ static sdagd_status load_batch(mlp *net, const group_view *g, const float *X, co
     return st;
 }
 
-sdagd_status mlp_forward(mlp *net, const float *X, int B, float *Y) {
+sdagd_status sdagd_mlp_forward(sdagd_mlp *net, const float *X, int B, float *Y) {
     if (B < 1) return sdagd_fail(SDAGD_ERR_ARG, "a batch needs at least one row, got %d", B);
     int n0 = net->sizes[0], n_out = net->sizes[net->n_layers];
     group_view g;
@@ -392,7 +395,7 @@ sdagd_status mlp_forward(mlp *net, const float *X, int B, float *Y) {
 
 /* Forward pass and loss of B <= capacity rows in the work buffers; the sum of the loss and
  * the misclassified count come back to the host. */
-static sdagd_status batch_loss(mlp *net, const group_view *g, int B, const float *in, int want_delta, int want_s,
+static sdagd_status batch_loss(sdagd_mlp *net, const group_view *g, int B, const float *in, int want_delta, int want_s,
                                double *loss_sum, int64_t *errors) {
     slab params = {net->params, 0};
     sdagd_status st = mlp_forward_group(net, g, B, in, 0, params, want_s, NULL, NULL);
@@ -403,7 +406,7 @@ static sdagd_status batch_loss(mlp *net, const group_view *g, int B, const float
     return st;
 }
 
-sdagd_status mlp_loss_grad(mlp *net, const float *X, const int32_t *labels, int B, double *loss, int64_t *errors,
+sdagd_status sdagd_mlp_loss_grad(sdagd_mlp *net, const float *X, const int32_t *labels, int B, double *loss, int64_t *errors,
                            float *grad, float *hess) {
     if (B < 1) return sdagd_fail(SDAGD_ERR_ARG, "a batch needs at least one row, got %d", B);
     sdagd_status st = mlp_check_labels(net, labels, B);
@@ -433,13 +436,13 @@ sdagd_status mlp_loss_grad(mlp *net, const float *X, const int32_t *labels, int 
  * would not pay there: batch-100 products already run at the BLAS's speed, and the buffers of
  * a training network (with the Hessian's) would grow tenfold, for the rest of its life. On a
  * GPU a chunk costs a synchronisation, and memory is plentiful: 1,000 rows. */
-static int evaluation_rows(const mlp *net, int64_t N) {
+static int evaluation_rows(const sdagd_mlp *net, int64_t N) {
     int64_t least = net->be->host_memory ? 100 : 1000;
     int64_t rows = net->ws.capacity > least ? net->ws.capacity : least;
     return (int)(N < rows ? N : rows);
 }
 
-sdagd_status mlp_evaluate(mlp *net, const float *X, const int32_t *labels, int64_t N, double *mean_loss,
+sdagd_status sdagd_mlp_evaluate(sdagd_mlp *net, const float *X, const int32_t *labels, int64_t N, double *mean_loss,
                           int64_t *errors) {
     if (N < 1) return sdagd_fail(SDAGD_ERR_ARG, "evaluation needs at least one row");
     sdagd_status st = mlp_check_labels(net, labels, N);
@@ -469,13 +472,13 @@ sdagd_status mlp_evaluate(mlp *net, const float *X, const int32_t *labels, int64
     return st;
 }
 
-sdagd_status mlp_evaluate_dataset(mlp *net, const sdagd_dataset *ds, double *mean_loss, int64_t *errors) {
+sdagd_status sdagd_mlp_evaluate_dataset(sdagd_mlp *net, const sdagd_dataset *ds, double *mean_loss, int64_t *errors) {
     if (dataset_device(ds) != net->device || dataset_width(ds) != net->sizes[0])
         return sdagd_fail(SDAGD_ERR_ARG, "this data set was made for a network of another input size or device");
     if (dataset_max_label(ds) >= net->sizes[net->n_layers])
         return sdagd_fail(SDAGD_ERR_ARG, "this data set holds label %d; a network with %d outputs takes labels in [0, %d)",
                           dataset_max_label(ds), net->sizes[net->n_layers], net->sizes[net->n_layers]);
-    int64_t N = dataset_rows(ds);
+    int64_t N = sdagd_dataset_rows(ds);
     sdagd_status st = workspace_reserve(net, &net->ws, 1, evaluation_rows(net, N), 0);
     if (st != SDAGD_OK) return st;
     group_view g;

@@ -21,7 +21,7 @@ typedef struct {
 } workspace;
 
 /* The network. */
-struct mlp {
+struct sdagd_mlp {
     const sdagd_backend_ops *be;
     void *ctx;             /* the backend's per-network context (a CUDA stream and handle) */
     int device;
@@ -48,33 +48,33 @@ struct mlp {
     float *grad, *hess;    /* (P) for mlp_loss_grad, allocated on first use */
 };
 
-sdagd_status workspace_reserve(mlp *net, workspace *ws, int K, int rows, int curvature);
-void workspace_free(const mlp *net, workspace *ws);
+sdagd_status workspace_reserve(sdagd_mlp *net, workspace *ws, int K, int rows, int curvature);
+void workspace_free(const sdagd_mlp *net, workspace *ws);
 
 /* The group view of K networks shaped like `net` over workspace `ws`. */
-void group_view_init(group_view *g, const mlp *net, const workspace *ws, int K, const int32_t *act,
+void group_view_init(group_view *g, const sdagd_mlp *net, const workspace *ws, int K, const int32_t *act,
                      const float *slope, uint8_t *active);
 
 /* SDAGD_ERR_ARG naming the first label outside [0, n_out). */
-sdagd_status mlp_check_labels(const mlp *net, const int32_t *labels, int64_t n);
+sdagd_status mlp_check_labels(const sdagd_mlp *net, const int32_t *labels, int64_t n);
 
 /* Forward pass of B rows already in the group's x (or at `in` for layer 0). */
-sdagd_status mlp_forward_group(const mlp *net, const group_view *g, int B, const float *in, size_t in_stride,
+sdagd_status mlp_forward_group(const sdagd_mlp *net, const group_view *g, int B, const float *in, size_t in_stride,
                                slab params, int want_sq, int64_t *saturated, uint8_t *ever_active);
 
 /* Backward sweep (docs/algorithms.md 3 and 4) after a loss call with want_delta: gradient into grad and,
  * if hess.p, the truncated Hessian diagonal into hess; per-layer segment sums of squares. */
-sdagd_status mlp_backward_group(const mlp *net, const group_view *g, int B, slab params, slab grad, slab hess,
+sdagd_status mlp_backward_group(const sdagd_mlp *net, const group_view *g, int B, slab params, slab grad, slab hess,
                                 double *segments);
 
 
 /* Memory of the network's backend (host memory on the CPU, the GPU's on CUDA). */
-static inline sdagd_status mlp_alloc_on(const mlp *net, void **p, size_t bytes) {
+static inline sdagd_status mlp_alloc_on(const sdagd_mlp *net, void **p, size_t bytes) {
     *p = NULL;
     return bytes ? net->be->alloc(net->ctx, p, bytes) : SDAGD_OK;
 }
 
-static inline void mlp_free_on(const mlp *net, void *p) {
+static inline void mlp_free_on(const sdagd_mlp *net, void *p) {
     if (p) net->be->dealloc(net->ctx, p);
 }
 

@@ -2,7 +2,9 @@
  * (Blackman & Vigna, "Scrambled linear pseudorandom number generators", 2018). */
 #include <math.h>
 
-#include "internal.h"
+#include "rng.h"
+#include "sdagd.h"
+#include "error.h"
 
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);

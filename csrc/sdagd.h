@@ -50,46 +50,46 @@ const char *sdagd_last_error(void);
 /* ------------------------------------------------------------------------------------------ */
 /* Network                                                                                     */
 
-typedef enum { LOSS_MSE = 0, LOSS_CE } sdagd_loss;
-typedef enum { INIT_XAVIER_UNIFORM = 0, INIT_HE_NORMAL } sdagd_init;
-typedef enum { DEVICE_CPU = 0, DEVICE_CUDA } sdagd_device;
+typedef enum { SDAGD_LOSS_MSE = 0, SDAGD_LOSS_CE } sdagd_loss;
+typedef enum { SDAGD_INIT_XAVIER_UNIFORM = 0, SDAGD_INIT_HE_NORMAL } sdagd_init;
+typedef enum { SDAGD_DEVICE_CPU = 0, SDAGD_DEVICE_CUDA } sdagd_device;
 
 typedef struct {
     int n_layers;         /* number of weight layers, L + 1 >= 1 */
     const int *sizes;     /* (n_layers + 1): n_0 .. n_{L+1}, each >= 1 */
-    int hidden;           /* sdagd_activation for hidden layers (sigmoid, relu, tanh, leaky_relu) */
-    int output;           /* sdagd_activation for the output (sigmoid, linear, softmax) */
-    int loss;             /* sdagd_loss; softmax output <=> cross-entropy */
+    sdagd_activation hidden; /* for hidden layers: sigmoid, relu, tanh, leaky_relu */
+    sdagd_activation output; /* for the output: sigmoid, linear, softmax */
+    sdagd_loss loss;      /* softmax output <=> cross-entropy */
     float leaky_slope;    /* slope s of leaky_relu for x <= 0, in [0, 1) */
-    int device;           /* sdagd_device */
+    sdagd_device device;
     int batch_capacity;   /* rows the work buffers hold at first; grows on demand */
-} mlp_config;
+} sdagd_mlp_config;
 
-typedef struct mlp mlp;
+typedef struct sdagd_mlp sdagd_mlp;
 
-sdagd_status mlp_create(mlp **out, const mlp_config *config);
-void mlp_free(mlp *net); /* accepts NULL */
+sdagd_status sdagd_mlp_create(sdagd_mlp **out, const sdagd_mlp_config *config);
+void sdagd_mlp_free(sdagd_mlp *net); /* accepts NULL */
 
-size_t mlp_num_params(const mlp *net);
+size_t sdagd_mlp_num_params(const sdagd_mlp *net);
 /* Offsets of W_l and b_l in the flat slab, l = 0..n_layers-1 (0 = first weight layer). */
-size_t mlp_weight_offset(const mlp *net, int layer);
-size_t mlp_bias_offset(const mlp *net, int layer);
+size_t sdagd_mlp_weight_offset(const sdagd_mlp *net, int layer);
+size_t sdagd_mlp_bias_offset(const sdagd_mlp *net, int layer);
 
 /* Xavier-uniform (paper's default) or He-normal weights, zero biases, from `seed`. */
-sdagd_status mlp_init_params(mlp *net, int init, uint64_t seed);
-sdagd_status mlp_get_params(const mlp *net, float *dst /* (P) */);
-sdagd_status mlp_set_params(mlp *net, const float *src /* (P) */);
+sdagd_status sdagd_mlp_init_params(sdagd_mlp *net, int init, uint64_t seed);
+sdagd_status sdagd_mlp_get_params(const sdagd_mlp *net, float *dst /* (P) */);
+sdagd_status sdagd_mlp_set_params(sdagd_mlp *net, const float *src /* (P) */);
 
 /* Network output for B rows: Y (B, n_out). */
-sdagd_status mlp_forward(mlp *net, const float *X /* (B, n_0) */, int B, float *Y /* (B, n_out) */);
+sdagd_status sdagd_mlp_forward(sdagd_mlp *net, const float *X /* (B, n_0) */, int B, float *Y /* (B, n_out) */);
 
 /* Mean loss over the batch and, optionally, its gradient (P) and truncated Hessian diagonal
  * (P) into caller buffers (host buffers on the CPU backend). errors: misclassified rows. */
-sdagd_status mlp_loss_grad(mlp *net, const float *X, const int32_t *labels, int B,
+sdagd_status sdagd_mlp_loss_grad(sdagd_mlp *net, const float *X, const int32_t *labels, int B,
                            double *loss, int64_t *errors, float *grad, float *hess);
 
 /* Loss and misclassification count over N rows, in chunks of the batch capacity. */
-sdagd_status mlp_evaluate(mlp *net, const float *X, const int32_t *labels, int64_t N,
+sdagd_status sdagd_mlp_evaluate(sdagd_mlp *net, const float *X, const int32_t *labels, int64_t N,
                           double *mean_loss, int64_t *errors);
 
 /* Is `device` usable here? SDAGD_OK, or SDAGD_ERR_DEVICE with a message that says which of
@@ -106,65 +106,65 @@ typedef struct sdagd_dataset sdagd_dataset;
 
 /* X (N, n_0) and labels (N) for networks shaped and placed like `net`: copied to the device
  * once (on the CPU they are used in place, so the caller keeps them alive and unchanged
- * until dataset_free). Labels are checked here. N < 2^31. */
-sdagd_status dataset_create(sdagd_dataset **out, const mlp *net, const float *X, const int32_t *labels,
+ * until sdagd_dataset_free). Labels are checked here. N < 2^31. */
+sdagd_status sdagd_dataset_create(sdagd_dataset **out, const sdagd_mlp *net, const float *X, const int32_t *labels,
                             int64_t N);
-void dataset_free(sdagd_dataset *ds); /* accepts NULL */
-int64_t dataset_rows(const sdagd_dataset *ds);
+void sdagd_dataset_free(sdagd_dataset *ds); /* accepts NULL */
+int64_t sdagd_dataset_rows(const sdagd_dataset *ds);
 
-/* mlp_evaluate over a dataset already on the device. */
-sdagd_status mlp_evaluate_dataset(mlp *net, const sdagd_dataset *ds, double *mean_loss, int64_t *errors);
+/* sdagd_mlp_evaluate over a dataset already on the device. */
+sdagd_status sdagd_mlp_evaluate_dataset(sdagd_mlp *net, const sdagd_dataset *ds, double *mean_loss, int64_t *errors);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Optimizers (docs/algorithms.md section 5)                                                  */
 
-typedef enum { NORM_LAYER = 0, NORM_GLOBAL } sdagd_norm;
+typedef enum { SDAGD_NORM_LAYER = 0, SDAGD_NORM_GLOBAL } sdagd_norm;
 
-typedef enum { SCHEDULE_CONSTANT = 0, SCHEDULE_STEP, SCHEDULE_COSINE } sdagd_schedule;
+typedef enum { SDAGD_SCHEDULE_CONSTANT = 0, SDAGD_SCHEDULE_STEP, SDAGD_SCHEDULE_COSINE } sdagd_schedule;
 
 typedef struct {
-    int kind;           /* sdagd_optimizer_kind */
+    sdagd_optimizer_kind kind;
     /* Hyperparameters by slot (tables.h: SDAGD_HYPERPARAMETERS says which an optimizer reads,
-     * with defaults and ranges; optim_config_defaults fills them in). */
-    double hyper[HP_COUNT];
+     * with defaults and ranges; sdagd_optim_config_defaults fills them in). */
+    double hyper[SDAGD_HP_COUNT];
     /* A schedule of the optimizer's step size S (tables.h: its step-size slot, lr or SDAGD's
      * radius) over epochs e = 0..E-1 (docs/algorithms.md section 5.3); constant within an epoch: */
-    int schedule;       /* sdagd_schedule */
+    sdagd_schedule schedule;
     double schedule_factor; /*   step:   S_e = S * factor^floor(e / every) */
     int schedule_every;
     int schedule_epochs;    /*   cosine: S_e = S_min + (S - S_min) (1 + cos(pi e / E)) / 2 */
     double step_min;        /*   S_min */
-} optim_config;
+} sdagd_optim_config;
 
 /* The configuration of `kind` with every hyperparameter at its default and no schedule. */
-sdagd_status optim_config_defaults(optim_config *config, int kind);
+sdagd_status sdagd_optim_config_defaults(sdagd_optim_config *config, int kind);
 /* SDAGD_OK, or SDAGD_ERR_ARG saying which hyperparameter is outside its range (tables.h). */
-sdagd_status optim_config_check(const optim_config *config);
+sdagd_status sdagd_optim_config_check(const sdagd_optim_config *config);
 
 /* The step size (lr, or SDAGD's radius) in epoch `epoch` (0-based) under the schedule. */
-double optim_step_at(const optim_config *config, int64_t epoch);
+double sdagd_optim_step_at(const sdagd_optim_config *config, int64_t epoch);
 
 /* The tables (tables.h) as arrays: *n rows each. */
-const sdagd_optimizer_desc *optim_table(int *n);
-const sdagd_hyper_desc *optim_hyper_table(int *n);
-const sdagd_activation_desc *activation_table(int *n);
-/* The names of a HYPER_CHOICE slot's codes, comma-separated, or NULL. */
-const char *optim_choice_names(int slot);
+const sdagd_optimizer_desc *sdagd_optim_table(int *n);
+const sdagd_hyper_desc *sdagd_optim_hyper_table(int *n);
+const sdagd_activation_desc *sdagd_activation_table(int *n);
+/* The names of a SDAGD_HYPER_CHOICE slot's codes, comma-separated, or NULL. */
+const char *sdagd_optim_choice_names(int slot);
 
-typedef struct optimizer optimizer;
+typedef struct sdagd_optimizer sdagd_optimizer;
 
 /* State buffers are sized for `net` and allocated here, zeroed. */
-sdagd_status optim_create(optimizer **out, const optim_config *config, const mlp *net);
-void optim_free(optimizer *opt); /* accepts NULL */
+sdagd_status sdagd_optim_create(sdagd_optimizer **out, const sdagd_optim_config *config, const sdagd_mlp *net);
+void sdagd_optim_free(sdagd_optimizer *opt); /* accepts NULL */
 
 /* Number of float slabs of size P the state holds (0..2), plus the integer step counter. */
-int optim_num_state_slabs(const optimizer *opt);
-int64_t optim_step_count(const optimizer *opt);
-sdagd_status optim_get_state(const optimizer *opt, float *dst /* (slabs * P) */, int64_t *step);
-sdagd_status optim_set_state(optimizer *opt, const float *src /* (slabs * P) */, int64_t step);
+int sdagd_optim_num_state_slabs(const sdagd_optimizer *opt);
+int64_t sdagd_optim_step_count(const sdagd_optimizer *opt);
+sdagd_status sdagd_optim_get_state(const sdagd_optimizer *opt, float *dst /* (slabs * P) */, int64_t *step);
+sdagd_status sdagd_optim_set_state(sdagd_optimizer *opt, const float *src /* (slabs * P) */, int64_t step);
 
 /* One network's statistics of one call (an epoch or a step); the caller resets them before
- * each call (train_stats_reset keeps the diagnostic array pointers). */
+ * each call (sdagd_train_stats_reset keeps the diagnostic array pointers). */
 typedef struct {
     double loss_sum;        /* sum over steps of batch loss * rows */
     int64_t errors;         /* misclassified training rows (before each update) */
@@ -189,11 +189,11 @@ typedef struct {
     int64_t *unit_rows;     /* (n_layers) ... out of this many (row, unit) pairs */
     int64_t *inactive;      /* (n_layers) per hidden layer: units never above 0 in any row of the
                              * call (relu, leaky_relu) */
-} train_stats;
+} sdagd_train_stats;
 
 enum { SDAGD_DIVERGED_LOSS = 1, SDAGD_DIVERGED_PARAMS = 2 };
 
-void train_stats_reset(train_stats *stats);
+void sdagd_train_stats_reset(sdagd_train_stats *stats);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Training: one network, or many at once                                                      */
@@ -202,13 +202,13 @@ void train_stats_reset(train_stats *stats);
  * and optimizers may differ; optimizers that need the Hessian diagonal must need it at the
  * same steps), on one device, trained together: each gets exactly the steps it would get
  * trained alone (K = 1 is MLP.fit and MLP.train_step). The trainer holds nets[k] and opts[k]
- * until trainer_free (the caller keeps them alive and does not use them meanwhile) and writes
+ * until sdagd_trainer_free (the caller keeps them alive and does not use them meanwhile) and writes
  * parameters and state back to them after every call. A caller resets the stats before each
- * call (train_stats_reset) and sets stats[k].diverged nonzero for a network to leave alone. */
-typedef struct trainer trainer;
+ * call (sdagd_train_stats_reset) and sets stats[k].diverged nonzero for a network to leave alone. */
+typedef struct sdagd_trainer sdagd_trainer;
 
-sdagd_status trainer_create(trainer **out, mlp *const *nets, optimizer *const *opts, int K);
-void trainer_free(trainer *t); /* accepts NULL */
+sdagd_status sdagd_trainer_create(sdagd_trainer **out, sdagd_mlp *const *nets, sdagd_optimizer *const *opts, int K);
+void sdagd_trainer_free(sdagd_trainer *t); /* accepts NULL */
 
 /* Called between mini-batches; nonzero stops the epoch with SDAGD_ERR_INTERRUPTED. */
 typedef int (*sdagd_poll_fn)(void *ctx);
@@ -222,19 +222,19 @@ typedef int (*sdagd_poll_fn)(void *ctx);
  * is called between mini-batches; nonzero stops the epoch with SDAGD_ERR_INTERRUPTED, the
  * steps taken kept. Returns SDAGD_OK unless the whole call failed (memory, device,
  * interrupted by poll). */
-sdagd_status trainer_epoch(trainer *t, const sdagd_dataset *ds, int batch_size, const uint64_t *seeds,
-                           const int64_t *epochs, train_stats *stats, sdagd_poll_fn poll, void *poll_ctx);
+sdagd_status sdagd_trainer_epoch(sdagd_trainer *t, const sdagd_dataset *ds, int batch_size, const uint64_t *seeds,
+                           const int64_t *epochs, sdagd_train_stats *stats, sdagd_poll_fn poll, void *poll_ctx);
 
 /* One update of every network still training on the same batch (host memory): gradient (and
  * h when needed), then the optimizer step; epochs[k] selects SDAGD's radius under a
- * schedule. Divergence is reported in stats[k] as by trainer_epoch. */
-sdagd_status trainer_step(trainer *t, const float *X /* (B, n_0) */, const int32_t *labels /* (B) */, int B,
-                          const int64_t *epochs, train_stats *stats);
+ * schedule. Divergence is reported in stats[k] as by sdagd_trainer_epoch. */
+sdagd_status sdagd_trainer_step(sdagd_trainer *t, const float *X /* (B, n_0) */, const int32_t *labels /* (B) */, int B,
+                          const int64_t *epochs, sdagd_train_stats *stats);
 
 /* The message for a network whose stats say it diverged. */
-void train_divergence_message(char *buf, size_t size, const optimizer *opt, const train_stats *stats);
+void sdagd_train_divergence_message(char *buf, size_t size, const sdagd_optimizer *opt, const sdagd_train_stats *stats);
 
-/* The permutation trainer_epoch uses: perm (N) for (seed, epoch), Fisher-Yates. */
+/* The permutation sdagd_trainer_epoch uses: perm (N) for (seed, epoch), Fisher-Yates. */
 sdagd_status sdagd_shuffle_order(int64_t *perm, int64_t N, uint64_t seed, int64_t epoch);
 
 /* Threads the CPU backend uses (its own pool; the BLAS runs single-threaded inside it).

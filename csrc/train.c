@@ -15,13 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "dataset.h"
+#include "error.h"
+#include "network.h"
+#include "optimizer.h"
+#include "rng.h"
 
-struct trainer {
+struct sdagd_trainer {
     int K;
-    mlp **nets;
-    optimizer **opts;
-    mlp *lead;                 /* nets[0]: the shape, backend and context used for all */
+    sdagd_mlp **nets;
+    sdagd_optimizer **opts;
+    sdagd_mlp *lead;                 /* nets[0]: the shape, backend and context used for all */
     const sdagd_backend_ops *be;
     void *ctx;
     workspace ws;              /* K > 1; with K = 1 the lead network's own */
@@ -59,7 +63,7 @@ struct trainer {
     float *grad_owned, *hess_owned;
 };
 
-void train_stats_reset(train_stats *stats) {
+void sdagd_train_stats_reset(sdagd_train_stats *stats) {
     double *grad_sq = stats->grad_sq;
     int64_t *saturated = stats->saturated, *unit_rows = stats->unit_rows, *inactive = stats->inactive;
     memset(stats, 0, sizeof *stats);
@@ -71,12 +75,12 @@ void train_stats_reset(train_stats *stats) {
 
 /* ---- creation ------------------------------------------------------------------------- */
 
-static sdagd_status alloc_on(trainer *t, void **p, size_t bytes) {
+static sdagd_status alloc_on(sdagd_trainer *t, void **p, size_t bytes) {
     *p = NULL;
     return bytes ? t->be->alloc(t->ctx, p, bytes) : SDAGD_OK;
 }
 
-void trainer_free(trainer *t) {
+void sdagd_trainer_free(sdagd_trainer *t) {
     if (!t) return;
     if (t->be) {
         if (t->K > 1) workspace_free(t->lead, &t->ws);
@@ -100,7 +104,7 @@ void trainer_free(trainer *t) {
     free(t);
 }
 
-static int same_shape(const mlp *a, const mlp *b) {
+static int same_shape(const sdagd_mlp *a, const sdagd_mlp *b) {
     if (a->n_layers != b->n_layers || a->output != b->output || a->loss != b->loss || a->device != b->device)
         return 0;
     for (int l = 0; l <= a->n_layers; l++)
@@ -109,12 +113,12 @@ static int same_shape(const mlp *a, const mlp *b) {
 }
 
 /* Networks whose optimizers need h at different steps cannot share the curvature pass. */
-static sdagd_status check_curvature_schedules(optimizer *const *opts, int K) {
+static sdagd_status check_curvature_schedules(sdagd_optimizer *const *opts, int K) {
     int every = 0;
     int64_t phase = 0;
     for (int k = 0; k < K; k++) {
-        int need = optim_curvature_need(opts[k]->config.kind), n = (int)opts[k]->config.hyper[HP_HESSIAN_EVERY];
-        if (need != CURVATURE_EVERY || n <= 1) continue;
+        int need = optim_curvature_need(opts[k]->config.kind), n = (int)opts[k]->config.hyper[SDAGD_HP_HESSIAN_EVERY];
+        if (need != SDAGD_CURVATURE_EVERY || n <= 1) continue;
         if (every == 0) {
             every = n;
             phase = opts[k]->step % every;
@@ -125,14 +129,14 @@ static sdagd_status check_curvature_schedules(optimizer *const *opts, int K) {
     }
     for (int k = 0; every && k < K; k++) {
         int need = optim_curvature_need(opts[k]->config.kind);
-        if (need == CURVATURE_ALWAYS || (need == CURVATURE_EVERY && opts[k]->config.hyper[HP_HESSIAN_EVERY] <= 1))
+        if (need == SDAGD_CURVATURE_ALWAYS || (need == SDAGD_CURVATURE_EVERY && opts[k]->config.hyper[SDAGD_HP_HESSIAN_EVERY] <= 1))
             return sdagd_fail(SDAGD_ERR_ARG, "network %d needs the Hessian every step, others every %d steps; "
                                              "train them apart", k, every);
     }
     return SDAGD_OK;
 }
 
-static sdagd_status upload_codes(trainer *t) {
+static sdagd_status upload_codes(sdagd_trainer *t) {
     int K = t->K;
     int32_t *act = malloc((size_t)K * sizeof *act);
     float *slope = malloc((size_t)K * sizeof *slope);
@@ -153,7 +157,7 @@ static sdagd_status upload_codes(trainer *t) {
 }
 
 /* K > 1: every network's parameters and optimizer state into the trainer's slabs, or back. */
-static sdagd_status exchange_slabs(trainer *t, int back) {
+static sdagd_status exchange_slabs(sdagd_trainer *t, int back) {
     size_t bytes = t->lead->n_params * sizeof(float);
     sdagd_status st = SDAGD_OK;
     for (int k = 0; k < t->K && st == SDAGD_OK; k++) {
@@ -168,7 +172,7 @@ static sdagd_status exchange_slabs(trainer *t, int back) {
     return st;
 }
 
-sdagd_status trainer_create(trainer **out, mlp *const *nets, optimizer *const *opts, int K) {
+sdagd_status sdagd_trainer_create(sdagd_trainer **out, sdagd_mlp *const *nets, sdagd_optimizer *const *opts, int K) {
     *out = NULL;
     if (K < 1) return sdagd_fail(SDAGD_ERR_ARG, "a trainer needs at least one network, got %d", K);
     for (int k = 0; k < K; k++) {
@@ -185,9 +189,9 @@ sdagd_status trainer_create(trainer **out, mlp *const *nets, optimizer *const *o
     }
     sdagd_status st = check_curvature_schedules(opts, K);
     if (st != SDAGD_OK) return st;
-    trainer *t = calloc(1, sizeof *t);
+    sdagd_trainer *t = calloc(1, sizeof *t);
     if (!t) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
-    mlp *lead = nets[0];
+    sdagd_mlp *lead = nets[0];
     t->K = K;
     t->lead = lead;
     t->be = lead->be;
@@ -202,7 +206,7 @@ sdagd_status trainer_create(trainer **out, mlp *const *nets, optimizer *const *o
     t->window_rows = malloc((size_t)t->window * sizeof *t->window_rows);
     if (!t->nets || !t->opts || !t->host_step || !t->host_active || !t->host_losses || !t->host_errors ||
         !t->window_rows) {
-        trainer_free(t);
+        sdagd_trainer_free(t);
         return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
     }
     memcpy(t->nets, nets, (size_t)K * sizeof *nets);
@@ -212,8 +216,8 @@ sdagd_status trainer_create(trainer **out, mlp *const *nets, optimizer *const *o
         if (opts[k]->n_slabs > t->state_slabs) t->state_slabs = opts[k]->n_slabs;
     }
     size_t P = lead->n_params, L = (size_t)lead->n_layers, k = (size_t)K, fb = P * sizeof(float);
-    const optim_config *c0 = &opts[0]->config;
-    t->hess_is_state0 = K == 1 && c0->kind == OPT_SDAGD && !(c0->hyper[HP_AVERAGE] > 0);
+    const sdagd_optim_config *c0 = &opts[0]->config;
+    t->hess_is_state0 = K == 1 && c0->kind == SDAGD_OPT_SDAGD && !(c0->hyper[SDAGD_HP_AVERAGE] > 0);
 #define ALLOC(field, bytes) \
     if (st == SDAGD_OK) st = alloc_on(t, (void **)&t->field, bytes)
     ALLOC(act, k * sizeof(int32_t));
@@ -255,7 +259,7 @@ sdagd_status trainer_create(trainer **out, mlp *const *nets, optimizer *const *o
     if (st == SDAGD_OK) st = upload_codes(t);
     if (st == SDAGD_OK && t->be->recorder_create) st = t->be->recorder_create(t->ctx, &t->recorder);
     if (st != SDAGD_OK) {
-        trainer_free(t);
+        sdagd_trainer_free(t);
         return st;
     }
     *out = t;
@@ -264,13 +268,13 @@ sdagd_status trainer_create(trainer **out, mlp *const *nets, optimizer *const *o
 
 /* ---- one step ------------------------------------------------------------------------- */
 
-static void forget_steps(trainer *t) {
+static void forget_steps(sdagd_trainer *t) {
     if (t->recorder) t->be->recorder_clear(t->ctx, t->recorder);
 }
 
 /* The work buffers for batches of B rows; refreshes the view (and forgets recorded steps)
  * when the buffers moved. */
-static sdagd_status prepare_buffers(trainer *t, int B) {
+static sdagd_status prepare_buffers(sdagd_trainer *t, int B) {
     workspace *ws = t->K == 1 ? &t->lead->ws : &t->ws;
     sdagd_status st = workspace_reserve(t->lead, ws, t->K, B, t->curvature);
     if (st != SDAGD_OK) return st;
@@ -282,10 +286,10 @@ static sdagd_status prepare_buffers(trainer *t, int B) {
 
 /* Forward, loss, backward (with h when `curvature`), the optimizer's update and the step
  * counters, for the B rows the gather (when `gather` is not NULL) or the caller put in x. */
-static sdagd_status enqueue_step(trainer *t, int B, int curvature, const gather_args *gather) {
+static sdagd_status enqueue_step(sdagd_trainer *t, int B, int curvature, const gather_args *gather) {
     const sdagd_backend_ops *be = t->be;
     const group_view *g = &t->view;
-    mlp *lead = t->lead;
+    sdagd_mlp *lead = t->lead;
     sdagd_status st = gather ? be->gather(t->ctx, gather) : SDAGD_OK;
     if (st == SDAGD_OK)
         st = mlp_forward_group(lead, g, B, g->x, g->x_stride, t->params, curvature, t->saturated, t->ever_active);
@@ -305,7 +309,7 @@ static sdagd_status enqueue_step(trainer *t, int B, int curvature, const gather_
 }
 
 /* One step, replayed from a recording when the backend has one for (B, curvature). */
-static sdagd_status run_step(trainer *t, int B, int curvature, const gather_args *gather) {
+static sdagd_status run_step(sdagd_trainer *t, int B, int curvature, const gather_args *gather) {
     const sdagd_backend_ops *be = t->be;
     if (!t->recorder || !gather) return enqueue_step(t, B, curvature, gather);
     int key = B * 2 + curvature;
@@ -323,7 +327,7 @@ static sdagd_status run_step(trainer *t, int B, int curvature, const gather_args
 
 /* Per-epoch values into the backend: hyperparameters (this epoch's radius), step counts,
  * which networks train, zeroed statistics and counters. */
-static sdagd_status begin_epoch(trainer *t, const int64_t *epochs, const train_stats *stats) {
+static sdagd_status begin_epoch(sdagd_trainer *t, const int64_t *epochs, const sdagd_train_stats *stats) {
     int K = t->K;
     size_t L = (size_t)t->lead->n_layers;
     optim_hyper *hyper = malloc((size_t)K * sizeof *hyper);
@@ -347,13 +351,13 @@ static sdagd_status begin_epoch(trainer *t, const int64_t *epochs, const train_s
     return st;
 }
 
-static int any_needs_curvature(const trainer *t) {
+static int any_needs_curvature(const sdagd_trainer *t) {
     for (int k = 0; k < t->K; k++)
         if (t->host_active[k] && optim_needs_hessian_at(t->opts[k], t->host_step[k])) return 1;
     return 0;
 }
 
-static int any_active(const trainer *t) {
+static int any_active(const sdagd_trainer *t) {
     for (int k = 0; k < t->K; k++)
         if (t->host_active[k]) return 1;
     return 0;
@@ -361,14 +365,14 @@ static int any_active(const trainer *t) {
 
 /* Reads back the losses of the last `steps` steps: accumulates them, and finds the first
  * non-finite one of each network (which the backend already made inactive). */
-static sdagd_status read_window(trainer *t, int steps, train_stats *stats) {
+static sdagd_status read_window(sdagd_trainer *t, int steps, sdagd_train_stats *stats) {
     int K = t->K, W = t->window;
     sdagd_status st = t->be->download(t->ctx, t->host_losses, t->losses, (size_t)K * W * sizeof(double));
     if (st == SDAGD_OK) st = t->be->download(t->ctx, t->host_errors, t->errors, (size_t)K * W * sizeof(int64_t));
     if (st != SDAGD_OK) return st;
     for (int k = 0; k < K; k++) {
         if (!t->host_active[k]) continue;
-        train_stats *s = &stats[k];
+        sdagd_train_stats *s = &stats[k];
         int64_t first_step = t->host_step[k] - steps; /* the mirror counted all of them */
         for (int j = 0; j < steps; j++) {
             double loss = t->host_losses[(size_t)k * W + j];
@@ -384,14 +388,14 @@ static sdagd_status read_window(trainer *t, int steps, train_stats *stats) {
             s->errors += t->host_errors[(size_t)k * W + j];
             s->rows += t->window_rows[j];
             s->steps++;
-            if (t->opts[k]->config.kind == OPT_SDAGD) s->params_seen += (int64_t)t->lead->n_params;
+            if (t->opts[k]->config.kind == SDAGD_OPT_SDAGD) s->params_seen += (int64_t)t->lead->n_params;
         }
     }
     return SDAGD_OK;
 }
 
-/* The epoch's device statistics into the callers' train_stats. */
-static sdagd_status end_epoch(trainer *t, train_stats *stats) {
+/* The epoch's device statistics into the callers' sdagd_train_stats. */
+static sdagd_status end_epoch(sdagd_trainer *t, sdagd_train_stats *stats) {
     int K = t->K, L = t->lead->n_layers;
     size_t units = t->lead->hidden_units + 1;
     size_t bytes = (size_t)K * (sizeof(net_stats) + (size_t)L * (sizeof(double) + sizeof(int64_t)) + units) +
@@ -410,7 +414,7 @@ static sdagd_status end_epoch(trainer *t, train_stats *stats) {
     if (st == SDAGD_OK) st = be->download(t->ctx, ever, t->ever_active, (size_t)K * units);
     if (st == SDAGD_OK) st = be->download(t->ctx, steps, t->step, (size_t)K * sizeof *steps);
     for (int k = 0; k < K && st == SDAGD_OK; k++) {
-        train_stats *s = &stats[k];
+        sdagd_train_stats *s = &stats[k];
         t->opts[k]->step = steps[k];
         if (ns[k].mu_count) {
             if (s->mu_count == 0 || ns[k].mu_min < s->mu_min) s->mu_min = ns[k].mu_min;
@@ -419,7 +423,7 @@ static sdagd_status end_epoch(trainer *t, train_stats *stats) {
             s->mu_count += ns[k].mu_count;
         }
         s->phase1_params += ns[k].phase1;
-        const mlp *net = t->nets[k];
+        const sdagd_mlp *net = t->nets[k];
         size_t unit = 0;
         for (int l = 0; l < L; l++) {
             if (s->grad_sq) s->grad_sq[l] = grad_sq[(size_t)k * L + l];
@@ -441,7 +445,7 @@ static sdagd_status end_epoch(trainer *t, train_stats *stats) {
 
 /* Marks networks whose parameters are no longer finite (a saturated sigmoid can turn a
  * parameter inf before any loss does). */
-static sdagd_status check_parameters(trainer *t, train_stats *stats) {
+static sdagd_status check_parameters(sdagd_trainer *t, sdagd_train_stats *stats) {
     uint8_t *ok = malloc((size_t)t->K);
     if (!ok) return sdagd_fail(SDAGD_ERR_NOMEM, "out of memory");
     sdagd_status st = t->be->all_finite(t->ctx, t->params.p, t->lead->n_params, t->params.stride, t->K, ok);
@@ -455,9 +459,9 @@ static sdagd_status check_parameters(trainer *t, train_stats *stats) {
     return st;
 }
 
-sdagd_status trainer_epoch(trainer *t, const sdagd_dataset *ds, int batch_size, const uint64_t *seeds,
-                           const int64_t *epochs, train_stats *stats, sdagd_poll_fn poll, void *poll_ctx) {
-    int64_t N = dataset_rows(ds);
+sdagd_status sdagd_trainer_epoch(sdagd_trainer *t, const sdagd_dataset *ds, int batch_size, const uint64_t *seeds,
+                           const int64_t *epochs, sdagd_train_stats *stats, sdagd_poll_fn poll, void *poll_ctx) {
+    int64_t N = sdagd_dataset_rows(ds);
     if (dataset_device(ds) != t->lead->device || dataset_width(ds) != t->lead->sizes[0])
         return sdagd_fail(SDAGD_ERR_ARG, "this data set was made for a network of another input size or device");
     if (batch_size < 1) return sdagd_fail(SDAGD_ERR_ARG, "batch_size must be >= 1, got %d", batch_size);
@@ -522,8 +526,8 @@ sdagd_status trainer_epoch(trainer *t, const sdagd_dataset *ds, int batch_size, 
 
 /* ---- one step ------------------------------------------------------------------------ */
 
-sdagd_status trainer_step(trainer *t, const float *X, const int32_t *labels, int B, const int64_t *epochs,
-                          train_stats *stats) {
+sdagd_status sdagd_trainer_step(sdagd_trainer *t, const float *X, const int32_t *labels, int B, const int64_t *epochs,
+                          sdagd_train_stats *stats) {
     if (B < 1) return sdagd_fail(SDAGD_ERR_ARG, "a batch needs at least one row, got %d", B);
     for (int k = 0; k < t->K; k++)
         if (t->opts[k]->step == INT64_MAX || epochs[k] < 0 || epochs[k] == INT64_MAX)
@@ -560,7 +564,7 @@ sdagd_status trainer_step(trainer *t, const float *X, const int32_t *labels, int
 
 /* ---- divergence ------------------------------------------------------------------------- */
 
-void train_divergence_message(char *buf, size_t size, const optimizer *opt, const train_stats *s) {
+void sdagd_train_divergence_message(char *buf, size_t size, const sdagd_optimizer *opt, const sdagd_train_stats *s) {
     if (s->diverged == SDAGD_DIVERGED_LOSS) {
         /* named, not printed: the sign of a NaN differs between the CPU and a GPU */
         const char *loss = isnan(s->diverged_loss) ? "nan" : s->diverged_loss > 0 ? "inf" : "-inf";

@@ -305,7 +305,7 @@ __global__ void output_epilogue_kernel(int B, int n, float *out, size_t out_stri
     GRID_STRIDE(i, (size_t)B * n) {
         float v = o[i] + b[i % n];
         if (pre) pre[(size_t)k * pre_stride + i] = v;
-        o[i] = output == ACT_SOFTMAX ? v : activation_value(output, 0.0f, v);
+        o[i] = output == SDAGD_ACT_SOFTMAX ? v : activation_value(output, 0.0f, v);
     }
 }
 
@@ -329,9 +329,9 @@ static sdagd_status cuda_forward(void *ctx, const forward_args *a) {
     const float *bias = a->params.p + g->b_off[l];
     if (l == g->n_layers - 1) {
         output_epilogue_kernel<<<grid_for((size_t)B * n_out, K), THREADS, 0, stream_of(ctx)>>>(
-            B, n_out, out, g->out_stride, bias, a->params.stride, g->loss == LOSS_CE ? g->pre : NULL, g->pre_stride,
+            B, n_out, out, g->out_stride, bias, a->params.stride, g->loss == SDAGD_LOSS_CE ? g->pre : NULL, g->pre_stride,
             g->output, g->active);
-        if ((st = launched("output layer")) != SDAGD_OK || g->output != ACT_SOFTMAX) return st;
+        if ((st = launched("output layer")) != SDAGD_OK || g->output != SDAGD_ACT_SOFTMAX) return st;
         softmax_kernel<<<grid_for((size_t)B, K), THREADS, 0, stream_of(ctx)>>>(B, n_out, out, g->out_stride, g->active);
         return launched("softmax");
     }
@@ -403,7 +403,7 @@ static sdagd_status cuda_loss(void *ctx, const loss_args *a) {
     unsigned blocks = blocks_for((size_t)a->B);
     if (2 * (size_t)blocks > g->partials_stride) blocks = (unsigned)(g->partials_stride / 2); /* >= 128 */
     loss_partial_kernel<<<dim3(blocks, g->K), THREADS, 0, stream_of(ctx)>>>(
-        a->B, n, g->out + g->out_off[L - 1], g->out_stride, g->loss == LOSS_CE ? g->pre : NULL, g->pre_stride, g->y,
+        a->B, n, g->out + g->out_off[L - 1], g->out_stride, g->loss == SDAGD_LOSS_CE ? g->pre : NULL, g->pre_stride, g->y,
         g->y_stride, g->loss, g->output, g->delta[0], a->want_s ? g->s[0] : NULL, g->d_stride, a->want_delta,
         a->want_s, g->partials, g->partials_stride, g->active);
     if ((st = launched("loss")) != SDAGD_OK) return st;
@@ -600,7 +600,7 @@ __global__ void step_length_partial_kernel(update_job j, double *partials, size_
     int k = blockIdx.y;
     if (!j.active[k]) return;
     optim_hyper h = j.hyper[k];
-    if (h.kind != OPT_SDAGD || !(h.max_step > 0.0)) return; /* block-uniform */
+    if (h.kind != SDAGD_OPT_SDAGD || !(h.max_step > 0.0)) return; /* block-uniform */
     step_coef c = j.coef[k];
     const float *g = j.grad + (size_t)k * j.grad_stride;
     const float *fresh = j.hess ? j.hess + (size_t)k * j.hess_stride : NULL;
@@ -622,16 +622,16 @@ __global__ void step_length_total_kernel(update_job j, int blocks, const double 
     int k = blockIdx.x;
     if (!j.active[k]) return;
     optim_hyper h = j.hyper[k];
-    if (h.kind != OPT_SDAGD || !(h.max_step > 0.0)) return;
+    if (h.kind != SDAGD_OPT_SDAGD || !(h.max_step > 0.0)) return;
     double global = 0.0;
     for (int l = 0; l < j.L; l++) {
         double sum = 0.0;
         for (int b = threadIdx.x; b < blocks; b += blockDim.x) sum += partials[(size_t)k * partial_stride + (size_t)l * blocks + b];
         sum = block_sum(sum);
         global += sum;
-        if (threadIdx.x == 0) j.step_sq[(size_t)k * j.L + l] = h.norm == NORM_GLOBAL ? global : sum;
+        if (threadIdx.x == 0) j.step_sq[(size_t)k * j.L + l] = h.norm == SDAGD_NORM_GLOBAL ? global : sum;
     }
-    if (threadIdx.x == 0 && h.norm == NORM_GLOBAL) j.step_sq[(size_t)k * j.L] = global;
+    if (threadIdx.x == 0 && h.norm == SDAGD_NORM_GLOBAL) j.step_sq[(size_t)k * j.L] = global;
 }
 
 /* One optimizer step over every parameter of every active network (docs/algorithms.md section 5). */
@@ -644,15 +644,15 @@ __global__ void update_kernel(update_job j) {
     const float *g = j.grad + (size_t)k * j.grad_stride;
     const float *fresh = j.hess ? j.hess + (size_t)k * j.hess_stride : NULL;
     float *s0 = j.s0 ? j.s0 + (size_t)k * j.s0_stride : NULL, *s1 = j.s1 ? j.s1 + (size_t)k * j.s1_stride : NULL;
-    int capped = h.kind == OPT_SDAGD && h.max_step > 0.0;
+    int capped = h.kind == SDAGD_OPT_SDAGD && h.max_step > 0.0;
     unsigned long long phase1 = 0;
     GRID_STRIDE(i, j.P) {
         int l = layer_of(j.offsets, j.L, i);
         float mu = j.mu[(size_t)k * j.L + l];
-        float scale = capped ? max_step_scale(&h, j.step_sq[(size_t)k * j.L + (h.norm == NORM_GLOBAL ? 0 : l)]) : 1.0f;
+        float scale = capped ? max_step_scale(&h, j.step_sq[(size_t)k * j.L + (h.norm == SDAGD_NORM_GLOBAL ? 0 : l)]) : 1.0f;
         phase1 += optimizer_update(h.kind, &h, &c, i, theta, g, fresh, s0, s1, mu, scale);
     }
-    if (h.kind == OPT_SDAGD) { /* block-uniform */
+    if (h.kind == SDAGD_OPT_SDAGD) { /* block-uniform */
         unsigned long long total = block_sum(phase1);
         if (threadIdx.x == 0 && total) atomicAdd((unsigned long long *)&j.stats[k].phase1, total);
     }

@@ -106,7 +106,7 @@ static int check_labels(PyObject *obj, npy_intp rows, PyArrayObject **out) {
 
 typedef struct {
     PyObject_HEAD
-    mlp *net;
+    sdagd_mlp *net;
     int n_layers;
     int n_in, n_out;
     int dependents; /* optimizers and datasets living in this network's memory: no re-init then */
@@ -130,14 +130,14 @@ static int acquire(NetObject *self) {
 }
 
 static void Net_dealloc(NetObject *self) {
-    mlp_free(self->net);
+    sdagd_mlp_free(self->net);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int Net_init(NetObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"sizes", "hidden", "output", "loss", "leaky_slope", "device", "batch_capacity", NULL};
     PyObject *sizes_obj;
-    mlp_config c = {0};
+    sdagd_mlp_config c = {0};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oiiifii", kwlist, &sizes_obj, &c.hidden, &c.output,
                                      &c.loss, &c.leaky_slope, &c.device, &c.batch_capacity))
         return -1;
@@ -174,17 +174,17 @@ static int Net_init(NetObject *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise a network that optimizers or datasets use");
         return -1;
     }
-    mlp *fresh = NULL;
+    sdagd_mlp *fresh = NULL;
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS /* a CUDA device may take a while to come up */
-    st = mlp_create(&fresh, &c);
+    st = sdagd_mlp_create(&fresh, &c);
     Py_END_ALLOW_THREADS
     if (st != SDAGD_OK) {
         raise_status(st);
         return -1;
     }
     /* Swap only on success, so a failed re-initialisation leaves the old network intact. */
-    mlp_free(self->net);
+    sdagd_mlp_free(self->net);
     self->net = fresh;
     self->n_layers = c.n_layers;
     self->n_in = sizes[0];
@@ -202,7 +202,7 @@ static int ready(NetObject *self) {
 static PyObject *Net_num_params(NetObject *self, void *closure) {
     (void)closure;
     if (ready(self) < 0) return NULL;
-    return PyLong_FromSize_t(mlp_num_params(self->net));
+    return PyLong_FromSize_t(sdagd_mlp_num_params(self->net));
 }
 
 static PyObject *Net_layer_offsets(NetObject *self, PyObject *unused) {
@@ -211,8 +211,8 @@ static PyObject *Net_layer_offsets(NetObject *self, PyObject *unused) {
     PyObject *list = PyList_New(self->n_layers);
     if (!list) return NULL;
     for (int l = 0; l < self->n_layers; l++) {
-        PyObject *t = Py_BuildValue("(nn)", (Py_ssize_t)mlp_weight_offset(self->net, l),
-                                    (Py_ssize_t)mlp_bias_offset(self->net, l));
+        PyObject *t = Py_BuildValue("(nn)", (Py_ssize_t)sdagd_mlp_weight_offset(self->net, l),
+                                    (Py_ssize_t)sdagd_mlp_bias_offset(self->net, l));
         if (!t) {
             Py_DECREF(list);
             return NULL;
@@ -229,7 +229,7 @@ static PyObject *Net_init_params(NetObject *self, PyObject *args) {
     if (acquire(self) < 0) return NULL;
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = mlp_init_params(self->net, init, (uint64_t)seed);
+    st = sdagd_mlp_init_params(self->net, init, (uint64_t)seed);
     Py_END_ALLOW_THREADS
     self->busy = 0;
     if (st != SDAGD_OK) return raise_status(st);
@@ -244,8 +244,8 @@ static PyObject *new_float_vector(size_t n) {
 static PyObject *Net_get_params(NetObject *self, PyObject *unused) {
     (void)unused;
     if (acquire(self) < 0) return NULL; /* no torn copy while another thread trains */
-    PyObject *out = new_float_vector(mlp_num_params(self->net));
-    sdagd_status st = out ? mlp_get_params(self->net, (float *)PyArray_DATA((PyArrayObject *)out)) : SDAGD_OK;
+    PyObject *out = new_float_vector(sdagd_mlp_num_params(self->net));
+    sdagd_status st = out ? sdagd_mlp_get_params(self->net, (float *)PyArray_DATA((PyArrayObject *)out)) : SDAGD_OK;
     self->busy = 0;
     if (st != SDAGD_OK) {
         Py_DECREF(out);
@@ -258,12 +258,12 @@ static PyObject *Net_set_params(NetObject *self, PyObject *arg) {
     PyArrayObject *a;
     if (ready(self) < 0) return NULL;
     if (check_array(arg, "params", NPY_FLOAT32, "float32", 1, &a) < 0) return NULL;
-    if ((size_t)PyArray_DIM(a, 0) != mlp_num_params(self->net))
+    if ((size_t)PyArray_DIM(a, 0) != sdagd_mlp_num_params(self->net))
         return PyErr_Format(PyExc_ValueError, "params must hold %zu values, got %zd",
-                            mlp_num_params(self->net), (Py_ssize_t)PyArray_DIM(a, 0));
+                            sdagd_mlp_num_params(self->net), (Py_ssize_t)PyArray_DIM(a, 0));
     if (check_finite(a, "params") < 0) return NULL;
     if (acquire(self) < 0) return NULL;
-    sdagd_status st = mlp_set_params(self->net, (const float *)PyArray_DATA(a));
+    sdagd_status st = sdagd_mlp_set_params(self->net, (const float *)PyArray_DATA(a));
     self->busy = 0;
     if (st != SDAGD_OK) return raise_status(st);
     Py_RETURN_NONE;
@@ -282,7 +282,7 @@ static PyObject *Net_forward(NetObject *self, PyObject *arg) {
     }
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = mlp_forward(self->net, (const float *)PyArray_DATA(X), (int)dims[0],
+    st = sdagd_mlp_forward(self->net, (const float *)PyArray_DATA(X), (int)dims[0],
                      (float *)PyArray_DATA((PyArrayObject *)Y));
     Py_END_ALLOW_THREADS
     self->busy = 0;
@@ -302,7 +302,7 @@ static PyObject *Net_loss_grad(NetObject *self, PyObject *args, PyObject *kwds) 
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|p", kwlist, &xo, &yo, &want_hess)) return NULL;
     if (ready(self) < 0) return NULL;
     if (check_inputs(xo, self->n_in, &X) < 0 || check_labels(yo, PyArray_DIM(X, 0), &y) < 0) return NULL;
-    size_t P = mlp_num_params(self->net);
+    size_t P = sdagd_mlp_num_params(self->net);
     PyObject *grad = new_float_vector(P), *hess = want_hess ? new_float_vector(P) : Py_None;
     if (!grad || !hess) goto fail;
     if (!want_hess) Py_INCREF(Py_None);
@@ -311,7 +311,7 @@ static PyObject *Net_loss_grad(NetObject *self, PyObject *args, PyObject *kwds) 
     int64_t errors;
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = mlp_loss_grad(self->net, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
+    st = sdagd_mlp_loss_grad(self->net, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
                        (int)PyArray_DIM(X, 0), &loss, &errors, (float *)PyArray_DATA((PyArrayObject *)grad),
                        want_hess ? (float *)PyArray_DATA((PyArrayObject *)hess) : NULL);
     Py_END_ALLOW_THREADS
@@ -339,7 +339,7 @@ static PyObject *Net_evaluate(NetObject *self, PyObject *args) {
     int64_t errors;
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = mlp_evaluate(self->net, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
+    st = sdagd_mlp_evaluate(self->net, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
                       (int64_t)PyArray_DIM(X, 0), &loss, &errors);
     Py_END_ALLOW_THREADS
     self->busy = 0;
@@ -364,7 +364,7 @@ static PyObject *Net_evaluate_dataset(NetObject *self, PyObject *arg) {
     sdagd_status st;
     sdagd_dataset *ds = dataset_handle((DatasetObject *)arg);
     Py_BEGIN_ALLOW_THREADS
-    st = mlp_evaluate_dataset(self->net, ds, &loss, &errors);
+    st = sdagd_mlp_evaluate_dataset(self->net, ds, &loss, &errors);
     Py_END_ALLOW_THREADS
     self->busy = 0;
     if (st != SDAGD_OK) return raise_status(st);
@@ -401,7 +401,7 @@ static PyTypeObject NetType = {
 
 typedef struct {
     PyObject_HEAD
-    optimizer *opt;
+    sdagd_optimizer *opt;
     PyObject *net;  /* the Net whose memory the state lives in: kept alive as long as the state */
     size_t n_params;
     int busy; /* set while a training call uses it without the GIL */
@@ -420,7 +420,7 @@ static int opt_ready(OptimizerObject *self) {
 }
 
 static void Optimizer_dealloc(OptimizerObject *self) {
-    optim_free(self->opt);
+    sdagd_optim_free(self->opt);
     if (self->net) ((NetObject *)self->net)->dependents--;
     Py_XDECREF(self->net);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -430,17 +430,17 @@ static void Optimizer_dealloc(OptimizerObject *self) {
  * plus the schedule's: each missing one at its default. Ranges are checked by the core. */
 static const char *optimizer_name(int kind) {
     int n;
-    const sdagd_optimizer_desc *rows = optim_table(&n);
+    const sdagd_optimizer_desc *rows = sdagd_optim_table(&n);
     return kind >= 0 && kind < n ? rows[kind].name : "?";
 }
 
-static int config_from_kwargs(int kind, PyObject *kwds, optim_config *c) {
-    if (optim_config_defaults(c, kind) != SDAGD_OK) {
+static int config_from_kwargs(int kind, PyObject *kwds, sdagd_optim_config *c) {
+    if (sdagd_optim_config_defaults(c, kind) != SDAGD_OK) {
         PyErr_Format(PyExc_ValueError, "%s", sdagd_last_error());
         return -1;
     }
     int n_hypers;
-    const sdagd_hyper_desc *hypers = optim_hyper_table(&n_hypers);
+    const sdagd_hyper_desc *hypers = sdagd_optim_hyper_table(&n_hypers);
     PyObject *key, *value;
     Py_ssize_t pos = 0;
     while (kwds && PyDict_Next(kwds, &pos, &key, &value)) {
@@ -449,9 +449,9 @@ static int config_from_kwargs(int kind, PyObject *kwds, optim_config *c) {
         double v;
         int integral = 0, found = -1;
         for (int i = 0; i < n_hypers && found < 0; i++)
-            if (hypers[i].optimizer == kind && strcmp(hypers[i].name, name) == 0) found = i;
+            if ((int)hypers[i].optimizer == kind && strcmp(hypers[i].name, name) == 0) found = i;
         if (found >= 0) {
-            integral = hypers[found].type == HYPER_INT || hypers[found].type == HYPER_CHOICE;
+            integral = hypers[found].type == SDAGD_HYPER_INT || hypers[found].type == SDAGD_HYPER_CHOICE;
         } else if (strcmp(name, "schedule") == 0 || strcmp(name, "schedule_every") == 0 ||
                    strcmp(name, "schedule_epochs") == 0) {
             integral = 1;
@@ -484,26 +484,26 @@ static int config_from_kwargs(int kind, PyObject *kwds, optim_config *c) {
 static int Optimizer_init(OptimizerObject *self, PyObject *args, PyObject *kwds) {
     NetObject *net;
     int kind;
-    optim_config c;
+    sdagd_optim_config c;
     if (!PyArg_ParseTuple(args, "O!i", &NetType, &net, &kind) || config_from_kwargs(kind, kwds, &c) < 0) return -1;
     if (self->busy) {
         PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise an optimizer while another thread uses it");
         return -1;
     }
     if (ready(net) < 0) return -1;
-    optimizer *fresh = NULL;
-    sdagd_status st = optim_create(&fresh, &c, net->net);
+    sdagd_optimizer *fresh = NULL;
+    sdagd_status st = sdagd_optim_create(&fresh, &c, net->net);
     if (st != SDAGD_OK) {
         raise_status(st);
         return -1;
     }
-    optim_free(self->opt); /* only now: a failed re-initialisation keeps the old state */
+    sdagd_optim_free(self->opt); /* only now: a failed re-initialisation keeps the old state */
     self->opt = fresh;
     if (self->net) ((NetObject *)self->net)->dependents--;
     net->dependents++;
     Py_INCREF(net);
     Py_XSETREF(self->net, (PyObject *)net);
-    self->n_params = mlp_num_params(net->net);
+    self->n_params = sdagd_mlp_num_params(net->net);
     return 0;
 }
 
@@ -511,11 +511,11 @@ static int Optimizer_init(OptimizerObject *self, PyObject *args, PyObject *kwds)
 static PyObject *Optimizer_get_state(OptimizerObject *self, PyObject *unused) {
     (void)unused;
     if (opt_ready(self) < 0) return NULL;
-    npy_intp dims[2] = {optim_num_state_slabs(self->opt), (npy_intp)self->n_params};
+    npy_intp dims[2] = {sdagd_optim_num_state_slabs(self->opt), (npy_intp)self->n_params};
     PyObject *a = PyArray_SimpleNew(2, dims, NPY_FLOAT32);
     if (!a) return NULL;
     int64_t step;
-    sdagd_status st = optim_get_state(self->opt, (float *)PyArray_DATA((PyArrayObject *)a), &step);
+    sdagd_status st = sdagd_optim_get_state(self->opt, (float *)PyArray_DATA((PyArrayObject *)a), &step);
     if (st != SDAGD_OK) {
         Py_DECREF(a);
         return raise_status(st);
@@ -530,12 +530,12 @@ static PyObject *Optimizer_set_state(OptimizerObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OL", &ao, &step)) return NULL;
     if (opt_ready(self) < 0) return NULL;
     if (check_array(ao, "state", NPY_FLOAT32, "float32", 2, &a) < 0) return NULL;
-    if (PyArray_DIM(a, 0) != optim_num_state_slabs(self->opt) || (size_t)PyArray_DIM(a, 1) != self->n_params)
+    if (PyArray_DIM(a, 0) != sdagd_optim_num_state_slabs(self->opt) || (size_t)PyArray_DIM(a, 1) != self->n_params)
         return PyErr_Format(PyExc_ValueError, "state must have shape (%d, %zu), got (%zd, %zd)",
-                            optim_num_state_slabs(self->opt), self->n_params, (Py_ssize_t)PyArray_DIM(a, 0),
+                            sdagd_optim_num_state_slabs(self->opt), self->n_params, (Py_ssize_t)PyArray_DIM(a, 0),
                             (Py_ssize_t)PyArray_DIM(a, 1));
     if (check_finite(a, "state") < 0) return NULL;
-    sdagd_status st = optim_set_state(self->opt, (const float *)PyArray_DATA(a), (int64_t)step);
+    sdagd_status st = sdagd_optim_set_state(self->opt, (const float *)PyArray_DATA(a), (int64_t)step);
     if (st != SDAGD_OK) return raise_status(st);
     Py_RETURN_NONE;
 }
@@ -543,7 +543,7 @@ static PyObject *Optimizer_set_state(OptimizerObject *self, PyObject *args) {
 static PyObject *Optimizer_step_count(OptimizerObject *self, void *closure) {
     (void)closure;
     if (!self->opt) return PyLong_FromLong(0);
-    return PyLong_FromLongLong(optim_step_count(self->opt));
+    return PyLong_FromLongLong(sdagd_optim_step_count(self->opt));
 }
 
 static PyMethodDef Optimizer_methods[] = {
@@ -595,7 +595,7 @@ static int dataset_ready(DatasetObject *ds, NetObject *net) {
 }
 
 static void Dataset_dealloc(DatasetObject *self) {
-    dataset_free(self->ds);
+    sdagd_dataset_free(self->ds);
     if (self->net) ((NetObject *)self->net)->dependents--;
     Py_XDECREF(self->X);
     Py_XDECREF(self->y);
@@ -618,7 +618,7 @@ static int Dataset_init(DatasetObject *self, PyObject *args, PyObject *kwds) {
     sdagd_dataset *ds = NULL;
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = dataset_create(&ds, net->net, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
+    st = sdagd_dataset_create(&ds, net->net, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
                         (int64_t)PyArray_DIM(X, 0));
     Py_END_ALLOW_THREADS
     if (st != SDAGD_OK) {
@@ -658,7 +658,7 @@ static PyTypeObject DatasetType = {
 /* ---- training ----------------------------------------------------------------------------- */
 
 /* The raw statistics of one call; history.py turns them into rates (one place for that). */
-static PyObject *stats_dict(const train_stats *s, int layers) {
+static PyObject *stats_dict(const sdagd_train_stats *s, int layers) {
     PyObject *grad_sq = PyList_New(layers), *saturated = PyList_New(layers - 1);
     PyObject *unit_rows = PyList_New(layers - 1), *inactive = PyList_New(layers - 1);
     PyObject *d = NULL;
@@ -701,7 +701,7 @@ typedef struct {
     int64_t *counts; /* saturated, unit_rows, inactive: 3 * layers per network */
 } diag_buffers;
 
-static int diag_alloc(diag_buffers *b, train_stats *stats, int K, int layers) {
+static int diag_alloc(diag_buffers *b, sdagd_train_stats *stats, int K, int layers) {
     b->grad_sq = PyMem_Calloc((size_t)K * layers, sizeof(double));
     b->counts = PyMem_Calloc((size_t)K * 3 * layers, sizeof(int64_t));
     if (!b->grad_sq || !b->counts) {
@@ -727,9 +727,9 @@ static void diag_free(diag_buffers *b) {
 
 static int check_pair(OptimizerObject *opt, NetObject *net) {
     if (ready(net) < 0 || opt_ready(opt) < 0) return -1;
-    if (opt->n_params != mlp_num_params(net->net)) {
+    if (opt->n_params != sdagd_mlp_num_params(net->net)) {
         PyErr_Format(PyExc_ValueError, "the optimizer was made for a network with %zu parameters, this one has %zu",
-                     opt->n_params, mlp_num_params(net->net));
+                     opt->n_params, sdagd_mlp_num_params(net->net));
         return -1;
     }
     if (opt->net != (PyObject *)net) {
@@ -773,13 +773,13 @@ static int poll_signals(void *ctx) {
 
 typedef struct {
     PyObject_HEAD
-    trainer *t;
+    sdagd_trainer *t;
     int K, n_layers;
     PyObject *nets, *opts; /* tuples, kept alive and marked busy during calls */
 } TrainerObject;
 
 static void Trainer_dealloc(TrainerObject *self) {
-    trainer_free(self->t);
+    sdagd_trainer_free(self->t);
     Py_XDECREF(self->nets);
     Py_XDECREF(self->opts);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -794,8 +794,8 @@ static int Trainer_init(TrainerObject *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     PyObject *nets = PySequence_Tuple(nets_in), *opts = nets ? PySequence_Tuple(opts_in) : NULL;
-    mlp **core_nets = NULL;
-    optimizer **core_opts = NULL;
+    sdagd_mlp **core_nets = NULL;
+    sdagd_optimizer **core_opts = NULL;
     int rc = -1;
     if (!nets || !opts) goto out;
     Py_ssize_t K = PyTuple_GET_SIZE(nets);
@@ -820,7 +820,7 @@ static int Trainer_init(TrainerObject *self, PyObject *args, PyObject *kwds) {
         core_nets[k] = ((NetObject *)n)->net;
         core_opts[k] = ((OptimizerObject *)o)->opt;
     }
-    sdagd_status st = trainer_create(&self->t, core_nets, core_opts, (int)K);
+    sdagd_status st = sdagd_trainer_create(&self->t, core_nets, core_opts, (int)K);
     if (st != SDAGD_OK) {
         raise_status(st);
         goto out;
@@ -868,7 +868,7 @@ static int trainer_acquire(TrainerObject *self, int take) {
 /* Reads the per-network arguments of a call: seeds[k] (when seeds is not NULL), epochs[k],
  * and stopped[k] into stats[k].diverged (a network that diverged before is left alone). */
 static int trainer_arguments(const TrainerObject *self, PyObject *seeds_in, PyObject *epochs_in,
-                             PyObject *stopped_in, uint64_t *seeds, int64_t *epochs, train_stats *stats) {
+                             PyObject *stopped_in, uint64_t *seeds, int64_t *epochs, sdagd_train_stats *stats) {
     int K = self->K;
     if ((seeds && PySequence_Size(seeds_in) != K) || PySequence_Size(epochs_in) != K ||
         PySequence_Size(stopped_in) != K) {
@@ -893,13 +893,13 @@ static int trainer_arguments(const TrainerObject *self, PyObject *seeds_in, PyOb
 }
 
 /* One stats dict per network; a diverged one also gets the message fit() raises with. */
-static PyObject *trainer_results(const TrainerObject *self, const train_stats *stats) {
+static PyObject *trainer_results(const TrainerObject *self, const sdagd_train_stats *stats) {
     PyObject *result = PyList_New(self->K);
     for (int k = 0; result && k < self->K; k++) {
         PyObject *d = stats_dict(&stats[k], self->n_layers);
         if (d && stats[k].diverged) {
             char message[256];
-            train_divergence_message(message, sizeof message,
+            sdagd_train_divergence_message(message, sizeof message,
                                      ((OptimizerObject *)PyTuple_GET_ITEM(self->opts, k))->opt, &stats[k]);
             PyObject *text = PyUnicode_FromString(message);
             if (!text || PyDict_SetItemString(d, "message", text) < 0) Py_CLEAR(d);
@@ -938,7 +938,7 @@ static PyObject *Trainer_epoch(TrainerObject *self, PyObject *args, PyObject *kw
     int K = self->K;
     uint64_t *seeds = PyMem_Calloc((size_t)K, sizeof *seeds);
     int64_t *epochs = PyMem_Calloc((size_t)K, sizeof *epochs);
-    train_stats *stats = PyMem_Calloc((size_t)K, sizeof *stats);
+    sdagd_train_stats *stats = PyMem_Calloc((size_t)K, sizeof *stats);
     diag_buffers diag = {NULL, NULL};
     PyObject *result = NULL;
     if (!seeds || !epochs || !stats) {
@@ -950,7 +950,7 @@ static PyObject *Trainer_epoch(TrainerObject *self, PyObject *args, PyObject *kw
     if (trainer_acquire(self, 1) < 0) goto out;
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = trainer_epoch(self->t, data->ds, batch_size, seeds, epochs, stats, poll_signals, &progress);
+    st = sdagd_trainer_epoch(self->t, data->ds, batch_size, seeds, epochs, stats, poll_signals, &progress);
     Py_END_ALLOW_THREADS
     trainer_acquire(self, 0);
     result = st == SDAGD_OK ? trainer_results(self, stats) : raise_status(st);
@@ -974,7 +974,7 @@ static PyObject *Trainer_step(TrainerObject *self, PyObject *args, PyObject *kwd
     if (check_inputs(xo, lead->n_in, &X) < 0 || check_labels(yo, PyArray_DIM(X, 0), &y) < 0) return NULL;
     int K = self->K;
     int64_t *epochs = PyMem_Calloc((size_t)K, sizeof *epochs);
-    train_stats *stats = PyMem_Calloc((size_t)K, sizeof *stats);
+    sdagd_train_stats *stats = PyMem_Calloc((size_t)K, sizeof *stats);
     diag_buffers diag = {NULL, NULL};
     PyObject *result = NULL;
     if (!epochs || !stats) {
@@ -986,7 +986,7 @@ static PyObject *Trainer_step(TrainerObject *self, PyObject *args, PyObject *kwd
     if (trainer_acquire(self, 1) < 0) goto out;
     sdagd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = trainer_step(self->t, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
+    st = sdagd_trainer_step(self->t, (const float *)PyArray_DATA(X), (const int32_t *)PyArray_DATA(y),
                       (int)PyArray_DIM(X, 0), epochs, stats);
     Py_END_ALLOW_THREADS
     trainer_acquire(self, 0);
@@ -1096,9 +1096,9 @@ static PyObject *py_device_check(PyObject *module, PyObject *arg) {
  * hyperparameter is outside its range (tables.h), else None. */
 static PyObject *py_check_optimizer(PyObject *unused, PyObject *args, PyObject *kwds) {
     int kind;
-    optim_config c;
+    sdagd_optim_config c;
     if (!PyArg_ParseTuple(args, "i", &kind) || config_from_kwargs(kind, kwds, &c) < 0) return NULL;
-    if (optim_config_check(&c) != SDAGD_OK) {
+    if (sdagd_optim_config_check(&c) != SDAGD_OK) {
         PyErr_SetString(PyExc_ValueError, sdagd_last_error());
         return NULL;
     }
@@ -1110,9 +1110,9 @@ static PyObject *py_check_optimizer(PyObject *unused, PyObject *args, PyObject *
 static PyObject *py_step_at(PyObject *unused, PyObject *args, PyObject *kwds) {
     int kind;
     long long epoch;
-    optim_config c;
+    sdagd_optim_config c;
     if (!PyArg_ParseTuple(args, "iL", &kind, &epoch) || config_from_kwargs(kind, kwds, &c) < 0) return NULL;
-    if (optim_config_check(&c) != SDAGD_OK) {
+    if (sdagd_optim_config_check(&c) != SDAGD_OK) {
         PyErr_SetString(PyExc_ValueError, sdagd_last_error());
         return NULL;
     }
@@ -1120,7 +1120,7 @@ static PyObject *py_step_at(PyObject *unused, PyObject *args, PyObject *kwds) {
         PyErr_Format(PyExc_ValueError, "epoch must be >= 0, got %lld", epoch);
         return NULL;
     }
-    return PyFloat_FromDouble(optim_step_at(&c, (int64_t)epoch));
+    return PyFloat_FromDouble(sdagd_optim_step_at(&c, (int64_t)epoch));
 }
 
 static const char *curvature_names[] = {"never", "always", "every"};
@@ -1133,15 +1133,15 @@ static const char *diagnostic_names[] = {"none", "saturation", "inactive"};
 /* optimizer_table() -> tuple of dicts, one per row of tables.h, each with its hyperparameters. */
 static PyObject *py_optimizer_table(PyObject *unused, PyObject *noargs) {
     int n, n_hypers;
-    const sdagd_optimizer_desc *rows = optim_table(&n);
-    const sdagd_hyper_desc *hypers = optim_hyper_table(&n_hypers);
+    const sdagd_optimizer_desc *rows = sdagd_optim_table(&n);
+    const sdagd_hyper_desc *hypers = sdagd_optim_hyper_table(&n_hypers);
     PyObject *out = PyTuple_New(n);
     for (int r = 0; out && r < n; r++) {
         PyObject *list = PyList_New(0), *step_name = NULL;
         for (int i = 0; list && i < n_hypers; i++) {
             const sdagd_hyper_desc *h = &hypers[i];
             if (h->optimizer != rows[r].code) continue;
-            const char *choices = h->type == HYPER_CHOICE ? optim_choice_names(h->slot) : NULL;
+            const char *choices = h->type == SDAGD_HYPER_CHOICE ? sdagd_optim_choice_names(h->slot) : NULL;
             PyObject *d = ROW("{s:s,s:i,s:d,s:d,s:d,s:O,s:O,s:s,s:s,s:z,s:O}", "name", h->name, "slot", h->slot,
                               "default", h->fallback, "low", h->low, "high", h->high, "low_closed",
                               h->low_closed ? Py_True : Py_False, "high_closed", h->high_closed ? Py_True : Py_False,
@@ -1167,10 +1167,10 @@ static PyObject *py_optimizer_table(PyObject *unused, PyObject *noargs) {
     return out;
 }
 
-/* activation_table() -> tuple of dicts, one per row of tables.h. */
+/* sdagd_activation_table() -> tuple of dicts, one per row of tables.h. */
 static PyObject *py_activation_table(PyObject *unused, PyObject *noargs) {
     int n;
-    const sdagd_activation_desc *rows = activation_table(&n);
+    const sdagd_activation_desc *rows = sdagd_activation_table(&n);
     PyObject *out = PyTuple_New(n);
     for (int r = 0; out && r < n; r++) {
         PyObject *row = ROW("{s:s,s:i,s:O,s:O,s:s}", "name", rows[r].name, "code", rows[r].code, "hidden",
@@ -1228,10 +1228,10 @@ static int add_table_codes(PyObject *m, const char *dict_name, int which) {
     const char *names[64];
     int codes[64], n = 0, rows;
     if (which < 0) {
-        const sdagd_optimizer_desc *t = optim_table(&rows);
+        const sdagd_optimizer_desc *t = sdagd_optim_table(&rows);
         for (int i = 0; i < rows && n < 64; i++, n++) names[n] = t[i].name, codes[n] = t[i].code;
     } else {
-        const sdagd_activation_desc *t = activation_table(&rows);
+        const sdagd_activation_desc *t = sdagd_activation_table(&rows);
         for (int i = 0; i < rows && n < 64; i++)
             if (which ? t[i].output : t[i].hidden) names[n] = t[i].name, codes[n++] = t[i].code;
     }
@@ -1240,15 +1240,15 @@ static int add_table_codes(PyObject *m, const char *dict_name, int which) {
 
 static int add_all_codes(PyObject *m) {
     static const char *loss[] = {"mse", "ce"};
-    static const int loss_c[] = {LOSS_MSE, LOSS_CE};
+    static const int loss_c[] = {SDAGD_LOSS_MSE, SDAGD_LOSS_CE};
     static const char *init[] = {"xavier", "he"};
-    static const int init_c[] = {INIT_XAVIER_UNIFORM, INIT_HE_NORMAL};
+    static const int init_c[] = {SDAGD_INIT_XAVIER_UNIFORM, SDAGD_INIT_HE_NORMAL};
     static const char *device[] = {"cpu", "cuda"};
-    static const int device_c[] = {DEVICE_CPU, DEVICE_CUDA};
+    static const int device_c[] = {SDAGD_DEVICE_CPU, SDAGD_DEVICE_CUDA};
     static const char *norm[] = {"layer", "global"};
-    static const int norm_c[] = {NORM_LAYER, NORM_GLOBAL};
+    static const int norm_c[] = {SDAGD_NORM_LAYER, SDAGD_NORM_GLOBAL};
     static const char *schedule[] = {"constant", "step", "cosine"};
-    static const int schedule_c[] = {SCHEDULE_CONSTANT, SCHEDULE_STEP, SCHEDULE_COSINE};
+    static const int schedule_c[] = {SDAGD_SCHEDULE_CONSTANT, SDAGD_SCHEDULE_STEP, SDAGD_SCHEDULE_COSINE};
     return add_table_codes(m, "HIDDEN_ACTIVATIONS", 0) < 0 || add_table_codes(m, "OUTPUT_ACTIVATIONS", 1) < 0 ||
                    add_codes(m, "LOSSES", loss, loss_c, 2) < 0 || add_codes(m, "INITS", init, init_c, 2) < 0 ||
                    add_codes(m, "DEVICES", device, device_c, 2) < 0 ||

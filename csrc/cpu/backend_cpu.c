@@ -14,7 +14,8 @@
 #include <string.h>
 
 #include "../backend.h"
-#include "../internal.h"
+#include "../backend.h"
+#include "../error.h"
 #include "../kernels.h"
 #include "blas.h"
 #include "loops.h"
@@ -152,8 +153,8 @@ static void forward_task(void *p, int task) {
         for (int r = 0; r < B; r++) {
             float *row = out + (size_t)r * n_out;
             for (int c = c0; c < c1; c++) row[c] += b[c];
-            if (g->loss == LOSS_CE) memcpy(pre + (size_t)r * n_out + c0, row + c0, (size_t)(c1 - c0) * sizeof(float));
-            if (g->output == ACT_SOFTMAX) /* the whole row: the output layer is one block */
+            if (g->loss == SDAGD_LOSS_CE) memcpy(pre + (size_t)r * n_out + c0, row + c0, (size_t)(c1 - c0) * sizeof(float));
+            if (g->output == SDAGD_ACT_SOFTMAX) /* the whole row: the output layer is one block */
                 softmax_row(row, n_out);
             else
                 for (int c = c0; c < c1; c++) row[c] = activation_value(g->output, 0.0f, row[c]);
@@ -178,7 +179,7 @@ static sdagd_status cpu_forward(void *ctx, const forward_args *a) {
     (void)ctx;
     const group_view *g = a->g;
     int output = a->layer == g->n_layers - 1;
-    forward_job job = {a, output && g->output == ACT_SOFTMAX ? 1 : blocks_for_extent(g->sizes[a->layer + 1])};
+    forward_job job = {a, output && g->output == SDAGD_ACT_SOFTMAX ? 1 : blocks_for_extent(g->sizes[a->layer + 1])};
     pool_run(g->K * job.S, forward_task, &job);
     return SDAGD_OK;
 }
@@ -341,7 +342,7 @@ static void update_task(void *p, int task) {
     if (!g->active[k]) return;
     size_t lo = 0, hi = 0;
     int l = chunk_range(g, (size_t)task % job->chunks_per_net, &lo, &hi);
-    const optim_hyper *h = &a->hyper[k];
+    const optim_hyper *hp = &a->hyper[k];
     const step_coef *c = &a->coef[k];
     int L = g->n_layers;
     float mu = a->mu[(size_t)k * L + l];
@@ -349,14 +350,14 @@ static void update_task(void *p, int task) {
     float *fresh = part(a->hess.p, a->hess.stride, k);
     float *s0 = part(a->state0.p, a->state0.stride, k), *s1 = part(a->state1.p, a->state1.stride, k);
     if (job->pass == 0) {
-        if (h->kind != OPT_SDAGD || !(h->max_step > 0.0)) return;
+        if (hp->kind != SDAGD_OPT_SDAGD || !(hp->max_step > 0.0)) return;
         g->partials[(size_t)k * g->partials_stride + (size_t)task % job->chunks_per_net] =
-            loops()->sdagd_step_sq_range(h, c, gr, fresh, s0, mu, lo, hi);
+            loops()->sdagd_step_sq_range(hp, c, gr, fresh, s0, mu, lo, hi);
         return;
     }
-    int capped = h->kind == OPT_SDAGD && h->max_step > 0.0;
-    float scale = capped ? max_step_scale(h, a->step_sq[(size_t)k * L + (h->norm == NORM_GLOBAL ? 0 : l)]) : 1.0f;
-    int64_t phase1 = loops()->update_range(*h, *c, theta, gr, fresh, s0, s1, mu, scale, lo, hi);
+    int capped = hp->kind == SDAGD_OPT_SDAGD && hp->max_step > 0.0;
+    float scale = capped ? max_step_scale(hp, a->step_sq[(size_t)k * L + (hp->norm == SDAGD_NORM_GLOBAL ? 0 : l)]) : 1.0f;
+    int64_t phase1 = loops()->update_range(*hp, *c, theta, gr, fresh, s0, s1, mu, scale, lo, hi);
     if (phase1) add_count(&a->stats[k].phase1, phase1);
 }
 
@@ -369,7 +370,7 @@ static sdagd_status cpu_update(void *ctx, const update_args *a) {
         job.chunks_per_net += (end - start + CHUNK - 1) / CHUNK;
     }
     int capped = 0;
-    for (int k = 0; k < g->K; k++) capped |= g->active[k] && a->hyper[k].kind == OPT_SDAGD && a->hyper[k].max_step > 0;
+    for (int k = 0; k < g->K; k++) capped |= g->active[k] && a->hyper[k].kind == SDAGD_OPT_SDAGD && a->hyper[k].max_step > 0;
     if (capped) { /* the step length of each norm group, before any parameter moves */
         pool_run((int)(g->K * job.chunks_per_net), update_task, &job);
         for (int k = 0; k < g->K; k++) {
@@ -379,7 +380,7 @@ static sdagd_status cpu_update(void *ctx, const update_args *a) {
             for (size_t chunk = 0; chunk < job.chunks_per_net; chunk++) {
                 size_t lo, hi;
                 int l = chunk_range(g, chunk, &lo, &hi);
-                out[a->hyper[k].norm == NORM_GLOBAL ? 0 : l] += part[chunk];
+                out[a->hyper[k].norm == SDAGD_NORM_GLOBAL ? 0 : l] += part[chunk];
             }
         }
     }

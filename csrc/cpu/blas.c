@@ -5,7 +5,7 @@
 #include <pthread.h>
 #include <stdio.h>
 
-#include "../internal.h"
+#include "../error.h"
 #include "blas.h"
 
 #ifndef SDAGD_BLAS_PREFIX

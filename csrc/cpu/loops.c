@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "../internal.h"
+#include "../backend.h"
 #include "../kernels.h"
 #include "loops.h"
 

@@ -27,10 +27,10 @@ typedef struct {
     /* dst = src o src over the columns [c0, c1) of rows x ld matrices. */
     void (*square_block)(float *dst, const float *src, int rows, int ld, int c0, int c1);
     /* Sum of the squared SDAGD steps over [lo, hi), for max_step. */
-    double (*sdagd_step_sq_range)(const optim_hyper *h, const step_coef *c, const float *g, const float *fresh,
+    double (*sdagd_step_sq_range)(const optim_hyper *hp, const step_coef *c, const float *g, const float *fresh,
                                   const float *kept, float mu, size_t lo, size_t hi);
     /* One optimizer's update of [lo, hi); returns SDAGD's phase-1 count. */
-    int64_t (*update_range)(optim_hyper h, step_coef c, float *theta, const float *g, const float *fresh, float *s0,
+    int64_t (*update_range)(optim_hyper hp, step_coef c, float *theta, const float *g, const float *fresh, float *s0,
                             float *s1, float mu, float scale, size_t lo, size_t hi);
     /* 1 when every x[lo .. hi) is finite. */
     int (*range_finite)(const float *x, size_t lo, size_t hi);

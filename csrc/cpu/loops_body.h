@@ -10,13 +10,13 @@
 static int64_t LOOP(hidden_epilogue)(int act, float slope, float *restrict row, const float *restrict b, int n,
                                      float *restrict sq, uint8_t *restrict ever) {
     switch (act) {
-    case ACT_SIGMOID:
+    case SDAGD_ACT_SIGMOID:
         for (int c = 0; c < n; c++) row[c] = sigmoid_f(row[c] + b[c]);
         break;
-    case ACT_RELU:
+    case SDAGD_ACT_RELU:
         for (int c = 0; c < n; c++) row[c] = relu_f(row[c] + b[c]);
         break;
-    case ACT_LEAKY_RELU:
+    case SDAGD_ACT_LEAKY_RELU:
         for (int c = 0; c < n; c++) row[c] = leaky_relu_f(row[c] + b[c], slope);
         break;
     default:
@@ -26,10 +26,10 @@ static int64_t LOOP(hidden_epilogue)(int act, float slope, float *restrict row, 
     if (sq)
         for (int c = 0; c < n; c++) sq[c] = row[c] * row[c];
     int64_t saturated = 0;
-    if (act == ACT_SIGMOID)
-        for (int c = 0; c < n; c++) saturated += activation_saturated(ACT_SIGMOID, row[c]);
-    else if (act == ACT_TANH)
-        for (int c = 0; c < n; c++) saturated += activation_saturated(ACT_TANH, row[c]);
+    if (act == SDAGD_ACT_SIGMOID)
+        for (int c = 0; c < n; c++) saturated += activation_saturated(SDAGD_ACT_SIGMOID, row[c]);
+    else if (act == SDAGD_ACT_TANH)
+        for (int c = 0; c < n; c++) saturated += activation_saturated(SDAGD_ACT_TANH, row[c]);
     if (ever)
         for (int c = 0; c < n; c++) ever[c] |= row[c] > 0.0f;
     return saturated;
@@ -71,16 +71,16 @@ static void LOOP(column_sums)(float *dst, const float *M, int rows, int n, int c
 /* delta *= f'(a), s *= f'(a)^2 over one row's block (s may be NULL). */
 static void LOOP(activation_backward)(int act, float slope, const float *h, float *delta, float *s, int n) {
     switch (act) {
-    case ACT_SIGMOID:
+    case SDAGD_ACT_SIGMOID:
         for (int c = 0; c < n; c++) {
-            float d = activation_slope(ACT_SIGMOID, slope, h[c]);
+            float d = activation_slope(SDAGD_ACT_SIGMOID, slope, h[c]);
             delta[c] *= d;
             if (s) s[c] *= d * d;
         }
         break;
-    case ACT_RELU:
+    case SDAGD_ACT_RELU:
         for (int c = 0; c < n; c++) {
-            float d = activation_slope(ACT_RELU, slope, h[c]);
+            float d = activation_slope(SDAGD_ACT_RELU, slope, h[c]);
             delta[c] *= d;
             if (s) s[c] *= d * d;
         }
@@ -102,38 +102,38 @@ static void LOOP(square_block)(float *dst, const float *src, int rows, int ld, i
 }
 
 
-static double LOOP(sdagd_step_sq_range)(const optim_hyper *h, const step_coef *c, const float *g_, const float *fresh,
+static double LOOP(sdagd_step_sq_range)(const optim_hyper *hp, const step_coef *c, const float *g_, const float *fresh,
                                   const float *kept, float mu, size_t lo, size_t hi) {
     double total = 0.0;
     for (size_t i = lo; i < hi; i++) {
-        double s = sdagd_step(g_[i], mu, sdagd_curvature_peek(h, c, fresh ? fresh[i] : 0.0f, kept[i]), h->eps);
+        double s = sdagd_step(g_[i], mu, sdagd_curvature_peek(hp, c, fresh ? fresh[i] : 0.0f, kept[i]), hp->eps);
         total += s * s;
     }
     return total;
 }
 
 
-/* The SDAGD update of [lo, hi): kernels.h's optimizer_update(OPT_SDAGD), with two common
+/* The SDAGD update of [lo, hi): kernels.h's optimizer_update(SDAGD_OPT_SDAGD), with two common
  * cases written out so that their loops vectorise (no store into the state, which `fresh`
  * may alias when K = 1): the same arithmetic, so the same bits. */
-static int64_t LOOP(sdagd_range)(optim_hyper h, step_coef c, float *theta, const float *g_, const float *fresh, float *kept,
+static int64_t LOOP(sdagd_range)(optim_hyper hp, step_coef c, float *theta, const float *g_, const float *fresh, float *kept,
                            float mu, float scale, size_t lo, size_t hi) {
     int64_t phase1 = 0;
-    float eps = h.eps, hs = h.hessian_scale;
+    float eps = hp.eps, hs = hp.hessian_scale;
     if (!c.fresh_hessian) { /* the h kept from an earlier step */
         for (size_t i = lo; i < hi; i++) {
             float hv = kept[i];
             theta[i] = sdagd_update(theta[i], g_[i], mu, hv, eps, scale);
             phase1 += mu > hv;
         }
-    } else if (!h.average && fresh == kept && hs == 1.0f) { /* h written straight into the state */
+    } else if (!hp.average && fresh == kept && hs == 1.0f) { /* h written straight into the state */
         for (size_t i = lo; i < hi; i++) {
             float hv = fresh[i];
             theta[i] = sdagd_update(theta[i], g_[i], mu, hv, eps, scale);
             phase1 += mu > hv;
         }
     } else {
-        for (size_t i = lo; i < hi; i++) phase1 += optimizer_update(OPT_SDAGD, &h, &c, i, theta, g_, fresh, kept, NULL, mu, scale);
+        for (size_t i = lo; i < hi; i++) phase1 += optimizer_update(SDAGD_OPT_SDAGD, &hp, &c, i, theta, g_, fresh, kept, NULL, mu, scale);
     }
     return phase1;
 }
@@ -143,15 +143,15 @@ static int64_t LOOP(sdagd_range)(optim_hyper h, step_coef c, float *theta, const
  * optimizer of tables.h with the kind a constant, and the hyperparameters by value, so that
  * no store can change them and every loop vectorises (loop-invariant tests such as SGD's
  * momentum > 0 are hoisted out by the compiler). */
-static int64_t LOOP(update_range)(optim_hyper h, step_coef c, float *theta, const float *g_, const float *fresh, float *s0,
+static int64_t LOOP(update_range)(optim_hyper hp, step_coef c, float *theta, const float *g_, const float *fresh, float *s0,
                             float *s1, float mu, float scale, size_t lo, size_t hi) {
     int64_t phase1 = 0;
-    if (h.kind == OPT_SDAGD) return LOOP(sdagd_range)(h, c, theta, g_, fresh, s0, mu, scale, lo, hi);
+    if (hp.kind == SDAGD_OPT_SDAGD) return LOOP(sdagd_range)(hp, c, theta, g_, fresh, s0, mu, scale, lo, hi);
 #define UPDATE_LOOP(code, ...)                                                                          \
     case code:                                                                                        \
-        for (size_t i = lo; i < hi; i++) phase1 += optimizer_update(code, &h, &c, i, theta, g_, fresh, s0, s1, mu, scale); \
+        for (size_t i = lo; i < hi; i++) phase1 += optimizer_update(code, &hp, &c, i, theta, g_, fresh, s0, s1, mu, scale); \
         break;
-    switch (h.kind) { SDAGD_OPTIMIZERS(UPDATE_LOOP) }
+    switch (hp.kind) { SDAGD_OPTIMIZERS(UPDATE_LOOP) }
 #undef UPDATE_LOOP
     return phase1;
 }

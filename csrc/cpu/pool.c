@@ -33,11 +33,13 @@ enum { MAX_THREADS = 256 };
  * operations of one training step, far shorter than a scheduler's time slice. */
 #define SPIN_NS 100000
 
-static int64_t now_ns(void) {
+static int64_t clock_ns(clockid_t clock) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(clock, &t);
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
+
+static int64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 
 /* The claim word: generation (24 bits) | tasks (20 bits) | next task (20 bits). */
 #define TASK_BITS 20
@@ -57,6 +59,8 @@ static struct {
     int started;          /* worker threads running */
     atomic_uint_fast64_t claim;
     atomic_int done;
+    atomic_int measuring;           /* this run's tasks add their CPU time to task_cpu_ns */
+    atomic_int_fast64_t task_cpu_ns;
     pool_task_fn fn;
     void *arg;
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER,
@@ -73,7 +77,13 @@ static int work(uint64_t gen) {
         uint64_t n = (word >> TASK_BITS) & TASK_MASK, next = word & TASK_MASK;
         if (generation_of(word) != gen || next >= n) return ran;
         if (!atomic_compare_exchange_weak(&pool.claim, &word, word + 1)) continue;
-        pool.fn(pool.arg, (int)next);
+        if (atomic_load(&pool.measuring)) { /* the CPU time the task took, whichever thread ran it */
+            int64_t cpu_from = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+            pool.fn(pool.arg, (int)next);
+            atomic_fetch_add(&pool.task_cpu_ns, clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu_from);
+        } else {
+            pool.fn(pool.arg, (int)next);
+        }
         if (atomic_fetch_add(&pool.done, 1) + 1 == (int)n) { /* the run's last task */
             pthread_mutex_lock(&pool.lock);
             if (pool.caller_sleeping) pthread_cond_signal(&pool.finished);
@@ -158,29 +168,36 @@ static void wait_until_done(int n_tasks) {
 /* Never slower than one thread. On a machine where another process keeps a core busy, a
  * worker may be descheduled for a whole time slice while it holds a task, and the caller
  * then waits longer than it would have taken to run every task itself. So the caller keeps
- * score over windows of runs: the time each parallel run took against its own estimate of
- * running the run alone (its time per task, measured in the same run, times the number of
- * tasks; an overestimate when the threads share a memory bus, so the test leans towards
- * staying parallel). When a window's parallel time comes out longer, the next runs go
- * solo, for a span that doubles each time the retry loses again (up to about a few seconds
- * of training) and resets when parallel wins. Which thread runs a task never changes a
- * result, so this changes the speed only. Touched only by the caller holding pool.busy. */
-enum { WINDOW_RUNS = 32, FIRST_SOLO_RUNS = 256, MOST_SOLO_RUNS = 16384 };
+ * score on a sample of the runs (one in SAMPLE_ONE_IN, drawn at random so that the sample
+ * does not lock onto the same operations of every training step): the run's wall time
+ * against the CPU time its tasks took, summed over every thread that ran them, which is what
+ * one thread running them all without a pause would take. When a window of samples comes
+ * out slower in parallel, the next runs go solo, for a span that doubles each time the retry
+ * loses again (up to a few seconds of training) and resets when parallel wins. Which thread
+ * runs a task never changes a result, so this changes the speed only. The sampled runs pay
+ * two clock reads per task. Touched only by the caller holding pool.busy. */
+enum { SAMPLE_ONE_IN = 4, WINDOW_SAMPLES = 16, FIRST_SOLO_RUNS = 256, MOST_SOLO_RUNS = 16384 };
 static struct {
-    int64_t parallel_ns, solo_estimate_ns; /* over the current window */
-    int window_runs;
+    int64_t parallel_ns, solo_estimate_ns; /* over the current window's samples */
+    int window_samples;
     int solo_left;   /* runs still to do alone */
     int solo_span;   /* the next solo span's length */
+    uint64_t draw;   /* xorshift state of the sampling */
     int64_t solo_spans_taken; /* reported by pool_solo_spans */
-} adapt = {.solo_span = FIRST_SOLO_RUNS};
+} adapt = {.solo_span = FIRST_SOLO_RUNS, .draw = 0x9E3779B97F4A7C15u};
 
-/* The score of one parallel run: the caller ran `mine` of `n_tasks` tasks in `working_ns`,
- * and the run took `total_ns`. */
-static void score_parallel_run(int n_tasks, int mine, int64_t working_ns, int64_t total_ns) {
-    if (mine <= 0 || working_ns <= 0) return; /* no estimate when the workers took every task */
-    adapt.parallel_ns += total_ns;
-    adapt.solo_estimate_ns += working_ns * n_tasks / mine;
-    if (++adapt.window_runs < WINDOW_RUNS) return;
+static int sample_this_run(void) {
+    adapt.draw ^= adapt.draw << 13;
+    adapt.draw ^= adapt.draw >> 7;
+    adapt.draw ^= adapt.draw << 17;
+    return adapt.draw % SAMPLE_ONE_IN == 0;
+}
+
+/* The score of one sampled run: it took `wall_ns`; its tasks took `task_cpu_ns` of CPU. */
+static void score_parallel_run(int64_t wall_ns, int64_t task_cpu_ns) {
+    adapt.parallel_ns += wall_ns;
+    adapt.solo_estimate_ns += task_cpu_ns;
+    if (++adapt.window_samples < WINDOW_SAMPLES) return;
     if (adapt.parallel_ns > adapt.solo_estimate_ns) {
         adapt.solo_left = adapt.solo_span;
         adapt.solo_span = adapt.solo_span * 2 > MOST_SOLO_RUNS ? MOST_SOLO_RUNS : adapt.solo_span * 2;
@@ -189,7 +206,7 @@ static void score_parallel_run(int n_tasks, int mine, int64_t working_ns, int64_
         adapt.solo_span = FIRST_SOLO_RUNS;
     }
     adapt.parallel_ns = adapt.solo_estimate_ns = 0;
-    adapt.window_runs = 0;
+    adapt.window_samples = 0;
 }
 
 void pool_run(int n_tasks, pool_task_fn fn, void *arg) {
@@ -211,17 +228,18 @@ void pool_run(int n_tasks, pool_task_fn fn, void *arg) {
     pool.fn = fn;
     pool.arg = arg;
     atomic_store(&pool.done, 0);
+    int measure = sample_this_run();
+    atomic_store(&pool.measuring, measure);
+    atomic_store(&pool.task_cpu_ns, 0);
     uint64_t gen = (generation_of(atomic_load(&pool.claim)) + 1) & ((UINT64_C(1) << 24) - 1);
     int64_t start = now_ns();
     pthread_mutex_lock(&pool.lock); /* so that a worker about to sleep sees the new word */
     atomic_store(&pool.claim, pack(gen, (uint64_t)n_tasks, 0));
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
-    int64_t working_from = now_ns();
-    int mine = work(gen);
-    int64_t working_ns = now_ns() - working_from;
-    wait_until_done(n_tasks);
-    score_parallel_run(n_tasks, mine, working_ns, now_ns() - start);
+    (void)work(gen);
+    wait_until_done(n_tasks); /* every task has added its CPU time before it counted as done */
+    if (measure) score_parallel_run(now_ns() - start, atomic_load(&pool.task_cpu_ns));
     pthread_mutex_unlock(&pool.busy);
 }
 

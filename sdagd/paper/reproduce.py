@@ -213,7 +213,7 @@ def _run_locked(out_dir, protocol, settings, workers, data, executor, progress, 
     if protocol == "quick":
         _say(f"QUICK protocol{where} (reduced, not the paper's): {images} training images, {settings['epochs']} "
              f"epoch(s), seed(s) {list(settings['seeds'])}, lr and R as the full protocol's tuning runs rank them "
-             f"after {QUICK['epochs']} epochs (sdagd.paper.reproduce.QUICK_CHOICES); the 20-epoch Table I is in "
+             f"after {QUICK['epochs']} epoch(s) (sdagd.paper.reproduce.QUICK_CHOICES); the 20-epoch Table I is in "
              f"RESULTS.md")
         optimizers = quick_optimizers()
         records = sweep(optimizers=optimizers, seeds=settings["seeds"], epochs=settings["epochs"],
