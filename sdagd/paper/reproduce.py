@@ -300,7 +300,7 @@ def _full(out_dir, protocol, settings, common, where, images):
 
 def extend_grid_edges(tuned, settings, common, tune_path):
     """Tune further where a choice sits on the edge of its grid: add the candidates
-    :func:`sdagd.report.grid_extensions` names (one geometric step beyond the edge, per slot),
+    :func:`sdagd.paper.report.grid_extensions` names (one geometric step beyond the edge, per slot),
     train them as the grid's own candidates were (same seeds, budget and validation split, into
     the same records file, so a rerun resumes) and choose again, until no slot asks for more.
     Returns the final :class:`~sdagd.paper.tuning.TuneResult`."""
