@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--quick", action="store_true",
                       help="reduced protocol: 1 epoch, 1 seed, about 3 minutes on 2 cores (the default)")
     mode.add_argument("--full", action="store_true",
-                      help="the whole protocol: 5 depths x 2 activations x 5 optimizer columns x 3 seeds, "
+                      help="the whole protocol: 5 depths x 2 activations x 7 optimizer columns x 3 seeds, "
                            "20 epochs, tuned on a validation split")
     mode.add_argument("--deep", action="store_true",
                       help="deeper than the paper: hl-8 and hl-10, SGD and SDAGD (per-layer norm), tuned and "

@@ -128,14 +128,19 @@ def quick_optimizers():
 
 
 def tune_grid(epochs: int) -> dict:
-    """Candidates tried on the validation split in the full protocol. The cosine schedule
-    decays R to 0 over the run's ``epochs`` (over the tuning budget while tuning)."""
+    """Candidates tried on the validation split in the full protocol. The cosine schedules
+    decay R (SDAGD) or the lr (SGD, Adam) to 0 over the run's ``epochs`` (over the tuning budget
+    while tuning)."""
     cosine = {"kind": "cosine", "epochs": int(epochs), "radius_min": 0.0}
+    cosine_lr = {"kind": "cosine", "epochs": int(epochs), "lr_min": 0.0}
     return {
         "SGD": [optim.SGD(lr=lr) for lr in (0.1, 0.5, 2.0)],
         "SDAGD-layer": [optim.SDAGD(radius=r, norm="layer") for r in (0.1, 0.3, 1.0)],
         "SDAGD-global": [optim.SDAGD(radius=r, norm="global") for r in (0.3, 3.0, 30.0)],
         "SDAGD-layer cosine R": [optim.SDAGD(radius=r, schedule=cosine) for r in (0.3, 1.0, 3.0)],
+        # The same schedule for the baselines, so that its gain is not credited to SDAGD alone.
+        "SGD cosine lr": [optim.SGD(lr=lr, schedule=cosine_lr) for lr in (0.1, 0.5, 2.0)],
+        "Adam cosine lr": [optim.Adam(lr=lr, schedule=cosine_lr) for lr in (3e-4, 1e-3, 3e-3)],
     }
 
 
@@ -157,7 +162,7 @@ def _say(message):
 
 
 def _with_epochs(optimizer, epochs):
-    """The optimizer with its R schedule (if any) stretched over ``epochs``."""
+    """The optimizer with its step-size schedule (if any, R or lr) stretched over ``epochs``."""
     config = optimizer.config()
     if "schedule" in config and config["schedule"]["kind"] == "cosine":
         config["schedule"] = dict(config["schedule"], epochs=int(epochs))
@@ -426,6 +431,10 @@ def phase_margin(out_dir, depth=5, activation="sigmoid", radius=0.3, epochs=20, 
              "must be multiplied by (just over) for a share p of the parameters to have h > mu_k.", "",
              f"| epoch | test MCR % | phase-1 fraction | {header} | per layer: h x ? for 50 % |",
              "|" + " --- |" * (4 + len(shares))]
+    path = os.path.join(out_dir, "phase_margin.md")
+    if _finished_table(path, lines, epochs + 1):  # a rerun resumes: the same experiment, already done
+        _say(f"phase margin: {path} already holds this experiment; kept")
+        return path
     for epoch in range(epochs + 1):
         if epoch:
             net.fit(X_train, y_train, optimizer, epochs=1, progress=False)
@@ -436,9 +445,19 @@ def phase_margin(out_dir, depth=5, activation="sigmoid", radius=0.3, epochs=20, 
         error = 100 * net.evaluate(X_test, y_test).error
         lines.append(f"| {epoch} | {error:.2f} | {phases.phase1_fraction(layers):.6f} | "
                      + " | ".join(f"{scales[p]:.3g}" for p in shares) + f" | {per_layer} |")
-    path = os.path.join(out_dir, "phase_margin.md")
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def _finished_table(path, head, rows) -> bool:
+    """Whether ``path`` holds a table that starts with the lines ``head`` and has ``rows``
+    rows after them (what an experiment writes only once it has finished)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read().splitlines()
+    except OSError:
+        return False
+    return text[:len(head)] == head and len([line for line in text[len(head):] if line.startswith("| ")]) == rows
 
 
 #: Training a run must do before the findings are checked on it (images seen, over all its
