@@ -444,6 +444,16 @@ def _tune_and_extend(score, rounds=10):
     return [r["config"]["optimizer_config"]["radius"] for r in records]
 
 
+def test_edges_left_after_extension_say_why_the_extension_stopped():
+    records = [tune_rec("SGD", i, 5, "sigmoid", 0, lr, 0.901, key="lr") for i, lr in enumerate((0.1, 0.5, 2.0, 8.0))]
+    tie = report.grid_edges(records)[0]
+    assert tie["added"] == [8.0]
+    assert "no lr from 0.1 to 8 trains this cell" in report.grid_edge_reason(tie)
+    radii = (0.1, 0.3, 1.0, 0.033, 0.011, 0.0036)
+    capped = report.grid_edges([tune_rec("SDAGD-layer", i, 3, "relu", 0, r, r) for i, r in enumerate(radii)])[0]
+    assert capped["chosen"] == 0.0036 and "after 3 values added below" in report.grid_edge_reason(capped)
+
+
 def test_tune_and_extend_stops_inside_the_grid_or_after_the_cap():
     # optimum near 0.02: two steps down (0.033, 0.011), and the choice 0.033... then 0.011 is worse
     tried = _tune_and_extend(lambda r: abs(math.log(r / 0.03)))

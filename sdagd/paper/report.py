@@ -260,6 +260,14 @@ def _tuned_parameters(candidates):
     return [k for k in keys if len({json.dumps(cfg.get(k), sort_keys=True) for cfg, _ in candidates}) > 1]
 
 
+#: At most this many values are added beyond one side of a slot's grid (:func:`grid_extensions`):
+#: a score still improving after that many geometric steps is reported, not chased further.
+MAX_GRID_EXTENSIONS = 3
+#: Candidates per slot in the protocol's own grids (the first ones recorded in a slot); the
+#: values after them were added by :func:`grid_extensions`.
+BASE_GRID_SIZE = 3
+
+
 def grid_edges(tune_records, flat_tolerance=0.005) -> list:
     """Tuning slots whose chosen value lies on an edge of its grid, as dicts: ``slot``
     (label, depth, activation), ``parameter``, ``grid`` (the values tried, sorted), ``chosen``,
@@ -285,16 +293,14 @@ def grid_edges(tune_records, flat_tolerance=0.005) -> list:
         if pick not in (grid[0], grid[-1]):
             continue
         scores = {cfg[parameter]: score for cfg, score in candidates}
+        base = {cfg.get(parameter) for cfg, _ in candidates[:BASE_GRID_SIZE]}
         edges.append(dict(slot=slot, parameter=parameter, grid=grid, chosen=pick,
                           side="lower" if pick == grid[0] else "upper", scores=scores,
-                          flat=all(abs(s - chosen[slot][1]) <= flat_tolerance for s in scores.values())))
+                          flat=all(abs(s - chosen[slot][1]) <= flat_tolerance for s in scores.values()),
+                          added=[v for v in grid if v not in base]))
     edges.sort(key=lambda e: (e["slot"][0], e["slot"][2], e["slot"][1]))
     return edges
 
-
-#: At most this many values are added beyond one side of a slot's grid (:func:`grid_extensions`):
-#: a score still improving after that many geometric steps is reported, not chased further.
-MAX_GRID_EXTENSIONS = 3
 
 
 def _beyond(grid, side):
@@ -304,7 +310,7 @@ def _beyond(grid, side):
     return float(f"{value:.2g}")
 
 
-def grid_extensions(tune_records, base_grid_size=3, max_extensions=MAX_GRID_EXTENSIONS) -> list:
+def grid_extensions(tune_records, base_grid_size=BASE_GRID_SIZE, max_extensions=MAX_GRID_EXTENSIONS) -> list:
     """The candidates to add so that no tuned value stays on the edge of its grid without a
     reason: one ``(slot, optimizer_config)`` per slot whose choice is an edge in
     :func:`grid_edges`, the chosen configuration with the tuned parameter moved one
@@ -343,6 +349,16 @@ def grid_extensions(tune_records, base_grid_size=3, max_extensions=MAX_GRID_EXTE
 def grid_edge_reason(edge) -> str:
     """Plain words for one :func:`grid_edges` entry: what the edge means and what to do."""
     values = ", ".join(f"{v:g}" for v in edge["grid"])
+    added = edge.get("added") or []
+    if edge["flat"] and added:
+        spread = [100 * s for s in edge["scores"].values()]
+        return (f"a tie at every value tried ({values}; {', '.join(f'{v:g}' for v in added)} added beyond the grid), "
+                f"{min(spread):.2f}–{max(spread):.2f} %: no {edge['parameter']} from {edge['grid'][0]:g} to "
+                f"{edge['grid'][-1]:g} trains this cell in the budget, so the extension stops")
+    beyond_added = [v for v in added if (v < edge["chosen"]) == (edge["side"] == "lower") and v != edge["chosen"]]
+    if not edge["flat"] and len(added) >= MAX_GRID_EXTENSIONS and not beyond_added:
+        return (f"still the best after {len(added)} values added {'below' if edge['side'] == 'lower' else 'above'} "
+                f"the grid, the most the protocol adds: the optimum may lie further out")
     if edge["flat"]:
         spread = [100 * s for s in edge["scores"].values()]
         return (f"a tie, not a choice: every candidate ({values}) ends at {min(spread):.2f}–{max(spread):.2f} %, "
