@@ -497,11 +497,10 @@ def test_tuned_choices_agree_with_the_committed_protocol():
         assert {k: v for k, v in chosen.items() if k != "schedule"} == {k: v for k, v in cfg.items()
                                                                         if k != "schedule"}, (label, depth)
     edges = report.grid_edges(paper.load_records(RESULTS / "tune.jsonl"))
-    # The first tuning left 19 edges; after the grids' extension two remain: the SGD sigmoid hl-5
-    # tie (every lr tried, one added above, at chance) and one slot whose extension waits for
-    # its 20-epoch runs (RESULTS.md).
-    assert len(edges) == 2 and sum(e["flat"] for e in edges) == 1
-    assert all(e["added"] for e in edges if e["flat"])
+    # The first tuning left 19 edges; after the grids' extension one remains: the SGD sigmoid
+    # hl-5 tie (every lr tried, one added above, at chance), and it says so.
+    assert len(edges) == 1 and edges[0]["flat"] and edges[0]["added"] == [8.0]
+    assert report.grid_extensions(paper.load_records(RESULTS / "tune.jsonl")) == []
 
 
 def test_full_protocol_reports_grid_edges_itself(tmp_path, capsys):
