@@ -473,6 +473,19 @@ def test_tune_never_looks_at_the_test_set(tuned, data):
     assert all(shifted.scores[k] != tuned.scores[k] for k in shifted.scores)
 
 
+def test_a_callable_that_returns_none_leaves_its_cell_out(data):
+    # each label in its own cells: what the full protocol's grid extension runs in one sweep
+    only = {"SGD": {(1, "relu")}, "SDAGD": {(2, "sigmoid"), (1, "sigmoid")}}
+    optimizers = {label: (lambda cells, opt: lambda d, a: opt if (d, a) in cells else None)(only[label], opt)
+                  for label, opt in OPTIMIZERS.items()}
+    records = sweep(**small(data, optimizers=optimizers, seeds=(0,), epochs=1))
+    ran = [(r["config"]["depth"], r["config"]["activation"], r["config"]["optimizer"]) for r in records]
+    assert ran == [(1, "sigmoid", "SDAGD"), (1, "relu", "SGD"), (2, "sigmoid", "SDAGD")]
+    assert all(r["status"] == "ok" for r in records)
+    with pytest.raises(ValueError, match="the sweep is empty"):
+        sweep(**small(data, optimizers={"SGD": lambda d, a: None}))
+
+
 # ------------------------------------------------------------------------------ bad arguments
 
 @pytest.mark.parametrize("kwargs, exc, match", [

@@ -468,6 +468,43 @@ def test_tune_and_extend_stops_inside_the_grid_or_after_the_cap():
     assert tried == [0.1, 0.3, 1.0, 3.3]
 
 
+def test_extend_grid_edges_runs_each_round_as_one_sweep(monkeypatch):
+    """reproduce.extend_grid_edges: every slot of a round in one sweep (so the workers share
+    its runs), each label only in its own cells, until no edge asks for more."""
+    from sdagd.paper import reproduce
+
+    records = [r for r in edge_records() if not r["config"]["optimizer"].startswith("SDAGD-x")]
+    calls = []
+
+    def fake_sweep(optimizers, depths, activations, seeds, **kwargs):
+        calls.append({name: {(d, a): spec(d, a) for d in depths for a in activations} for name, spec in optimizers.items()})
+        out = []
+        for name, cells in calls[-1].items():
+            for (d, a), opt in cells.items():
+                if opt is None:
+                    continue
+                value = opt.config().get("lr", opt.config().get("radius"))
+                error = 0.5 if (d, a) == (5, "sigmoid") else 0.03  # beyond the edge: worse, or a tie at chance
+                key = "lr" if "lr" in opt.config() else "radius"
+                out.append(tune_rec(name.rsplit("#", 1)[0], int(name.rsplit("#", 1)[1]), d, a, 0, value,
+                                    0.901 if (d, a) == (5, "sigmoid") else error, key=key))
+        return out
+
+    monkeypatch.setattr(reproduce, "sweep", fake_sweep)
+    monkeypatch.setattr(reproduce, "choose_tuned", lambda recs: recs)
+    settings = {"tune_seeds": (0,), "tune_epochs": 20, "n_val": 10000}
+    common = {"depths": (1, 2, 5), "activations": ("sigmoid", "relu"), "workers": 2}
+    final = reproduce.extend_grid_edges(type("T", (), {"records": records})(), settings, common, "unused")
+    assert len(calls) == 1  # one round: every value beyond an edge was worse (or a tie, stepped once)
+    first = calls[0]
+    assert set(first) == {"SGD#3", "SDAGD-layer#3"}
+    ran = {name: {cell: (opt.config()["name"], opt.config().get("lr", opt.config().get("radius")))
+                  for cell, opt in cells.items() if opt is not None} for name, cells in first.items()}
+    assert ran == {"SGD#3": {(1, "relu"): ("SGD", 8.0), (5, "sigmoid"): ("SGD", 8.0)},
+                   "SDAGD-layer#3": {(2, "relu"): ("SDAGD", 0.033)}}
+    assert len(final) == len(records) + 3
+
+
 def test_class_shares_and_constant_predictions():
     labels = np.array([0] * 10 + [1] * 30 + [2] * 60)
     shares = report.class_shares(labels, n_classes=4)

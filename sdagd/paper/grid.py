@@ -45,10 +45,14 @@ def group_configs(configs, limit=128):
 
 
 def _resolve_optimizer(spec, depth, activation):
-    optimizer = spec(depth, activation) if callable(spec) and not isinstance(spec, optim.Optimizer) else spec
+    """The optimizer ``spec`` gives the cell, or None where a callable leaves the cell out."""
+    from_callable = callable(spec) and not isinstance(spec, optim.Optimizer)
+    optimizer = spec(depth, activation) if from_callable else spec
+    if optimizer is None and from_callable:
+        return None
     if not isinstance(optimizer, optim.Optimizer):
         raise TypeError(f"optimizers must map names to sdagd.optim optimizers (or callables "
-                        f"(depth, activation) -> optimizer), got {type(optimizer).__name__}")
+                        f"(depth, activation) -> optimizer or None), got {type(optimizer).__name__}")
     return optimizer
 
 
@@ -59,6 +63,8 @@ def grid_configs(depths, activations, optimizers, seeds, epochs, batch_size, wid
         for activation in activations:
             for label, spec in optimizers.items():
                 optimizer = _resolve_optimizer(spec, depth, activation)
+                if optimizer is None:  # the callable leaves this cell out
+                    continue
                 for seed in seeds:
                     config = {"depth": int(depth), "width": int(width), "activation": activation, "output": output,
                               "loss": loss, "optimizer": label, "optimizer_config": optimizer.config(),

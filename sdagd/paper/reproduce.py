@@ -310,19 +310,25 @@ def extend_grid_edges(tuned, settings, common, tune_path):
     the same records file, so a rerun resumes) and choose again, until no slot asks for more.
     Returns the final :class:`~sdagd.paper.tuning.TuneResult`."""
     records = list(tuned.records)
-    cells = dict(common, depths=None, activations=None)
     while True:
         wanted = report.grid_extensions(records, base_grid_size=len(tune_grid(1)["SGD"]))
         if not wanted:
             return choose_tuned(records)
+        # One sweep per round, so that the workers share its runs: name -> {cell: config}.
+        by_name, cells = {}, set()
         for extension in wanted:
             label, depth, activation = extension["slot"]
             name = f"{label}#{len(report.tuning_scores(records)[extension['slot']])}"
             _say(f"grid edge: {label} hl-{depth} {activation} also tries {extension['parameter']} = "
                  f"{extension['value']:g}")
-            records += sweep(optimizers={name: optim.from_config(extension["config"])}, seeds=settings["tune_seeds"],
-                             epochs=settings["tune_epochs"], evaluate_on="validation", n_val=settings["n_val"],
-                             out=tune_path, **dict(cells, depths=(depth,), activations=(activation,)))
+            by_name.setdefault(name, {})[(depth, activation)] = extension["config"]
+            cells.add((depth, activation))
+        optimizers = {name: (lambda configs: lambda d, a: optim.from_config(configs[(d, a)])
+                             if (d, a) in configs else None)(configs) for name, configs in by_name.items()}
+        round_cells = dict(common, depths=sorted({d for d, _ in cells}),
+                           activations=[a for a in common["activations"] if any(a == b for _, b in cells)])
+        records += sweep(optimizers=optimizers, seeds=settings["tune_seeds"], epochs=settings["tune_epochs"],
+                         evaluate_on="validation", n_val=settings["n_val"], out=tune_path, **round_cells)
 
 
 def load_results(out_dir) -> list:

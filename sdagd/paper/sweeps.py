@@ -92,7 +92,9 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
     optimizers : mapping of label -> optimizer, optional
         Each value is an :mod:`sdagd.optim` optimizer (used as a template: every run starts
         from fresh state) or a callable ``(depth, activation) -> optimizer`` for
-        per-configuration (e.g. tuned) hyperparameters. Default :data:`sdagd.paper.grid.DEFAULT_OPTIMIZERS`.
+        per-configuration (e.g. tuned) hyperparameters; a callable that returns None leaves
+        that (depth, activation) out for its label, so one sweep can run different cells for
+        different labels. Default :data:`sdagd.paper.grid.DEFAULT_OPTIMIZERS`.
     epochs, batch_size, width, output, loss
         Training protocol (the paper: batch 100, width 700, MSE; epochs are not given).
     data : path, arrays or None
