@@ -69,3 +69,34 @@ def test_full_run_figures_are_the_papers(tmp_path):
     written = reproduce._figures(reproduce.load_results(RESULTS_DIR), str(tmp_path))
     assert sorted(written) == ["fig3_sigmoid.png", "fig4_relu.png", "gradient_flow.png"]
     assert all((tmp_path / name).stat().st_size > 10000 for name in written)
+
+
+class _Cells:
+    """A stand-in for writeup.Results: test MCR means per (label, depth, activation)."""
+
+    depths = [1, 2, 3]
+
+    def __init__(self, means):
+        self.means = means
+
+    def mcr(self, label, depth, activation):
+        return [self.means[label][depth - 1]] if label in self.means else []
+
+    def mean(self, label, depth, activation):
+        return self.means[label][depth - 1]
+
+
+def test_schedule_sentence_credits_the_schedule_only_when_sgd_has_it():
+    cosine_r = [1.4, 1.3, 1.5]
+    cos_diff = [-0.2, -0.3, -0.1]
+    without = writeup._schedule_sentence(_Cells({writeup.COSINE: cosine_r}), cos_diff)
+    assert "SGD has had no schedule yet (below, *A schedule for every optimizer*)" in without and "-0.20, -0.30, -0.10" in without
+    # SGD with the schedule level with or ahead of cosine R at 2 of 3 depths: the schedule wins
+    level = _Cells({writeup.COSINE: cosine_r, writeup.SGD_COSINE: [1.3, 1.35, 1.45]})
+    text = writeup._schedule_sentence(level, cos_diff)
+    assert "+0.10, -0.05, +0.05" in text and "ahead at 1 of 3 depths" in text
+    assert "the schedule, not SDAGD, is what wins" in text
+    # SDAGD ahead of scheduled SGD at every depth keeps its lead
+    behind = _Cells({writeup.COSINE: cosine_r, writeup.SGD_COSINE: [1.6, 1.5, 1.7]})
+    text = writeup._schedule_sentence(behind, cos_diff)
+    assert "keeps a lead" in text and "-0.20, -0.20, -0.20" in text and "ahead at 3 of 3 depths" in text
