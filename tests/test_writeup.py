@@ -90,13 +90,15 @@ def test_schedule_sentence_credits_the_schedule_only_when_sgd_has_it():
     cosine_r = [1.4, 1.3, 1.5]
     cos_diff = [-0.2, -0.3, -0.1]
     without = writeup._schedule_sentence(_Cells({writeup.COSINE: cosine_r}), cos_diff)
-    assert "SGD has had no schedule yet (below, *A schedule for every optimizer*)" in without and "-0.20, -0.30, -0.10" in without
-    # SGD with the schedule level with or ahead of cosine R at 2 of 3 depths: the schedule wins
-    level = _Cells({writeup.COSINE: cosine_r, writeup.SGD_COSINE: [1.3, 1.35, 1.45]})
+    assert "SGD has had no schedule yet (below, *A schedule for every optimizer*)" in without
+    assert "-0.20, -0.30, -0.10" in without
+    # the schedule helps SGD, which then is level with or ahead of cosine R at 2 of 3 depths
+    level = _Cells({writeup.COSINE: cosine_r, "SGD": [1.6, 1.6, 1.6], writeup.SGD_COSINE: [1.3, 1.35, 1.45]})
     text = writeup._schedule_sentence(level, cos_diff)
-    assert "+0.10, -0.05, +0.05" in text and "ahead at 1 of 3 depths" in text
-    assert "the schedule, not SDAGD, is what wins" in text
-    # SDAGD ahead of scheduled SGD at every depth keeps its lead
-    behind = _Cells({writeup.COSINE: cosine_r, writeup.SGD_COSINE: [1.6, 1.5, 1.7]})
+    assert "helps SGD (cosine-lr minus plain SGD: -0.30, -0.25, -0.15)" in text
+    assert "+0.10, -0.05, +0.05 (ahead at 1 of 3 depths): the schedule, not SDAGD, is what wins" in text
+    # the schedule does not help SGD, and SDAGD stays ahead of it at every depth
+    behind = _Cells({writeup.COSINE: cosine_r, "SGD": [1.6, 1.6, 1.6], writeup.SGD_COSINE: [1.6, 1.5, 1.7]})
     text = writeup._schedule_sentence(behind, cos_diff)
-    assert "keeps a lead" in text and "-0.20, -0.20, -0.20" in text and "ahead at 3 of 3 depths" in text
+    assert "does not help SGD (cosine-lr minus plain SGD: +0.00, -0.10, +0.10)" in text
+    assert "-0.20, -0.20, -0.20 (ahead at 3 of 3 depths): the lead of cosine-R SDAGD is not the schedule's" in text

@@ -133,13 +133,15 @@ def tune_grid(epochs: int) -> dict:
     while tuning)."""
     cosine = {"kind": "cosine", "epochs": int(epochs), "radius_min": 0.0}
     cosine_lr = {"kind": "cosine", "epochs": int(epochs), "lr_min": 0.0}
+    # In Table I's column order: each baseline beside its schedule, then the paper's SDAGD
+    # readings and options, then Adam for context.
     return {
         "SGD": [optim.SGD(lr=lr) for lr in (0.1, 0.5, 2.0)],
+        # The cosine schedule for the baselines too, so that its gain is not credited to SDAGD alone.
+        "SGD cosine lr": [optim.SGD(lr=lr, schedule=cosine_lr) for lr in (0.1, 0.5, 2.0)],
         "SDAGD-layer": [optim.SDAGD(radius=r, norm="layer") for r in (0.1, 0.3, 1.0)],
         "SDAGD-global": [optim.SDAGD(radius=r, norm="global") for r in (0.3, 3.0, 30.0)],
         "SDAGD-layer cosine R": [optim.SDAGD(radius=r, schedule=cosine) for r in (0.3, 1.0, 3.0)],
-        # The same schedule for the baselines, so that its gain is not credited to SDAGD alone.
-        "SGD cosine lr": [optim.SGD(lr=lr, schedule=cosine_lr) for lr in (0.1, 0.5, 2.0)],
         "Adam cosine lr": [optim.Adam(lr=lr, schedule=cosine_lr) for lr in (3e-4, 1e-3, 3e-3)],
     }
 

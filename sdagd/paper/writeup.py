@@ -167,13 +167,16 @@ def _schedule_sentence(res: Results, cos_diff) -> str:
              f"{_signed(cos_diff)}")
     if not all(res.mcr(SGD_COSINE, d, "relu") for d in D):
         return plain + "; SGD has had no schedule yet (below, *A schedule for every optimizer*)."
+    sgd_gain = [res.mean(SGD_COSINE, d, "relu") - res.mean("SGD", d, "relu") for d in D]
+    helped = sum(x < 0 for x in sgd_gain) * 2 > len(D)
     fair = [res.mean(COSINE, d, "relu") - res.mean(SGD_COSINE, d, "relu") for d in D]
     ahead = [d for d, x in zip(D, fair) if x < 0]
-    return (plain + f", but SGD gains from the same schedule of its lr as much: cosine-R SDAGD minus cosine-lr "
-            f"SGD is {_signed(fair)} (ahead at {len(ahead)} of {len(D)} depths). So the schedule, not SDAGD, "
-            f"is what wins there." if len(ahead) * 2 <= len(D) else
-            plain + f", and it keeps a lead over SGD given the same schedule of its lr: cosine-R SDAGD minus "
-            f"cosine-lr SGD is {_signed(fair)} (ahead at {len(ahead)} of {len(D)} depths).")
+    text = (plain + f". The same schedule of SGD's lr {'helps' if helped else 'does not help'} SGD (cosine-lr "
+            f"minus plain SGD: {_signed(sgd_gain)}), and cosine-R SDAGD minus cosine-lr SGD is {_signed(fair)} "
+            f"(ahead at {len(ahead)} of {len(D)} depths)")
+    if len(ahead) * 2 <= len(D):
+        return text + ": the schedule, not SDAGD, is what wins there."
+    return text + ": the lead of cosine-R SDAGD is not the schedule's alone."
 
 
 def schedules(res: Results) -> str:
