@@ -328,7 +328,7 @@ def extend_grid_edges(tuned, settings, common, tune_path):
         optimizers = {name: (lambda configs: lambda d, a: optim.from_config(configs[(d, a)])
                              if (d, a) in configs else None)(configs) for name, configs in by_name.items()}
         round_cells = dict(common, depths=sorted({d for d, _ in cells}),
-                           activations=[a for a in common["activations"] if any(a == b for _, b in cells)])
+                           activations=[a for a in common["activations"] if a in {b for _, b in cells}])
         records += sweep(optimizers=optimizers, seeds=settings["tune_seeds"], epochs=settings["tune_epochs"],
                          evaluate_on="validation", n_val=settings["n_val"], out=tune_path, **round_cells)
 

@@ -129,7 +129,7 @@ def answer(res: Results) -> str:
         f"- **With ReLU units, SDAGD does not beat SGD.** It is within {max(abs(x) for x in relu_diff[:-1]):.2f} "
         f"points of SGD at hl-{D[0]}..hl-{D[-2]} and {abs(relu_diff[-1]):.2f} points "
         f"{'behind' if relu_diff[-1] > 0 else 'ahead'} at hl-{deepest}. SDAGD minus SGD, in points of test MCR at "
-        f"hl-{D[0]}..hl-{deepest}: {', '.join(f'{x:+.2f}' for x in relu_diff)} (the validation split chose "
+        f"hl-{D[0]}..hl-{deepest}: {_signed(relu_diff)} (the validation split chose "
         f"the global norm at {', '.join(f'hl-{d}' for d in relu_global) or 'no depth'}). "
         + _schedule_sentence(res, cos_diff),
         f"- **The vanishing gradient is reproduced at hl-{deepest}, and at hl-3/hl-4 only as a delay.** SGD with "
