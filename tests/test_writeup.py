@@ -102,3 +102,102 @@ def test_schedule_sentence_credits_the_schedule_only_when_sgd_has_it():
     text = writeup._schedule_sentence(behind, cos_diff)
     assert "does not help SGD (cosine-lr minus plain SGD: +0.00, -0.10, +0.10)" in text
     assert "-0.20, -0.20, -0.20 (ahead at 3 of 3 depths): the lead of cosine-R SDAGD is not the schedule's" in text
+
+
+def _deep_record(label, depth, activation, seed, final_error, grad_rms, train_error, status="ok"):
+    config = ({"name": "SGD", "lr": 0.5, "momentum": 0.0} if label == "SGD"
+              else {"name": "SDAGD", "radius": 0.3, "norm": "layer"})
+    return {"config": {"optimizer": label, "depth": depth, "activation": activation, "seed": seed,
+                       "optimizer_config": config},
+            "status": status, "final_error": final_error if status == "ok" else None,
+            "history": {"grad_rms": grad_rms.tolist(), "train_error": train_error.tolist()}}
+
+
+def test_deep_table_reads_the_vanishing_gradient_off_the_records():
+    """Every number of a deep row, recomputed here from the records: the mean ± std of the test
+    MCR, the failed seeds, the first layer's RMS over the output's (each layer averaged over
+    seeds first) and the plateau; rows ordered sigmoid then ReLU, by depth, SGD first."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    records, expected = [], []
+    for activation in ("relu", "sigmoid"):  # out of the table's order on purpose
+        for depth in (10, 8):
+            for label in ("SDAGD-layer", "SGD"):
+                errors = rng.choice([0.02, 0.03, 0.8865], size=3)
+                grads = rng.uniform(1e-7, 1e-2, size=(3, 4, depth + 1))  # seed, epoch, layer
+                train = rng.uniform(0.0, 1.0, size=(3, 4))
+                for seed in range(3):
+                    records.append(_deep_record(label, depth, activation, seed, errors[seed], grads[seed], train[seed]))
+                plateaus = [next((i for i, e in enumerate(t) if e <= 0.8), len(t)) for t in train]
+                first, last = grads[:, 0, :].mean(axis=0), grads[:, -1, :].mean(axis=0)
+                expected.append((activation, depth, label, 100 * errors, first[0] / first[-1], last[0] / last[-1],
+                                 plateaus))
+    # one more seed that diverged: counted, not averaged
+    records.append(_deep_record("SGD", 8, "relu", 3, None, np.ones((4, 9)), np.ones(4), status="diverged"))
+    rows = writeup.deep_table(records).splitlines()[2:]
+    order = {"sigmoid": 0, "relu": 1}
+    expected.sort(key=lambda e: (order[e[0]], e[1], writeup.DEEP_LABELS.index(e[2])))
+    assert len(rows) == len(expected) == 8
+    for row, (activation, depth, label, mcr, ratio_1, ratio_n, plateaus) in zip(rows, expected):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[:3] == [f"{activation} hl-{depth}", label, "lr 0.5" if label == "SGD" else "R 0.3"]
+        spread = f"{np.mean(mcr):.2f} ± {np.std(mcr, ddof=1):.2f}"
+        diverged = " (1 diverged/failed)" if (activation, depth, label) == ("relu", 8, "SGD") else ""
+        assert cells[3] == spread + diverged
+        assert cells[4] == f"{int(np.sum(mcr > 50))} of 3"
+        assert cells[5] == f"{ratio_1:.1e}" and cells[6] == f"{ratio_n:.1e}"
+        assert cells[7] == writeup._range(plateaus, 0)
+
+
+def test_deep_table_names_a_cell_without_a_finished_run():
+    import numpy as np
+
+    records = [_deep_record("SGD", 8, "sigmoid", 0, None, np.ones((2, 9)), np.ones(2), status="failed"),
+               _deep_record("SDAGD-layer", 8, "sigmoid", 0, 0.05, np.ones((2, 9)), np.zeros(2))]
+    rows = writeup.deep_table(records).splitlines()[2:]
+    assert rows[0] == "| sigmoid hl-8 | SGD | — | no finished run | | | | |"
+    assert rows[1].startswith("| sigmoid hl-8 | SDAGD-layer | R 0.3 | 5.00 | 0 of 1 | 1.0e+00 | 1.0e+00 | 0 |")
+
+
+def test_deep_grid_edges_says_when_there_are_none():
+    def tune_record(lr, error):
+        return {"config": {"optimizer": "SGD", "depth": 8, "activation": "sigmoid", "seed": 0,
+                           "optimizer_config": {"name": "SGD", "lr": lr, "momentum": 0.0}},
+                "status": "ok", "final_error": error}
+
+    inside = [tune_record(0.1, 0.05), tune_record(0.5, 0.03), tune_record(2.0, 0.04)]
+    assert writeup.deep_grid_edges(inside) == "No tuned value of the deep protocol lies on an edge of its grid."
+    edge = [tune_record(0.1, 0.05), tune_record(0.5, 0.04), tune_record(2.0, 0.03)]
+    table = writeup.deep_grid_edges(edge)
+    assert "| SGD hl-8 sigmoid | lr | 0.1, 0.5, 2 | 2 | upper | 5.00, 4.00, 3.00 |" in table
+
+
+def test_deep_blocks_and_figures_from_a_run_folder(tmp_path):
+    """deep_blocks and deep_figures read a deep run's folder through load_results (the chosen
+    settings in protocol.json), as `python -m sdagd.paper.writeup ... results/deep20` does."""
+    import json
+
+    import numpy as np
+
+    pytest.importorskip("matplotlib")
+    records, chosen = [], {}
+    for activation in ("sigmoid", "relu"):
+        for depth in (8, 10):
+            for label in writeup.DEEP_LABELS:
+                for seed in range(2):
+                    grads = np.geomspace(1e-7, 1e-2, depth + 1) * np.ones((3, 1))
+                    r = _deep_record(label, depth, activation, seed, 0.02, grads, np.full(3, 0.1))
+                    r["config"].update(epochs=3, train_limit=None)
+                    r["key"] = json.dumps(r["config"], sort_keys=True)
+                    records.append(r)
+                    chosen.setdefault(label, {})[f"hl-{depth} {activation}"] = r["config"]["optimizer_config"]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (tmp_path / "protocol.json").write_text(json.dumps({"optimizers": chosen, "epochs": 3, "train_limit": None,
+                                                         "activations": ["sigmoid", "relu"]}))
+    out = writeup.deep_blocks(str(tmp_path))
+    assert out["deep-table"] == writeup.deep_table(records)
+    assert out["deep-grid-edges"].startswith("No tuned value")  # no tune.jsonl: nothing tuned on an edge
+    paths = writeup.deep_figures(str(tmp_path))
+    assert [Path(p).name for p in paths] == ["gradient_flow_sigmoid.png", "gradient_flow_relu.png"]
+    assert all(Path(p).stat().st_size > 10000 for p in paths)

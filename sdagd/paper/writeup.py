@@ -6,7 +6,9 @@ lines; :func:`blocks` computes each from ``results/full20`` (runs.jsonl through
 and tests/test_writeup.py fails when the document and the records disagree. To refresh the
 document, the derived tables and the figures after new records::
 
-    python -m sdagd.paper.writeup results/full20 RESULTS.md
+    python -m sdagd.paper.writeup results/full20 RESULTS.md results/deep20
+
+(the last argument, the deep protocol's records, is optional).
 
 Nothing here trains; it reads records only.
 """
@@ -346,8 +348,82 @@ def table1(res: Results) -> str:
     return report.table1_markdown(reproduce.table_order(res.records + res.chosen, labels, activations))
 
 
-def blocks(results_dir, test_labels=None) -> dict:
-    """Every generated block of RESULTS.md: name -> markdown."""
+#: The deep protocol's optimizers (sdagd.paper.reproduce.DEEP), in its table's order.
+DEEP_LABELS = tuple(reproduce.DEEP["labels"])
+
+
+def _chosen_value(config) -> str:
+    """The tuned setting of an optimizer configuration, as the tables name it."""
+    return f"lr {config['lr']:g}" if config["name"] == "SGD" else f"R {config['radius']:g}"
+
+
+def gradient_ratio(runs, epoch) -> float:
+    """The first layer's weight-gradient RMS over the output layer's after ``epoch`` (1-based),
+    each layer's RMS averaged over ``runs`` first (as the answer quotes them)."""
+    rms = np.mean([np.asarray(r["history"]["grad_rms"][epoch - 1], dtype=float) for r in runs], axis=0)
+    return float(rms[0] / rms[-1])
+
+
+def deep_table(records) -> str:
+    """The deep protocol's results, one row per cell and optimizer: the value chosen on
+    validation, test MCR % over seeds, the seeds that end above 50 % (failed to train), the
+    vanishing gradient as the first layer's RMS over the output layer's after the first and
+    the last epoch, and the epochs the training error stays above 80 % (the plateau)."""
+    cells = sorted({(r["config"]["activation"], r["config"]["depth"]) for r in records},
+                   key=lambda cell: (ACTIVATIONS.index(cell[0]), cell[1]))
+    lines = ["| cell | optimizer | chosen on validation | test MCR % | seeds above 50 % | layer 1 / output "
+             "gradient RMS, epoch 1 | the same, last epoch | epochs above 80 % training error |",
+             "|" + " --- |" * 8]
+    for activation, depth in cells:
+        for label in DEEP_LABELS:
+            mine = [r for r in records if r["config"]["optimizer"] == label and r["config"]["depth"] == depth
+                    and r["config"]["activation"] == activation]
+            runs = [r for r in mine if r["status"] == "ok"]
+            if not runs:
+                lines.append(f"| {activation} hl-{depth} | {label} | — | no finished run | | | | |")
+                continue
+            mcr = [100 * r["final_error"] for r in runs]
+            failed = len(mine) - len(runs)
+            last = min(len(r["history"]["grad_rms"]) for r in runs)
+            lines.append(
+                f"| {activation} hl-{depth} | {label} | {_chosen_value(runs[0]['config']['optimizer_config'])} | "
+                f"{report._cell(mcr)}{f' ({failed} diverged/failed)' if failed else ''} | "
+                f"{sum(m > 50 for m in mcr)} of {len(runs)} | {gradient_ratio(runs, 1):.1e} | "
+                f"{gradient_ratio(runs, last):.1e} | {_range([plateau_epochs(r) for r in runs], 0)} |")
+    return "\n".join(lines)
+
+
+def deep_grid_edges(tune_records) -> str:
+    """The deep protocol's tuned values left on a grid edge, or a sentence saying there are none."""
+    edges = report.grid_edges(tune_records)
+    if not edges:
+        return "No tuned value of the deep protocol lies on an edge of its grid."
+    return report.grid_edges_markdown(edges)
+
+
+def deep_blocks(deep_dir) -> dict:
+    """RESULTS.md's blocks from a finished deep run (``sdagd reproduce --deep``)."""
+    return {"deep-table": deep_table(reproduce.load_results(deep_dir)),
+            "deep-grid-edges": deep_grid_edges(load_records(os.path.join(deep_dir, "tune.jsonl")))}
+
+
+def deep_figures(deep_dir) -> list:
+    """The deep run's gradient flow at its deepest network, one figure per activation ((a) SGD,
+    (b) per-layer SDAGD); returns the paths written."""
+    from . import plots
+
+    records = reproduce.load_results(deep_dir)
+    depth = max(r["config"]["depth"] for r in records)
+    paths = []
+    for activation in ACTIVATIONS:
+        path = os.path.join(deep_dir, f"gradient_flow_{activation}.png")
+        plots.gradient_flow(records, depth=depth, activation=activation, path=path, optimizers=DEEP_LABELS)
+        paths.append(path)
+    return paths
+
+
+def blocks(results_dir, test_labels=None, deep_dir=None) -> dict:
+    """Every generated block of RESULTS.md: name -> markdown (the deep blocks with ``deep_dir``)."""
     res = Results(results_dir, test_labels)
     out = {
         "answer": answer(res),
@@ -363,6 +439,8 @@ def blocks(results_dir, test_labels=None) -> dict:
     }
     if test_labels is not None:
         out["constant-predictions"] = constant_predictions(res)
+    if deep_dir is not None:
+        out.update(deep_blocks(deep_dir))
     return out
 
 
@@ -420,17 +498,18 @@ def figures_from(records, chosen, out_dir) -> list:
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print("usage: python -m sdagd.paper.writeup RESULTS_DIR DOCUMENT.md", file=sys.stderr)
+    if len(argv) not in (2, 3):
+        print("usage: python -m sdagd.paper.writeup RESULTS_DIR DOCUMENT.md [DEEP_RESULTS_DIR]", file=sys.stderr)
         return 2
-    results_dir, document = argv
+    results_dir, document = argv[:2]
+    deep_dir = argv[2] if len(argv) == 3 else None
     from ..datasets import load_mnist
 
     (_, _), (_, y_test) = load_mnist()
     with open(document, encoding="utf-8") as f:
         text = f.read()
-    atomic_write_text(document, update_document(text, blocks(results_dir, y_test)))
-    for path in write_derived(results_dir):
+    atomic_write_text(document, update_document(text, blocks(results_dir, y_test, deep_dir)))
+    for path in write_derived(results_dir) + (deep_figures(deep_dir) if deep_dir else []):
         print(path)
     print(document)
     return 0
