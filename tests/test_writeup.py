@@ -201,3 +201,33 @@ def test_deep_blocks_and_figures_from_a_run_folder(tmp_path):
     paths = writeup.deep_figures(str(tmp_path))
     assert [Path(p).name for p in paths] == ["gradient_flow_sigmoid.png", "gradient_flow_relu.png"]
     assert all(Path(p).stat().st_size > 10000 for p in paths)
+
+
+class _CellsByActivation:
+    """A stand-in for writeup.Results: test MCR means per (label, activation), one per depth."""
+
+    depths = [1, 2]
+
+    def __init__(self, means):
+        self.means = means
+
+    def mcr(self, label, depth, activation):
+        return [self.means[(label, activation)][depth - 1]] if (label, activation) in self.means else []
+
+    def mean(self, label, depth, activation):
+        return self.means[(label, activation)][depth - 1]
+
+
+def test_adam_bullet_counts_the_cells_where_adam_is_ahead():
+    means = {(writeup.CHOSEN, "sigmoid"): [2.0, 3.0], (writeup.COSINE, "sigmoid"): [1.5, 2.5],
+             (writeup.CHOSEN, "relu"): [1.6, 1.7], (writeup.COSINE, "relu"): [1.3, 1.4],
+             (writeup.ADAM_COSINE, "sigmoid"): [1.75, 2.75]}
+    # Adam's ReLU runs are missing: no line rather than a half comparison
+    assert writeup._adam_bullet(_CellsByActivation(means)) == []
+    means[(writeup.ADAM_COSINE, "relu")] = [1.5, 1.2]
+    (line,) = writeup._adam_bullet(_CellsByActivation(means))
+    assert line.startswith("- **For context, Adam is ahead of the paper's algorithm in 4 of 4 cells** (and of "
+                           "cosine-R SDAGD in 1 of 4).")
+    assert ("at 1.75–2.75 % with sigmoid units (minus the paper's algorithm: -0.25, -0.25; minus cosine-R "
+            "SDAGD: +0.25, +0.25)") in line
+    assert "at 1.20–1.50 % with ReLU units (minus the paper's algorithm: -0.10, -0.50; minus cosine-R SDAGD: +0.20, -0.20)" in line
