@@ -156,3 +156,11 @@ def test_load_results_reads_only_the_chosen_configurations(tmp_path):
 def test_load_results_without_a_finished_run_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="protocol.json"):
         reproduce.load_results(str(tmp_path))
+
+
+def test_every_tuning_grid_has_the_size_the_edge_report_assumes():
+    """report.grid_edges and grid_extensions tell a slot's own grid from the values added
+    beyond it by the first BASE_GRID_SIZE candidates recorded: a grid of another size would be
+    misread as extended (or as not extended) and tuned further on a wrong count."""
+    for label, grid in reproduce.tune_grid(20).items():
+        assert len(grid) == report.BASE_GRID_SIZE, label

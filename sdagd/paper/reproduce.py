@@ -313,7 +313,7 @@ def extend_grid_edges(tuned, settings, common, tune_path):
     Returns the final :class:`~sdagd.paper.tuning.TuneResult`."""
     records = list(tuned.records)
     while True:
-        wanted = report.grid_extensions(records, base_grid_size=len(tune_grid(1)["SGD"]))
+        wanted = report.grid_extensions(records)  # every grid of tune_grid has report.BASE_GRID_SIZE values
         if not wanted:
             return choose_tuned(records)
         # One sweep per round, so that the workers share its runs: name -> {cell: config}.
