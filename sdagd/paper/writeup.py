@@ -277,6 +277,24 @@ def constant_predictions(res: Results) -> str:
     return "\n".join(lines) + f"\n\nShares of the classes in the {len(res.test_labels):,} test images (%): {shares_text}."
 
 
+def phase1_lowest(res: Results) -> str:
+    """Per SDAGD column and activation: the lowest phase-1 fraction (the share of parameters
+    with mu_k > h) in any epoch of any run behind Table I, and the run it occurs in."""
+    labels = [label for label in dict.fromkeys(r["config"]["optimizer"] for r in res.records)
+              if label.startswith("SDAGD")]
+    lines = ["| column | sigmoid | ReLU |", "| --- | --- | --- |"]
+    for label in labels:
+        cells = []
+        for act in ACTIVATIONS:
+            runs = [r for d in res.depths for r in res.runs(label, d, act)]
+            low = min(runs, key=lambda r: min(r["history"]["phase1_fraction"]))
+            value = min(low["history"]["phase1_fraction"])
+            cells.append("1 in every run" if value == 1.0 else
+                         f"{value:.7f} (hl-{low['config']['depth']}, seed {low['config']['seed']})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def stability_direction(res: Results, budget=5) -> str:
     """Where a ``budget``-epoch tuning picks otherwise than the full run: is its pick the larger
     value or the smaller, and what does it cost on validation at the end."""
@@ -459,6 +477,7 @@ def blocks(results_dir, test_labels=None, deep_dir=None) -> dict:
         "settling": settling(res),
         "compute-time": compute_time(res),
         "first-epoch-tuning": first_epoch_tuning(res),
+        "phase1-lowest": phase1_lowest(res),
     }
     if test_labels is not None:
         out["constant-predictions"] = constant_predictions(res)
