@@ -278,6 +278,21 @@ def test_every_run_record_carries_the_sdagd_version():
     assert sdagd.History().as_dict()["sdagd_version"] == sdagd.__version__
 
 
+def test_every_run_record_names_its_machine():
+    """A record read later says which processor and kernels made its numbers and timings."""
+    from sdagd import paper
+    machine = paper.jobs.failed_record({"depth": 1})["machine"]
+    info = sdagd.cpu_info()
+    assert machine["isa"] == info["isa"] and machine["blas"] == info["blas"]
+    assert machine["threads"] == info["threads"] >= 1
+    assert isinstance(machine["processor"], str) and machine["processor"].strip()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        if names:
+            assert machine["processor"].startswith(names[0])
+
+
 # -- sdagd train ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

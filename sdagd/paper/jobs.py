@@ -73,11 +73,45 @@ def _split(data, config):
     return X_train, y_train, X_eval, y_eval
 
 
+def _processor() -> str:
+    """The processor's model name with its family and model numbers (Linux: /proc/cpuinfo, whose
+    name alone is often just "AMD EPYC" in a virtual machine; elsewhere what platform knows)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model") and key not in fields:
+                    fields[key] = value.strip()
+                if not line.strip() and fields:  # the first processor's block is enough
+                    break
+    except OSError:
+        pass
+    if "model name" in fields:
+        numbers = ", ".join(f"{k} {fields[k]}" for k in ("cpu family", "model") if k in fields)
+        return fields["model name"] + (f" ({numbers})" if numbers else "")
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine() -> dict:
+    """Where a run ran, for its record: the processor, the instruction set of the core's loops,
+    the BLAS kernels and the thread count (a record read months later must say which machine
+    its numbers and timings come from; the host name alone does not)."""
+    from .. import cpu_info
+
+    info = cpu_info()
+    return {"processor": _processor(), "isa": info["isa"], "blas": info["blas"], "threads": info["threads"]}
+
+
 def failed_record(config, error=None):
     """A record before (or instead of) a run: status "failed" until the run says otherwise."""
     return {"key": run_key(config), "config": config, "status": "failed", "history": None,
             "final_error": math.nan, "final_loss": math.nan, "wall_time": 0.0, "error": error,
-            "host": socket.gethostname(), "pid": os.getpid(), "sdagd_version": _version.__version__}
+            "host": socket.gethostname(), "pid": os.getpid(), "sdagd_version": _version.__version__,
+            "machine": machine()}
 
 
 def run_job(config: dict, data=None) -> dict:

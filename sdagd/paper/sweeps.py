@@ -141,7 +141,9 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
         One record per configuration, in grid order (earlier records from ``out`` included):
         ``config``, ``status`` ("ok", "diverged" or "failed"), ``history`` (per-epoch columns,
         see :class:`sdagd.History`), ``final_error`` (MCR as a fraction), ``final_loss``,
-        ``wall_time`` (s), ``error`` (message or None).
+        ``wall_time`` (s), ``error`` (message or None), and where it ran: ``host``, ``pid``,
+        ``sdagd_version`` and ``machine`` (processor, loops' instruction set, BLAS kernels,
+        threads).
     """
     optimizers = dict(DEFAULT_OPTIMIZERS if optimizers is None else optimizers)
     _check_protocol(optimizers, evaluate_on, epochs=epochs, batch_size=batch_size, width=width, n_val=n_val,
