@@ -9,17 +9,20 @@ from sdagd.paper import report, writeup
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "results" / "full20"
 DOCUMENT = ROOT / "RESULTS.md"
-FIX = "python -m sdagd.paper.writeup results/full20 RESULTS.md"
+#: The deep protocol's records (hl-8, hl-10), once a finished run is committed.
+DEEP_DIR = ROOT / "results" / "deep20"
+DEEP = DEEP_DIR if (DEEP_DIR / "protocol.json").exists() else None
+FIX = "python -m sdagd.paper.writeup results/full20 RESULTS.md" + (" results/deep20" if DEEP else "")
 
 
 def test_document_has_every_block_and_no_unknown_one():
     names = set(writeup.document_blocks(DOCUMENT.read_text(encoding="utf-8")))
-    assert names == set(writeup.blocks(RESULTS_DIR)) | {"constant-predictions"}
+    assert names == set(writeup.blocks(RESULTS_DIR, deep_dir=DEEP)) | {"constant-predictions"}
 
 
 def test_results_blocks_are_current():
     stored = writeup.document_blocks(DOCUMENT.read_text(encoding="utf-8"))
-    for name, text in writeup.blocks(RESULTS_DIR).items():
+    for name, text in writeup.blocks(RESULTS_DIR, deep_dir=DEEP).items():
         assert stored[name] == text, f"RESULTS.md block {name!r} is stale; run: {FIX}"
 
 
