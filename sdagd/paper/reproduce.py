@@ -228,7 +228,7 @@ def _run_locked(out_dir, protocol, settings, workers, data, executor, progress, 
     else:
         records, optimizers, extra = _full(out_dir, protocol, settings, common, where, images)
     written = {"records": os.path.join(out_dir, "runs.jsonl")}
-    table = report.table1_markdown(records)
+    table = report.table1_markdown(records, paper=protocol != "deep")  # the paper has no hl-8 or hl-10
     outputs = [("table1.md", table + "\n"), ("table1.csv", report.table1_csv(records))]
     if protocol == "full":
         outputs.append(("paper_comparison.md", _paper_comparison(records, out_dir) + "\n"))
