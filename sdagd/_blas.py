@@ -23,15 +23,27 @@ _AVX512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
 coretype_why = "not loaded yet"  # why OpenBLAS runs the kernels it runs, for sdagd.cpu_info()
 
 
-def _cpu_flags() -> set:
+def cpu_fields() -> dict:
+    """The first processor's fields in /proc/cpuinfo ("flags", "model name", "cpu family",
+    "model", ...); empty where there is no such file or it cannot be read."""
+    fields = {}
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if not line.strip():
+                    if fields:  # the end of the first processor's block
+                        break
+                    continue
+                key, colon, value = line.partition(":")
+                if colon:
+                    fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return set()
+    return fields
+
+
+def _cpu_flags() -> set:
+    return set(cpu_fields().get("flags", "").split())
 
 
 # The OpenBLAS kernels that match an instruction set sdagd is asked to keep to (SDAGD_CPU_ISA).

@@ -291,6 +291,36 @@ def test_every_run_record_names_its_machine():
             names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
         if names:
             assert machine["processor"].startswith(names[0])
+    assert paper.jobs.failed_record({"depth": 1, "device": "cuda"})["machine"]["device"] == "cuda"
+
+
+def test_a_machine_that_says_nothing_still_gets_its_record(monkeypatch):
+    """No /proc/cpuinfo (not Linux), a cpuinfo without a model name (some ARM kernels), or a
+    failing query: the record is written all the same (run_job never raises)."""
+    import builtins
+
+    from sdagd import _blas, paper
+
+    real_open = builtins.open
+
+    def no_cpuinfo(path, *args, **kwargs):
+        if str(path) == "/proc/cpuinfo":
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_cpuinfo)
+    assert _blas.cpu_fields() == {} and _blas._cpu_flags() == set()
+    assert paper.jobs.failed_record({"depth": 1})["machine"]["processor"].strip()
+    monkeypatch.setattr(builtins, "open", real_open)
+    monkeypatch.setattr(_blas, "cpu_fields", lambda: {"Features": "fp asimd", "CPU implementer": "0x41"})
+    assert paper.jobs.failed_record({"depth": 1})["machine"]["processor"].strip()
+
+    def broken():
+        raise RuntimeError("no answer")
+
+    monkeypatch.setattr(sdagd, "cpu_info", broken)
+    record = paper.jobs.failed_record({"depth": 1})
+    assert record["machine"] == {"device": "cpu", "error": "RuntimeError: no answer"}
 
 
 # -- sdagd train ----------------------------------------------------------------------------------

@@ -169,6 +169,15 @@ def test_markdown_single_seed_and_unknown_columns():
     assert [line.split("|")[1].strip() for line in md.splitlines()[2:]] == ["hl-1", "hl-6"]
 
 
+def test_markdown_has_no_paper_column_where_the_paper_has_no_number():
+    """Depths beyond the paper's (the deep protocol's hl-8 and hl-10) get no empty paper columns."""
+    deep = [rec(8, "SGD", "sigmoid", 0, 0.9), rec(10, "SDAGD-layer", "relu", 0, 0.02)]
+    assert header_cells(table1_markdown(deep)) == ["depth", "SGD sigmoid", "SDAGD-layer relu"]
+    mixed = table1_markdown(deep + [rec(5, "SGD", "sigmoid", 0, 0.9)])
+    # with hl-5 in the table both columns have a paper number in some row
+    assert header_cells(mixed) == ["depth", "SGD sigmoid", "paper SGD sigmoid", "SDAGD-layer relu", "paper SDAGD relu"]
+
+
 def test_markdown_without_paper_columns():
     md = table1_markdown(known_records(), paper=False)
     assert header_cells(md) == ["depth", "SGD sigmoid", "SDAGD sigmoid", "SGD relu", "SDAGD relu"]

@@ -15,7 +15,7 @@ import traceback
 
 import numpy as np
 
-from .. import _version, optim
+from .. import _blas, _version, optim
 from ..datasets import load_mnist
 from ..many import fit_many
 from ..mlp import MLP, as_inputs, as_labels
@@ -74,21 +74,10 @@ def _split(data, config):
 
 
 def _processor() -> str:
-    """The processor's model name with its family and model numbers (Linux: /proc/cpuinfo, whose
-    name alone is often just "AMD EPYC" in a virtual machine; elsewhere what platform knows)."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("model name", "cpu family", "model") and key not in fields:
-                    fields[key] = value.strip()
-                if not line.strip() and fields:  # the first processor's block is enough
-                    break
-    except OSError:
-        pass
-    if "model name" in fields:
+    """The processor's model name with its family and model numbers (Linux's model name alone
+    is often just "AMD EPYC" in a virtual machine); elsewhere what platform knows."""
+    fields = _blas.cpu_fields()
+    if fields.get("model name"):
         numbers = ", ".join(f"{k} {fields[k]}" for k in ("cpu family", "model") if k in fields)
         return fields["model name"] + (f" ({numbers})" if numbers else "")
     import platform
@@ -96,14 +85,19 @@ def _processor() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def machine() -> dict:
-    """Where a run ran, for its record: the processor, the instruction set of the core's loops,
-    the BLAS kernels and the thread count (a record read months later must say which machine
-    its numbers and timings come from; the host name alone does not)."""
-    from .. import cpu_info
+def machine(device="cpu") -> dict:
+    """Where a run ran, for its record: the device, the processor, the instruction set of the
+    core's loops, the BLAS kernels and the thread count (a record read months later must say
+    which machine its numbers and timings come from; the host name alone does not). Never
+    raises: a record is written whatever the machine does or does not say about itself."""
+    try:
+        from .. import cpu_info
 
-    info = cpu_info()
-    return {"processor": _processor(), "isa": info["isa"], "blas": info["blas"], "threads": info["threads"]}
+        info = cpu_info()
+        return {"device": device, "processor": _processor(), "isa": info["isa"], "blas": info["blas"],
+                "threads": info["threads"]}
+    except Exception as exc:  # noqa: BLE001 (run_job never raises)
+        return {"device": device, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def failed_record(config, error=None):
@@ -111,7 +105,7 @@ def failed_record(config, error=None):
     return {"key": run_key(config), "config": config, "status": "failed", "history": None,
             "final_error": math.nan, "final_loss": math.nan, "wall_time": 0.0, "error": error,
             "host": socket.gethostname(), "pid": os.getpid(), "sdagd_version": _version.__version__,
-            "machine": machine()}
+            "machine": machine(config.get("device", "cpu") if isinstance(config, dict) else "cpu")}
 
 
 def run_job(config: dict, data=None) -> dict:

@@ -75,7 +75,8 @@ def table1_markdown(records, paper: bool = True) -> str:
     # norm variants compare with the paper's single SDAGD column).
     paper_after = {}
     for i, (opt, act) in enumerate(columns):
-        if paper and _paper_optimizer(opt):
+        # a paper column only where the paper has a number at one of these depths (none at hl-8)
+        if paper and _paper_optimizer(opt) and any((d, _paper_optimizer(opt), act) in PAPER_TABLE1 for d in depths):
             paper_after[(_paper_optimizer(opt), act)] = i
     paper_at = {i: key for key, i in paper_after.items()}
     header = ["depth"]
@@ -310,14 +311,14 @@ def _beyond(grid, side):
     return float(f"{value:.2g}")
 
 
-def grid_extensions(tune_records, base_grid_size=BASE_GRID_SIZE, max_extensions=MAX_GRID_EXTENSIONS) -> list:
+def grid_extensions(tune_records, max_extensions=MAX_GRID_EXTENSIONS) -> list:
     """The candidates to add so that no tuned value stays on the edge of its grid without a
     reason: one ``(slot, optimizer_config)`` per slot whose choice is an edge in
     :func:`grid_edges`, the chosen configuration with the tuned parameter moved one
     geometric grid step beyond the edge (0.1, 0.3, 1 -> 0.033). A tie (every candidate within
     the flat tolerance, e.g. all at chance level) is extended upward only, once: only a larger
     step can leave a plateau sooner. Nothing is added to a side already extended
-    ``max_extensions`` times (counted as values beyond the slot's first ``base_grid_size``), to
+    ``max_extensions`` times (counted as values beyond the slot's first ``BASE_GRID_SIZE``), to
     a non-positive value, or to a flat slot already extended; :func:`grid_edges` then reports
     what is left. Repeating tune-and-extend until this is empty gives every slot an interior
     choice or a stated reason. Each entry is a dict: ``slot``, ``parameter``, ``value``,
@@ -327,7 +328,7 @@ def grid_extensions(tune_records, base_grid_size=BASE_GRID_SIZE, max_extensions=
     for edge in grid_edges(tune_records):
         candidates = by_slot[edge["slot"]]
         grid, parameter = edge["grid"], edge["parameter"]
-        base = sorted({cfg[parameter] for cfg, _ in candidates[:base_grid_size]})
+        base = sorted({cfg[parameter] for cfg, _ in candidates[:BASE_GRID_SIZE]})
         added = [v for v in grid if v not in base]
         if edge["flat"]:
             if added:
@@ -371,7 +372,9 @@ def grid_edge_reason(edge) -> str:
 
 def grid_edges_markdown(edges) -> str:
     """Markdown table of :func:`grid_edges`: slot, grid, choice, validation MCR per grid value
-    and :func:`grid_edge_reason`."""
+    and :func:`grid_edge_reason`; a sentence when there are none."""
+    if not edges:
+        return "No tuned value lies on an edge of its grid."
     lines = ["| slot | parameter | grid | chosen | edge | validation MCR % per value | what it means |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for e in edges:

@@ -228,7 +228,7 @@ def _run_locked(out_dir, protocol, settings, workers, data, executor, progress, 
     else:
         records, optimizers, extra = _full(out_dir, protocol, settings, common, where, images)
     written = {"records": os.path.join(out_dir, "runs.jsonl")}
-    table = report.table1_markdown(records, paper=protocol != "deep")  # the paper has no hl-8 or hl-10
+    table = report.table1_markdown(records)
     outputs = [("table1.md", table + "\n"), ("table1.csv", report.table1_csv(records))]
     if protocol == "full":
         outputs.append(("paper_comparison.md", _paper_comparison(records, out_dir) + "\n"))
@@ -521,7 +521,7 @@ def report_grid_edges(tune_records, out_dir) -> str:
     the path written."""
     edges = report.grid_edges(tune_records)
     path = os.path.join(out_dir, "grid_edges.md")
-    text = report.grid_edges_markdown(edges) if edges else "No tuned value lies on an edge of its grid."
+    text = report.grid_edges_markdown(edges)
     atomic_write_text(path, text + "\n")
     for e in edges:
         label, depth, activation = e["slot"]
