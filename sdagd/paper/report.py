@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-__all__ = ["PAPER_TABLE1", "table1_rows", "table1_markdown", "table1_csv", "paper_comparison_markdown",
+__all__ = ["PAPER_TABLE1", "table1_rows", "mcr_cell", "table1_markdown", "table1_csv", "paper_comparison_markdown",
            "tuning_scores", "tuned_choices", "choose_variant", "variant_records", "variant_choice_markdown",
            "grid_edges", "grid_edge_reason", "grid_edges_markdown", "class_shares", "constant_prediction_class"]
 
@@ -33,7 +33,9 @@ def _paper_optimizer(label):
     return None
 
 
-def _cell(values):
+def mcr_cell(values):
+    """A table cell of test MCR % over seeds: "mean ± std", the mean alone for one seed, empty
+    for none."""
     if not values:
         return ""
     mean = float(np.mean(values))
@@ -88,7 +90,7 @@ def table1_markdown(records, paper: bool = True) -> str:
     for depth in depths:
         row = [f"hl-{depth}"]
         for i, (opt, act) in enumerate(columns):
-            text = _cell(by_cell.get((depth, (opt, act)), []))
+            text = mcr_cell(by_cell.get((depth, (opt, act)), []))
             n_bad = failed.get((depth, (opt, act)), 0)
             if n_bad:
                 text = f"{text} ({n_bad} diverged/failed)".strip()
@@ -247,7 +249,7 @@ def variant_choice_markdown(tune_records, records, labels=("SDAGD-layer", "SDAGD
         row += [f"{100 * choices[(lab, depth, activation)][1]:.2f}" for lab in labels]
         row.append(pick)
         for lab in labels:
-            text = _cell(by_cell.get((depth, (lab, activation)), []))
+            text = mcr_cell(by_cell.get((depth, (lab, activation)), []))
             n_bad = failed.get((depth, (lab, activation)), 0)
             text = f"{text} ({n_bad} diverged/failed)".strip() if n_bad else text
             row.append(f"**{text}**" if lab == pick and text else text)

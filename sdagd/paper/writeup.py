@@ -445,7 +445,7 @@ def deep_table(records) -> str:
             last = min(len(r["history"]["grad_rms"]) for r in runs)
             lines.append(
                 f"| {activation} hl-{depth} | {label} | {_chosen_value(runs[0]['config']['optimizer_config'])} | "
-                f"{report._cell(mcr)}{f' ({n_bad} diverged/failed)' if n_bad else ''} | "
+                f"{report.mcr_cell(mcr)}{f' ({n_bad} diverged/failed)' if n_bad else ''} | "
                 f"{sum(m >= 50 for m in mcr)} of {len(mcr)} | {_exp(gradient_ratio(runs, 1))} | "
                 f"{_exp(gradient_ratio(runs, last))} | {_range([plateau_epochs(r) for r in runs], 0)} |")
     return "\n".join(lines)
