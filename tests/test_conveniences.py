@@ -458,6 +458,25 @@ def test_sweep_progress_uses_tqdm_only_on_a_terminal(monkeypatch):
     progress.close()
 
 
+def test_sweep_progress_lines_say_how_long_the_rest_will_take(monkeypatch):
+    from sdagd.paper import sweeps
+    clock = iter([1000.0, 1000.0 + 50, 1000.0 + 2 * 3600 + 300])
+    monkeypatch.setattr(sweeps.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(sweeps, "_describe", lambda record: "a run")
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    progress = sweeps._Progress(total=3, enabled=True, desc="sweep")
+    progress.bar = None  # plain lines, as in a redirected log
+    progress.update({})
+    progress.update({})
+    lines = log.getvalue().splitlines()
+    # 50 s for the first run: two more at that pace take 100 s; 2 h 05 min for two: one more, 62.5 min
+    assert lines[-2] == "[1/3] a run; 50 s so far, about 2 min to go", lines
+    assert lines[-1] == "[2/3] a run; 2 h 05 min so far, about 1 h 02 min to go", lines
+    assert [sweeps._duration(s) for s in (59.4, 61, 3599, 3 * 3600 + 5 * 60)] == ["59 s", "1 min", "1 h 00 min",
+                                                                                 "3 h 05 min"]
+
+
 def test_callback_examples_run():
     import doctest
     import sdagd.callbacks

@@ -25,6 +25,7 @@ import concurrent.futures as cf
 import contextlib
 import os
 import sys
+import time
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -48,12 +49,23 @@ def _describe(record):
     return f"{what}: {record['status'].upper()} {str(record['error']).splitlines()[0]}"
 
 
+def _duration(seconds):
+    """45 s, 12 min, 3 h 05 min: how long, at the precision a reader of a log wants."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 class _Progress:
     """tqdm bar when tqdm is installed, progress is on and stderr is a terminal; plain lines
-    otherwise (a redirected log gets one line per run, no carriage returns)."""
+    otherwise (a redirected log gets one line per run, no carriage returns, and how long the
+    rest will take at the pace so far: the deep protocol runs for hours)."""
 
     def __init__(self, total, enabled, desc):
         self.enabled, self.bar, self.done, self.total = enabled, None, 0, total
+        self.started = time.monotonic()
         if enabled:
             from .._progress import tqdm_bar
 
@@ -69,7 +81,11 @@ class _Progress:
             self.bar.update(1)
             self.bar.write(_describe(record), file=sys.stderr)
         else:
-            print(f"[{self.done}/{self.total}] {_describe(record)}", file=sys.stderr, flush=True)
+            elapsed = time.monotonic() - self.started
+            pace = f"; {_duration(elapsed)} so far"
+            if self.done < self.total:  # runs differ in length, so "about"
+                pace += f", about {_duration(elapsed / self.done * (self.total - self.done))} to go"
+            print(f"[{self.done}/{self.total}] {_describe(record)}{pace}", file=sys.stderr, flush=True)
 
     def close(self):
         if self.bar is not None:
