@@ -220,6 +220,102 @@ def test_load_records_skips_blank_and_torn_lines(tmp_path, recwarn):
 
 # ------------------------------------------------------------------------------ failures
 
+# ------------------------------------------------------------------------------ checkpoints
+
+def without_times(record):
+    """A record's numbers: everything but the per-epoch wall-clock times and where it ran."""
+    history = {k: v for k, v in record["history"].items() if k != "time"}
+    return canonical({"config": record["config"], "status": record["status"], "final_error": record["final_error"],
+                      "final_loss": record["final_loss"], "history": history})
+
+
+def cut_off_after_epoch(monkeypatch, epoch):
+    """Make the next runs stop dead (as a killed process would) once epoch ``epoch``'s checkpoint
+    is written: KeyboardInterrupt is not an Exception, so run_job does not record it."""
+    from sdagd.paper import jobs
+    write = jobs._EpochCheckpoint.__call__
+
+    def write_then_die(self, net, record, optimizer):
+        write(self, net, record, optimizer)
+        if record["epoch"] == epoch:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(jobs._EpochCheckpoint, "__call__", write_then_die)
+
+
+@pytest.mark.parametrize("label, optimizer", [("SDAGD", optim.SDAGD(radius=0.3)), ("Adam", optim.Adam(lr=1e-3)),
+                                              ("SGD", optim.SGD(lr=0.5, momentum=0.9))])
+def test_a_run_cut_off_goes_on_from_its_checkpoint_with_the_same_numbers(data, tmp_path, monkeypatch, label,
+                                                                         optimizer):
+    """Optimizers with state (Adam's moments, momentum) included: the resumed run's record holds
+    the numbers of a run never cut off, bit for bit."""
+    config = sweep(**small(data, depths=(2,), activations=("sigmoid",), seeds=(1,), epochs=3,
+                           optimizers={label: optimizer}))[0]["config"]
+    whole = run_job(config, data)
+    with monkeypatch.context() as m:
+        cut_off_after_epoch(m, 2)
+        with pytest.raises(KeyboardInterrupt):
+            run_job(config, data, tmp_path)
+    assert all(os.path.exists(p) for p in paper.jobs.checkpoint_paths(tmp_path, config))
+    resumed = run_job(config, data, tmp_path)
+    assert resumed["status"] == "ok" and resumed["resumed_at_epoch"] == 2
+    assert resumed["history"]["epoch"] == [1, 2, 3]
+    assert without_times(resumed) == without_times(whole)
+    # ... and the checkpoint matters: without it the run starts again (the same numbers too)
+    assert "resumed_at_epoch" not in run_job(config, data, tmp_path / "elsewhere")
+
+
+def test_a_damaged_or_foreign_checkpoint_is_ignored(data, tmp_path, monkeypatch):
+    config = sweep(**small(data, depths=(1,), activations=("relu",), seeds=(0,), epochs=2,
+                           optimizers={"SGD": OPTIMIZERS["SGD"]}))[0]["config"]
+    whole = run_job(config, data)
+    with monkeypatch.context() as m:
+        cut_off_after_epoch(m, 1)
+        with pytest.raises(KeyboardInterrupt):
+            run_job(config, data, tmp_path)
+    network, state = paper.jobs.checkpoint_paths(tmp_path, config)
+    saved, saved_network = json.loads(open(state).read()), open(network, "rb").read()
+    for damage in ({"key": "another run"}, {"epochs": 2}, {"history": {"epoch": [1, 2]}}):
+        with open(network, "wb") as f:  # each run below writes its own checkpoints over these
+            f.write(saved_network)
+        with open(state, "w") as f:
+            json.dump(dict(saved, **damage), f)
+        record = run_job(config, data, tmp_path)
+        assert "resumed_at_epoch" not in record, damage
+        assert without_times(record) == without_times(whole)
+    with open(network, "wb") as f:
+        f.write(b"not a checkpoint")
+    record = run_job(config, data, tmp_path)
+    assert "resumed_at_epoch" not in record and without_times(record) == without_times(whole)
+
+
+def test_a_checkpoint_that_cannot_be_written_does_not_stop_the_run(data, tmp_path):
+    config = sweep(**small(data, depths=(1,), activations=("relu",), seeds=(0,), epochs=2,
+                           optimizers={"SGD": OPTIMIZERS["SGD"]}))[0]["config"]
+    blocker = tmp_path / "a file, not a folder"
+    blocker.write_text("")
+    record = run_job(config, data, blocker / "checkpoints")
+    assert record["status"] == "ok", record["error"]
+    assert "after epoch 1 not written" in record["checkpoint_error"]
+    assert without_times(record) == without_times(run_job(config, data))
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_sweep_cut_off_mid_run_resumes_that_run_and_cleans_up(data, tmp_path, monkeypatch, workers):
+    out = tmp_path / "runs.jsonl"
+    kw = small(data, depths=(1, 2), activations=("sigmoid",), seeds=(0,), epochs=3, out=out)
+    whole = sweep(**dict(kw, out=None))
+    with monkeypatch.context() as m:  # in this process: the monkeypatch reaches the run
+        cut_off_after_epoch(m, 2)
+        with pytest.raises(KeyboardInterrupt):
+            sweep(**dict(kw, workers=0))
+    assert load_records(out) == [] and len(list((tmp_path / "runs.jsonl.partial").glob("*.npz"))) == 1
+    resumed = sweep(**dict(kw, workers=workers))
+    assert [r.get("resumed_at_epoch") for r in resumed] == [2, None, None, None]
+    assert [without_times(r) for r in resumed] == [without_times(r) for r in whole]
+    assert not (tmp_path / "runs.jsonl.partial").exists()
+    assert [without_times(r) for r in load_records(out)] == [without_times(r) for r in whole]
+
+
 def test_diverged_run_recorded_and_the_sweep_continues(data, tmp_path):
     """A huge SGD step on a linear-output net makes the loss NaN: that run is recorded as
     diverged, the others finish normally."""

@@ -1,12 +1,15 @@
 """One run, or one group of runs, of the paper's experiment as a job: a JSON-able configuration
 in, a JSON-able record out, never an exception. Also the MNIST arrays the jobs train on,
-loaded once per process, and the check of those arrays before a sweep starts.
+loaded once per process, the check of those arrays before a sweep starts, and the per-epoch
+checkpoints from which a run cut off by a killed sweep continues.
 
 Jobs are module-level functions so that any :class:`concurrent.futures.Executor` (a process
 pool, a Dask cluster) can run them in another process.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import socket
@@ -16,12 +19,14 @@ import traceback
 import numpy as np
 
 from .. import _blas, _version, optim
+from .._files import atomic_write_text
 from ..datasets import load_mnist
+from ..history import History
 from ..many import fit_many
 from ..mlp import MLP, as_inputs, as_labels
 from .grid import paper_sizes, run_key
 
-__all__ = ["run_job", "run_group", "failed_record", "load_data", "training_size", "check_data"]
+__all__ = ["run_job", "run_group", "failed_record", "load_data", "training_size", "check_data", "checkpoint_paths"]
 
 _DATA_CACHE: dict = {}  # per process: MNIST loaded once per worker, not once per job
 
@@ -108,7 +113,7 @@ def failed_record(config, error=None):
             "machine": machine(config.get("device", "cpu") if isinstance(config, dict) else "cpu")}
 
 
-def run_job(config: dict, data=None) -> dict:
+def run_job(config: dict, data=None, checkpoint_dir=None) -> dict:
     """Train and evaluate one network; never raises: failures come back as records.
 
     ``config`` keys: depth, width, activation, output, loss, optimizer (a label),
@@ -119,25 +124,106 @@ def run_job(config: dict, data=None) -> dict:
     does not make a network) is not the run's own result: its record carries ``"retry": True``,
     and :func:`sdagd.paper.sweep` returns it without saving it, so that a rerun (with the data fixed) runs
     it again.
+
+    With ``checkpoint_dir`` the run saves its network, optimizer state and history there after
+    every epoch (:func:`checkpoint_paths`), and a run that finds its own checkpoint there goes
+    on from it instead of starting again: with the same numbers as a run never cut off (each
+    epoch's order comes from the seed and the epoch's number), ``wall_time`` the sum of its
+    parts and ``resumed_at_epoch`` in the record. A checkpoint that cannot be read, or belongs to
+    another configuration, is ignored; one that cannot be written stops the checkpoints, not the
+    run (``checkpoint_error`` in the record says why). The caller removes the files once the
+    record is safe (:func:`sdagd.paper.sweep` does, after appending it to its results file).
     """
     record = failed_record(config)
     start = time.perf_counter()
+    spent_before = 0.0
     training = False
     try:
         X_train, y_train, X_eval, y_eval = _split(data, config)
-        net = _network(config)
-        optimizer = optim.from_config(config["optimizer_config"])
+        resumed = _resume(config, checkpoint_dir) if checkpoint_dir is not None else None
+        if resumed is not None:
+            net, optimizer, done, spent_before = resumed
+            record["resumed_at_epoch"] = len(done)
+        else:
+            net, optimizer, done = _network(config), optim.from_config(config["optimizer_config"]), History()
+        saver = _EpochCheckpoint(config, checkpoint_dir, done, spent_before, start) if checkpoint_dir else None
         training = True
-        history = net.fit(X_train, y_train, optimizer, epochs=config["epochs"], batch_size=config["batch_size"],
-                          validation_data=(X_eval, y_eval), progress=False, on_divergence="stop")
+        history = net.fit(X_train, y_train, optimizer, epochs=config["epochs"] - len(done),
+                          batch_size=config["batch_size"], validation_data=(X_eval, y_eval), progress=False,
+                          on_divergence="stop", callbacks=[saver] if saver else None)
+        history = History(done.records() + history.records(), diverged=history.diverged, stopped=history.stopped)
         _finish_record(record, net, history, X_eval, y_eval)
+        if saver is not None and saver.error:
+            record["checkpoint_error"] = saver.error
     except Exception as exc:  # recorded, not lost: one bad run must not end a sweep
         note = "" if training else " (before training: not saved, a rerun retries it)"
         record["error"] = f"{type(exc).__name__}: {exc}{note}\n{traceback.format_exc(limit=5)}"
         if not training:  # the data or the configuration failed, not this run
             record["retry"] = True
-    record["wall_time"] = time.perf_counter() - start
+    record["wall_time"] = spent_before + time.perf_counter() - start
     return record
+
+
+def checkpoint_paths(checkpoint_dir, config) -> tuple:
+    """Where a run's checkpoint lies in ``checkpoint_dir``: the network with its optimizer state
+    (.npz, :meth:`sdagd.MLP.save`) and, beside it, the run's key, the epochs done, the seconds
+    spent and the history so far (.json). Named by a hash of the run's key, which is too long for
+    a file name."""
+    name = hashlib.sha256(run_key(config).encode()).hexdigest()[:24]
+    base = os.path.join(os.fspath(checkpoint_dir), name)
+    return base + ".npz", base + ".json"
+
+
+_CHECKPOINT_JSON_LIMIT = 64 << 20  # a 20-epoch history is tens of kilobytes; more is not ours
+
+
+def _resume(config, checkpoint_dir):
+    """``(net, optimizer, History of the epochs done, seconds spent)`` from the run's checkpoint,
+    or None when there is none, or it is damaged, another run's, or not from before the end."""
+    network_path, state_path = checkpoint_paths(checkpoint_dir, config)
+    if not (os.path.isfile(network_path) and os.path.isfile(state_path)):
+        return None
+    try:
+        if os.path.getsize(state_path) > _CHECKPOINT_JSON_LIMIT:
+            return None
+        with open(state_path, encoding="utf-8") as f:
+            state = json.load(f)
+        done = History.from_dict(state["history"])
+        net, optimizer = MLP.load(network_path, with_optimizer=True, device=config.get("device", "cpu"))
+        fresh = _network(config)
+        expected = optim.from_config(config["optimizer_config"]).config()
+        if (state["key"] != run_key(config) or net.config != fresh.config or optimizer is None
+                or optimizer.config() != expected
+                or not 0 < len(done) == net.epochs_trained == state["epochs"] <= config["epochs"]
+                or done.epoch != list(range(1, len(done) + 1))):
+            return None
+        return net, optimizer, done, float(state["seconds"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # damaged or foreign: start again
+        return None
+
+
+class _EpochCheckpoint:
+    """fit's callback that writes the run's checkpoint after each epoch (network first, then
+    the state file that vouches for it); after a failed write it stops trying and says why."""
+
+    def __init__(self, config, checkpoint_dir, done, spent_before, start):
+        self.key, self.done, self.spent_before, self.start = run_key(config), done, spent_before, start
+        self.network_path, self.state_path = checkpoint_paths(checkpoint_dir, config)
+        self.checkpoint_dir, self.error = checkpoint_dir, None
+
+    def __call__(self, net, record, optimizer):
+        if self.error is not None:
+            return False
+        try:
+            os.makedirs(self.checkpoint_dir, exist_ok=True)
+            net.save(self.network_path, optimizer)
+            history = History(self.done.records() + net.history.records())
+            state = {"key": self.key, "epochs": net.epochs_trained, "history": history.as_dict(),
+                     "seconds": self.spent_before + time.perf_counter() - self.start}
+            atomic_write_text(self.state_path, json.dumps(state, allow_nan=True))
+        except (OSError, ValueError) as exc:  # the run matters more than its checkpoint
+            self.error = f"checkpoint after epoch {record['epoch']} not written: {type(exc).__name__}: {exc}"
+        return False
 
 
 def _network(config):

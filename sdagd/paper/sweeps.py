@@ -8,7 +8,8 @@ out. By default the jobs run in a local worker process with a thread per core
 ``distributed.Client(...).get_executor()``), or pass ``workers=0`` to run them one after
 another in this process. With ``out="runs.jsonl"`` each record is appended as its run
 finishes (:mod:`sdagd.paper.records`), and a sweep started again with the same file skips the
-runs already recorded.
+runs already recorded; the runs it was in the middle of go on from their last finished epoch
+(checkpoints in ``<out>.partial/``, removed as each run's record is written).
 
 Example (a small sweep on the first 2,000 MNIST images, in this process)::
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import os
+import shutil
 import sys
 import time
 from typing import Iterable, Mapping
@@ -34,7 +36,7 @@ from .. import device_available
 from .._files import check_writable, output_lock
 from ..mlp import DeviceError
 from .grid import DEFAULT_OPTIMIZERS, check_grid, grid_configs, group_configs, run_key
-from .jobs import check_data, failed_record, run_group, run_job
+from .jobs import check_data, checkpoint_paths, failed_record, run_group, run_job
 from .records import append_record, load_records, lock_path
 from .workers import default_pool
 
@@ -45,7 +47,9 @@ def _describe(record):
     c = record["config"]
     what = f"hl-{c['depth']} {c['activation']:<7} {c['optimizer']:<14} seed {c['seed']}"
     if record["status"] == "ok":
-        return f"{what}: {c['evaluate_on']} MCR {100 * record['final_error']:6.2f} %  ({record['wall_time']:.0f} s)"
+        resumed = f", resumed after epoch {record['resumed_at_epoch']}" if record.get("resumed_at_epoch") else ""
+        return (f"{what}: {c['evaluate_on']} MCR {100 * record['final_error']:6.2f} %  "
+                f"({record['wall_time']:.0f} s{resumed})")
     return f"{what}: {record['status'].upper()} {str(record['error']).splitlines()[0]}"
 
 
@@ -127,7 +131,12 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
         on the CPU; n processes share the cores' threads); 0 runs the jobs in this process.
     out : path, optional
         JSON-lines file: records are appended as runs finish; runs already in it are skipped
-        (failed ones too, unless ``retry_failed``), so an interrupted sweep resumes.
+        (failed ones too, unless ``retry_failed``), so an interrupted sweep resumes. Runs
+        trained one by one here or in the default pool also save a checkpoint after every epoch
+        in the folder ``<out>.partial`` (removed when the sweep ends with nothing left in it),
+        so that a run the interruption cut off goes on from its last finished epoch, with the
+        numbers it would have had (:func:`sdagd.paper.run_job`). A custom executor's workers may
+        not see this machine's files, and grouped runs (the GPU) are short: neither saves one.
     progress : bool
         A progress bar (tqdm if installed) or one line per finished run, on stderr.
     device : {"cpu", "cuda"}, default "cpu"
@@ -211,6 +220,7 @@ def _check_device(device):
 
 def _sweep_locked(configs, out, retry_failed, progress, grouped, executor, workers, device, data):
     """sweep's runs, once its arguments are checked and its output is locked."""
+    partial = checkpoint_dir(out) if out and executor is None and not grouped else None
     done = _recorded(out, retry_failed)
     todo = [c for c in configs if run_key(c) not in done]
     bar = _Progress(len(todo), progress, "sweep")
@@ -225,22 +235,43 @@ def _sweep_locked(configs, out, retry_failed, progress, grouped, executor, worke
         done[record["key"]] = record
         if out and not retry:
             append_record(out, record)
+            if partial is not None:  # the record is safe: its checkpoint has done its work
+                for path in checkpoint_paths(partial, record["config"]):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(path)
         bar.update(record)
 
     # A job is one run, or one group of runs trained together; either gives a list of records.
     jobs = group_configs(todo) if grouped else [[config] for config in todo]
-    work = run_group if grouped else _run_alone
     in_process = (executor is None and workers == 0) or (grouped and executor is None and device != "cpu")
     try:
         if in_process:  # (a GPU is one device: its groups run here, one after another)
             for job in jobs:
-                for record in work(job, data):
+                for record in (run_group(job, data) if grouped else [run_job(job[0], data, partial)]):
                     finish(record)
         else:
-            _run_on_executor(jobs, grouped, data, executor, workers, finish)
+            _run_on_executor(jobs, grouped, data, executor, workers, finish, partial)
     finally:
         bar.close()
+    if partial is not None:
+        _remove_if_empty(partial)
     return [done[run_key(c)] for c in configs]
+
+
+def checkpoint_dir(out) -> str:
+    """The folder of the per-epoch checkpoints of the runs of the results file ``out``."""
+    return os.fspath(out) + ".partial"
+
+
+def _remove_if_empty(folder):
+    """Remove the checkpoint folder once no checkpoint is left in it (the temporary files of
+    an interrupted write are not work worth keeping)."""
+    try:
+        entries = os.listdir(folder)
+    except FileNotFoundError:
+        return
+    if not any(name.endswith((".npz", ".json")) for name in entries):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _recorded(out, retry_failed) -> dict:
@@ -253,22 +284,19 @@ def _recorded(out, retry_failed) -> dict:
     return done
 
 
-def _run_alone(configs, data):
-    """A job of one run (``configs`` holds one), giving a list of records as run_group does."""
-    return [run_job(configs[0], data)]
-
-
-def _run_on_executor(jobs, grouped, data, executor, workers, finish):
+def _run_on_executor(jobs, grouped, data, executor, workers, finish, partial=None):
     """Runs the jobs on ``executor`` (default: a process pool of ``workers``, shut down at the
     end), passing each record to ``finish`` as its job ends. A job is submitted as
-    ``run_group(configs, data)`` or, not grouped, ``run_job(config, data)``: an executor sees
-    one run's configuration as its first argument."""
+    ``run_group(configs, data)`` or, not grouped, ``run_job(config, data)`` (with the
+    checkpoint folder ``partial`` as a third argument when there is one): an executor sees one
+    run's configuration as its first argument."""
     own = executor is None
     if own:
         executor = default_pool(workers)
+    extra = () if partial is None else (partial,)
     try:
-        futures = {(executor.submit(run_group, job, data) if grouped else executor.submit(run_job, job[0], data)): job
-                   for job in jobs}
+        futures = {(executor.submit(run_group, job, data) if grouped else executor.submit(run_job, job[0], data, *extra)):
+                   job for job in jobs}
         for future in cf.as_completed(futures):
             job = futures[future]
             try:
