@@ -154,6 +154,33 @@ def test_deep_table_reads_the_vanishing_gradient_off_the_records():
         assert cells[7] == writeup._range(plateaus, 0)
 
 
+def test_deep_answer_reads_its_numbers_off_the_records():
+    """The answer's deep line, recomputed here: mean test MCR per depth, the seeds at 50 % or
+    more over both depths, and the layer-1 / output gradient ratio after epoch 1."""
+    import numpy as np
+
+    records = []
+    errors = {("SGD", "sigmoid"): ([0.8865, 0.9, 0.8865], [0.8865, 0.8865, 0.8865]),
+              ("SDAGD-layer", "sigmoid"): ([0.02, 0.03, 0.025], [0.04, 0.05, 0.6]),
+              ("SGD", "relu"): ([0.02, 0.02, 0.03], [0.025, 0.02, 0.02]),
+              ("SDAGD-layer", "relu"): ([0.03, 0.02, 0.02], [0.02, 0.02, 0.02])}
+    for (label, activation), (at_8, at_10) in errors.items():
+        for depth, cell in ((8, at_8), (10, at_10)):
+            for seed, error in enumerate(cell):
+                grads = np.full((2, depth + 1), 1e-3)
+                grads[0, 0] = 1e-9 if (label, activation) == ("SGD", "sigmoid") else 4e-4 + 1e-4 * seed
+                records.append(_deep_record(label, depth, activation, seed, error, grads, np.zeros(2)))
+    text = writeup.deep_answer(records)
+    assert text.startswith("- **Deeper than the paper, at hl-8 and hl-10** (the same protocol; below): ")
+    assert ("With sigmoid units SGD ends at 89.10 and 88.65 % (6 of 6 seeds at 50 % or more; the first layer's "
+            "gradient RMS 1.0e-06 and 1.0e-06 times the output layer's after epoch 1); per-layer SDAGD ends at "
+            "2.50 and 23.00 % (1 of 6 seeds at 50 % or more; the first layer's gradient RMS 5.0e-01 and 5.0e-01 "
+            "times the output layer's after epoch 1).") in text
+    assert "With ReLU units SGD ends at 2.33 and 2.17 % (0 of 6 seeds" in text
+    unfinished = [r for r in records if not (r["config"]["optimizer"] == "SGD" and r["config"]["depth"] == 10)]
+    assert "With sigmoid units SGD lacks a finished run at hl-10; per-layer SDAGD ends" in writeup.deep_answer(unfinished)
+
+
 def test_deep_table_names_a_cell_without_a_finished_run():
     import numpy as np
 
@@ -212,6 +239,7 @@ def test_deep_blocks_and_figures_from_a_run_folder(tmp_path):
         f.write(json.dumps(dict(stray, final_error=0.9)) + "\n")
     out = writeup.deep_blocks(str(tmp_path))
     assert out["deep-table"] == writeup.deep_table(records)
+    assert out["deep-answer"] == writeup.deep_answer(records)
     assert "| SGD hl-8 sigmoid | lr | 0.5, 1, 2 | 2 | upper |" in out["deep-grid-edges"]
     paths = writeup.deep_figures(str(tmp_path))
     assert [Path(p).name for p in paths] == ["gradient_flow_sigmoid.png", "gradient_flow_relu.png"]

@@ -451,12 +451,44 @@ def deep_table(records) -> str:
     return "\n".join(lines)
 
 
+def deep_answer(records) -> str:
+    """The answer's line on the deep protocol, from its Table I records: per activation and
+    optimizer, the mean test MCR at each depth, the seeds that end at 50 % or more (failed to
+    train) and the first layer's gradient RMS over the output layer's after epoch 1."""
+    _, _, by_cell, _ = report.table1_rows(records)
+    depths = sorted({r["config"]["depth"] for r in records})
+    where = " and ".join(f"hl-{d}" for d in depths)
+    sentences = []
+    for activation in ACTIVATIONS:
+        clauses = []
+        for label in DEEP_LABELS:
+            mcr = [by_cell.get((d, (label, activation)), []) for d in depths]
+            if not all(mcr):
+                clauses.append(f"{_DEEP_NAMES[label]} lacks a finished run at "
+                               + " and ".join(f"hl-{d}" for d, cell in zip(depths, mcr) if not cell))
+                continue
+            failed = sum(m >= 50 for cell in mcr for m in cell)
+            ratios = [gradient_ratio([r for r in records if r["status"] == "ok" and r["config"]["optimizer"] == label
+                                      and r["config"]["depth"] == d and r["config"]["activation"] == activation], 1)
+                      for d in depths]
+            clauses.append(f"{_DEEP_NAMES[label]} ends at {' and '.join(f'{np.mean(c):.2f}' for c in mcr)} % "
+                           f"({failed} of {sum(map(len, mcr))} seeds at 50 % or more; the first layer's gradient "
+                           f"RMS {' and '.join(_exp(x) for x in ratios)} times the output layer's after epoch 1)")
+        sentences.append(f"With {'ReLU' if activation == 'relu' else activation} units " + "; ".join(clauses) + ".")
+    return f"- **Deeper than the paper, at {where}** (the same protocol; below): " + " ".join(sentences)
+
+
+#: How the answer names the deep protocol's optimizers.
+_DEEP_NAMES = {"SGD": "SGD", "SDAGD-layer": "per-layer SDAGD"}
+
+
 def deep_blocks(deep_dir) -> dict:
     """RESULTS.md's blocks from a finished deep run (``sdagd reproduce --deep``)."""
     tune_path = os.path.join(deep_dir, "tune.jsonl")
     if not os.path.exists(tune_path):
         raise FileNotFoundError(f"{tune_path} does not exist: the deep blocks need the run's tuning records")
-    return {"deep-table": deep_table(reproduce.load_results(deep_dir)),
+    records = reproduce.load_results(deep_dir)
+    return {"deep-answer": deep_answer(records), "deep-table": deep_table(records),
             "deep-grid-edges": report.grid_edges_markdown(report.grid_edges(load_records(tune_path)))}
 
 
