@@ -300,7 +300,7 @@ def test_a_checkpoint_that_cannot_be_written_does_not_stop_the_run(data, tmp_pat
 
 
 @pytest.mark.parametrize("workers", [0, 1])
-def test_a_sweep_cut_off_mid_run_resumes_that_run_and_cleans_up(data, tmp_path, monkeypatch, workers):
+def test_a_sweep_cut_off_mid_run_resumes_that_run_and_cleans_up(data, tmp_path, monkeypatch, workers, capsys):
     out = tmp_path / "runs.jsonl"
     kw = small(data, depths=(1, 2), activations=("sigmoid",), seeds=(0,), epochs=3, out=out)
     whole = sweep(**dict(kw, out=None))
@@ -309,7 +309,8 @@ def test_a_sweep_cut_off_mid_run_resumes_that_run_and_cleans_up(data, tmp_path, 
         with pytest.raises(KeyboardInterrupt):
             sweep(**dict(kw, workers=0))
     assert load_records(out) == [] and len(list((tmp_path / "runs.jsonl.partial").glob("*.npz"))) == 1
-    resumed = sweep(**dict(kw, workers=workers))
+    resumed = sweep(**dict(kw, workers=workers, progress=True))
+    assert "sweep: 1 run will go on from the last epoch it finished (checkpoints in " in capsys.readouterr().err
     assert [r.get("resumed_at_epoch") for r in resumed] == [2, None, None, None]
     assert [without_times(r) for r in resumed] == [without_times(r) for r in whole]
     assert not (tmp_path / "runs.jsonl.partial").exists()
