@@ -274,14 +274,27 @@ def test_a_damaged_or_foreign_checkpoint_is_ignored(data, tmp_path, monkeypatch)
             run_job(config, data, tmp_path)
     network, state = paper.jobs.checkpoint_paths(tmp_path, config)
     saved, saved_network = json.loads(open(state).read()), open(network, "rb").read()
-    for damage in ({"key": "another run"}, {"epochs": 2}, {"history": {"epoch": [1, 2]}}):
+    history = saved["history"]
+    damages = [{"key": "another run"}, {"epochs": 2}, {"history": {"epoch": [1, 2]}}, {"data": "other data"},
+               {"sdagd_version": "0.0.1"}, {"seconds": math.inf}, {"seconds": -5.0}, {"seconds": "5"},
+               {"history": dict(history, train_loss=[])}, {"history": dict(history, val_error=["x"])},
+               {"history": dict(history, grad_rms=[[1.0, "x"]])}, {"history": dict(history, epoch=[2])},
+               "[" * 100_000, "{not json"]
+    for damage in damages:
         with open(network, "wb") as f:  # each run below writes its own checkpoints over these
             f.write(saved_network)
         with open(state, "w") as f:
-            json.dump(dict(saved, **damage), f)
+            f.write(damage if isinstance(damage, str) else json.dumps(dict(saved, **damage), allow_nan=True))
         record = run_job(config, data, tmp_path)
-        assert "resumed_at_epoch" not in record, damage
+        assert record["status"] == "ok" and "resumed_at_epoch" not in record, (damage, record["error"])
         assert without_times(record) == without_times(whole)
+    # the same configuration on other data (same shapes) does not take this checkpoint either
+    with open(network, "wb") as f:
+        f.write(saved_network)
+    with open(state, "w") as f:
+        json.dump(saved, f)
+    other = make_data(seed=5)
+    assert "resumed_at_epoch" not in run_job(config, other, tmp_path)
     with open(network, "wb") as f:
         f.write(b"not a checkpoint")
     record = run_job(config, data, tmp_path)
@@ -297,6 +310,44 @@ def test_a_checkpoint_that_cannot_be_written_does_not_stop_the_run(data, tmp_pat
     assert record["status"] == "ok", record["error"]
     assert "after epoch 1 not written" in record["checkpoint_error"]
     assert without_times(record) == without_times(run_job(config, data))
+
+
+def test_a_run_cut_off_after_its_last_epoch_resumes_with_nothing_left_to_train(data, tmp_path, monkeypatch):
+    config = sweep(**small(data, depths=(1,), activations=("relu",), seeds=(0,), epochs=2,
+                           optimizers={"SDAGD": OPTIMIZERS["SDAGD"]}))[0]["config"]
+    with monkeypatch.context() as m:
+        cut_off_after_epoch(m, 2)
+        with pytest.raises(KeyboardInterrupt):
+            run_job(config, data, tmp_path)
+    resumed = run_job(config, data, tmp_path)
+    assert resumed["resumed_at_epoch"] == 2 and resumed["history"]["epoch"] == [1, 2]
+    assert without_times(resumed) == without_times(run_job(config, data))
+
+
+def test_checkpoints_that_cannot_be_removed_do_not_stop_the_sweep(data, tmp_path):
+    """A file where the checkpoint folder would go: no checkpoints, and every run still recorded."""
+    out = tmp_path / "runs.jsonl"
+    (tmp_path / "runs.jsonl.partial").write_text("in the way")
+    records = sweep(**small(data, depths=(1,), activations=("relu",), epochs=1, out=out))
+    assert len(records) == len(load_records(out)) == 4
+    assert all(r["status"] == "ok" and "not written" in r["checkpoint_error"] for r in records)
+
+
+def test_a_recorded_runs_leftover_checkpoint_is_removed(data, tmp_path, monkeypatch):
+    """A sweep stopped between writing a record and removing its checkpoint leaves one behind:
+    the next sweep on that file removes it (and then the empty folder)."""
+    out = tmp_path / "runs.jsonl"
+    kw = small(data, depths=(1,), activations=("relu",), seeds=(0,), epochs=1, out=out)
+    with monkeypatch.context() as m:
+        m.setattr(paper.sweeps, "_remove_checkpoint", lambda folder, config: None)
+        m.setattr(paper.sweeps, "_remove_if_empty", lambda folder: None)
+        sweep(**kw)
+    assert len(list((tmp_path / "runs.jsonl.partial").glob("*.npz"))) == 2
+    ex = CountingExecutor()
+    sweep(**dict(kw, executor=ex))  # everything recorded: nothing runs, but the leftovers go
+    assert ex.submitted == [] and (tmp_path / "runs.jsonl.partial").exists()  # a custom executor: no cleanup
+    sweep(**kw)
+    assert not (tmp_path / "runs.jsonl.partial").exists()
 
 
 @pytest.mark.parametrize("workers", [0, 1])

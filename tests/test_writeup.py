@@ -177,6 +177,9 @@ def test_deep_answer_reads_its_numbers_off_the_records():
             "2.50 and 23.00 % (1 of 6 seeds at 50 % or more; the first layer's gradient RMS 5.0e-01 and 5.0e-01 "
             "times the output layer's after epoch 1).") in text
     assert "With ReLU units SGD ends at 2.33 and 2.17 % (0 of 6 seeds" in text
+    diverged = _deep_record("SDAGD-layer", 10, "relu", 3, None, np.ones((2, 11)), np.ones(2), status="diverged")
+    assert ("per-layer SDAGD ends at 2.33 and 2.00 % (1 of 7 seeds at 50 % or more or diverged;"
+            in writeup.deep_answer(records + [diverged]))
     unfinished = [r for r in records if not (r["config"]["optimizer"] == "SGD" and r["config"]["depth"] == 10)]
     assert "With sigmoid units SGD lacks a finished run at hl-10; per-layer SDAGD ends" in writeup.deep_answer(unfinished)
 

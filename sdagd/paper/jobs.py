@@ -21,12 +21,13 @@ import numpy as np
 from .. import _blas, _version, optim
 from .._files import atomic_write_text
 from ..datasets import load_mnist
-from ..history import History
+from ..history import COLUMNS, History
 from ..many import fit_many
 from ..mlp import MLP, as_inputs, as_labels
 from .grid import paper_sizes, run_key
 
-__all__ = ["run_job", "run_group", "failed_record", "load_data", "training_size", "check_data", "checkpoint_paths"]
+__all__ = ["run_job", "run_group", "failed_record", "load_data", "training_size", "check_data", "checkpoint_paths",
+           "data_fingerprint"]
 
 _DATA_CACHE: dict = {}  # per process: MNIST loaded once per worker, not once per job
 
@@ -130,7 +131,7 @@ def run_job(config: dict, data=None, checkpoint_dir=None) -> dict:
     on from it instead of starting again: with the same numbers as a run never cut off (each
     epoch's order comes from the seed and the epoch's number), ``wall_time`` the sum of its
     parts and ``resumed_at_epoch`` in the record. A checkpoint that cannot be read, or belongs to
-    another configuration, is ignored; one that cannot be written stops the checkpoints, not the
+    another configuration, other data or another sdagd version, is ignored; one that cannot be written stops the checkpoints, not the
     run (``checkpoint_error`` in the record says why). The caller removes the files once the
     record is safe (:func:`sdagd.paper.sweep` does, after appending it to its results file).
     """
@@ -140,13 +141,15 @@ def run_job(config: dict, data=None, checkpoint_dir=None) -> dict:
     training = False
     try:
         X_train, y_train, X_eval, y_eval = _split(data, config)
-        resumed = _resume(config, checkpoint_dir) if checkpoint_dir is not None else None
+        fingerprint = data_fingerprint(X_train, y_train, X_eval, y_eval) if checkpoint_dir is not None else None
+        resumed = _resume(config, checkpoint_dir, fingerprint) if checkpoint_dir is not None else None
         if resumed is not None:
             net, optimizer, done, spent_before = resumed
             record["resumed_at_epoch"] = len(done)
         else:
             net, optimizer, done = _network(config), optim.from_config(config["optimizer_config"]), History()
-        saver = _EpochCheckpoint(config, checkpoint_dir, done, spent_before, start) if checkpoint_dir else None
+        saver = (_EpochCheckpoint(config, checkpoint_dir, fingerprint, done, spent_before, start)
+                 if checkpoint_dir is not None else None)
         training = True
         history = net.fit(X_train, y_train, optimizer, epochs=config["epochs"] - len(done),
                           batch_size=config["batch_size"], validation_data=(X_eval, y_eval), progress=False,
@@ -174,12 +177,25 @@ def checkpoint_paths(checkpoint_dir, config) -> tuple:
     return base + ".npz", base + ".json"
 
 
-_CHECKPOINT_JSON_LIMIT = 64 << 20  # a 20-epoch history is tens of kilobytes; more is not ours
+_CHECKPOINT_JSON_LIMIT = 16 << 20  # a 20-epoch history is tens of kilobytes; more is not ours
 
 
-def _resume(config, checkpoint_dir):
+def data_fingerprint(*arrays) -> str:
+    """A hash of the arrays a run trains and evaluates on (shapes, types and bytes): a
+    checkpoint made on other data, of the same shapes, is not resumed."""
+    digest = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(memoryview(a).cast("B"))
+    return digest.hexdigest()
+
+
+def _resume(config, checkpoint_dir, fingerprint):
     """``(net, optimizer, History of the epochs done, seconds spent)`` from the run's checkpoint,
-    or None when there is none, or it is damaged, another run's, or not from before the end."""
+    or None when there is none, or it is damaged, another run's (configuration, data or sdagd
+    version), or not from before the end. The files are untrusted: anything wrong in them means
+    starting again, never a failed run."""
     network_path, state_path = checkpoint_paths(checkpoint_dir, config)
     if not (os.path.isfile(network_path) and os.path.isfile(state_path)):
         return None
@@ -188,26 +204,49 @@ def _resume(config, checkpoint_dir):
             return None
         with open(state_path, encoding="utf-8") as f:
             state = json.load(f)
-        done = History.from_dict(state["history"])
-        net, optimizer = MLP.load(network_path, with_optimizer=True, device=config.get("device", "cpu"))
-        fresh = _network(config)
-        expected = optim.from_config(config["optimizer_config"]).config()
-        if (state["key"] != run_key(config) or net.config != fresh.config or optimizer is None
-                or optimizer.config() != expected
-                or not 0 < len(done) == net.epochs_trained == state["epochs"] <= config["epochs"]
-                or done.epoch != list(range(1, len(done) + 1))):
+        if (state.get("key") != run_key(config) or state.get("data") != fingerprint
+                or state.get("sdagd_version") != _version.__version__):
             return None
-        return net, optimizer, done, float(state["seconds"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # damaged or foreign: start again
+        seconds, done = state["seconds"], History.from_dict(state["history"])
+        if not (isinstance(seconds, (int, float)) and 0 <= seconds < math.inf and _plausible(done)):
+            return None
+        net, optimizer = MLP.load(network_path, with_optimizer=True, device=config.get("device", "cpu"))
+        expected = optim.from_config(config["optimizer_config"]).config()
+        if (net.config != _network(config).config or optimizer is None or optimizer.config() != expected
+                or not 0 < len(done) == net.epochs_trained == state["epochs"] <= config["epochs"]):
+            return None
+        return net, optimizer, done, float(seconds)
+    except Exception:  # noqa: BLE001 (damaged in any way: start again; the run must not fail on it)
         return None
+
+
+def _plausible(history) -> bool:
+    """A checkpoint's history holds what fit writes: epochs 1..n, numbers (or None) per epoch,
+    lists of numbers per layer, and None or a sentence for ``stalled``."""
+    def number(x):
+        return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+    per_layer = ("grad_rms", "saturated", "dead")
+    for name in COLUMNS:
+        values = history[name]
+        if name == "stalled":
+            ok = all(v is None or isinstance(v, str) for v in values)
+        elif name in per_layer:
+            ok = all(v is None or (isinstance(v, list) and all(map(number, v))) for v in values)
+        else:
+            ok = all(map(number, values))
+        if not ok:
+            return False
+    return history.epoch == list(range(1, len(history) + 1))
 
 
 class _EpochCheckpoint:
     """fit's callback that writes the run's checkpoint after each epoch (network first, then
     the state file that vouches for it); after a failed write it stops trying and says why."""
 
-    def __init__(self, config, checkpoint_dir, done, spent_before, start):
-        self.key, self.done, self.spent_before, self.start = run_key(config), done, spent_before, start
+    def __init__(self, config, checkpoint_dir, fingerprint, done, spent_before, start):
+        self.key, self.fingerprint = run_key(config), fingerprint
+        self.done, self.spent_before, self.start = done, spent_before, start
         self.network_path, self.state_path = checkpoint_paths(checkpoint_dir, config)
         self.checkpoint_dir, self.error = checkpoint_dir, None
 
@@ -218,7 +257,8 @@ class _EpochCheckpoint:
             os.makedirs(self.checkpoint_dir, exist_ok=True)
             net.save(self.network_path, optimizer)
             history = History(self.done.records() + net.history.records())
-            state = {"key": self.key, "epochs": net.epochs_trained, "history": history.as_dict(),
+            state = {"key": self.key, "data": self.fingerprint, "sdagd_version": _version.__version__,
+                     "epochs": net.epochs_trained, "history": history.as_dict(),
                      "seconds": self.spent_before + time.perf_counter() - self.start}
             atomic_write_text(self.state_path, json.dumps(state, allow_nan=True))
         except (OSError, ValueError) as exc:  # the run matters more than its checkpoint

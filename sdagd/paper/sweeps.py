@@ -227,6 +227,10 @@ def _sweep_locked(configs, out, retry_failed, progress, grouped, executor, worke
     if len(todo) < len(configs):
         print(f"sweep: {len(configs) - len(todo)} of {len(configs)} runs already in {out}; resuming",
               file=sys.stderr, flush=True)
+    if partial is not None:  # left by a sweep stopped between a record and its checkpoint's removal
+        for config in configs:
+            if run_key(config) in done:
+                _remove_checkpoint(partial, config)
     cut_off = sum(os.path.exists(checkpoint_paths(partial, c)[1]) for c in todo) if partial else 0
     if cut_off and progress:
         print(f"sweep: {cut_off} run{'s' if cut_off > 1 else ''} will go on from the last epoch "
@@ -240,9 +244,7 @@ def _sweep_locked(configs, out, retry_failed, progress, grouped, executor, worke
         if out and not retry:
             append_record(out, record)
             if partial is not None:  # the record is safe: its checkpoint has done its work
-                for path in checkpoint_paths(partial, record["config"]):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(path)
+                _remove_checkpoint(partial, record["config"])
         bar.update(record)
 
     # A job is one run, or one group of runs trained together; either gives a list of records.
@@ -267,12 +269,20 @@ def checkpoint_dir(out) -> str:
     return os.fspath(out) + ".partial"
 
 
+def _remove_checkpoint(folder, config):
+    """A run's checkpoint files, removed; one that cannot be (a permission, a file where the
+    folder should be) is left: a leftover costs disk space, not the sweep."""
+    for path in checkpoint_paths(folder, config):
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+
 def _remove_if_empty(folder):
     """Remove the checkpoint folder once no checkpoint is left in it (the temporary files of
     an interrupted write are not work worth keeping)."""
     try:
         entries = os.listdir(folder)
-    except FileNotFoundError:
+    except OSError:  # never made, or not a folder: nothing of ours to remove
         return
     if not any(name.endswith((".npz", ".json")) for name in entries):
         shutil.rmtree(folder, ignore_errors=True)

@@ -453,9 +453,10 @@ def deep_table(records) -> str:
 
 def deep_answer(records) -> str:
     """The answer's line on the deep protocol, from its Table I records: per activation and
-    optimizer, the mean test MCR at each depth, the seeds that end at 50 % or more (failed to
-    train) and the first layer's gradient RMS over the output layer's after epoch 1."""
-    _, _, by_cell, _ = report.table1_rows(records)
+    optimizer, the mean test MCR at each depth (of the seeds that finished, as the table's), the
+    seeds that failed to train (ended at 50 % or more, or diverged) and the first layer's
+    gradient RMS over the output layer's after epoch 1."""
+    _, _, by_cell, lost = report.table1_rows(records)
     depths = sorted({r["config"]["depth"] for r in records})
     where = " and ".join(f"hl-{d}" for d in depths)
     sentences = []
@@ -467,12 +468,14 @@ def deep_answer(records) -> str:
                 clauses.append(f"{_DEEP_NAMES[label]} lacks a finished run at "
                                + " and ".join(f"hl-{d}" for d, cell in zip(depths, mcr) if not cell))
                 continue
-            failed = sum(m >= 50 for cell in mcr for m in cell)
+            n_lost = sum(lost.get((d, (label, activation)), 0) for d in depths)  # diverged or failed
+            failed = sum(m >= 50 for cell in mcr for m in cell) + n_lost
             ratios = [gradient_ratio([r for r in records if r["status"] == "ok" and r["config"]["optimizer"] == label
                                       and r["config"]["depth"] == d and r["config"]["activation"] == activation], 1)
                       for d in depths]
             clauses.append(f"{_DEEP_NAMES[label]} ends at {' and '.join(f'{np.mean(c):.2f}' for c in mcr)} % "
-                           f"({failed} of {sum(map(len, mcr))} seeds at 50 % or more; the first layer's gradient "
+                           f"({failed} of {sum(map(len, mcr)) + n_lost} seeds at 50 % or more"
+                           f"{f' or diverged' if n_lost else ''}; the first layer's gradient "
                            f"RMS {' and '.join(_exp(x) for x in ratios)} times the output layer's after epoch 1)")
         sentences.append(f"With {'ReLU' if activation == 'relu' else activation} units " + "; ".join(clauses) + ".")
     return f"- **Deeper than the paper, at {where}** (the same protocol; below): " + " ".join(sentences)
