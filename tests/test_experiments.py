@@ -361,7 +361,8 @@ def test_a_sweep_cut_off_mid_run_resumes_that_run_and_cleans_up(data, tmp_path, 
             sweep(**dict(kw, workers=0))
     assert load_records(out) == [] and len(list((tmp_path / "runs.jsonl.partial").glob("*.npz"))) == 1
     resumed = sweep(**dict(kw, workers=workers, progress=True))
-    assert "sweep: 1 run will go on from the last epoch it finished (checkpoints in " in capsys.readouterr().err
+    assert "sweep: 1 run cut off earlier will go on from its last finished epoch where the checkpoint in " \
+        in capsys.readouterr().err
     assert [r.get("resumed_at_epoch") for r in resumed] == [2, None, None, None]
     assert [without_times(r) for r in resumed] == [without_times(r) for r in whole]
     assert not (tmp_path / "runs.jsonl.partial").exists()

@@ -233,8 +233,9 @@ def _sweep_locked(configs, out, retry_failed, progress, grouped, executor, worke
                 _remove_checkpoint(partial, config)
     cut_off = sum(os.path.exists(checkpoint_paths(partial, c)[1]) for c in todo) if partial else 0
     if cut_off and progress:
-        print(f"sweep: {cut_off} run{'s' if cut_off > 1 else ''} will go on from the last epoch "
-              f"{'they' if cut_off > 1 else 'it'} finished (checkpoints in {partial})", file=sys.stderr, flush=True)
+        print(f"sweep: {cut_off} run{'s' if cut_off > 1 else ''} cut off earlier will go on from "
+              f"{'their' if cut_off > 1 else 'its'} last finished epoch where the checkpoint in {partial} "
+              f"fits (its configuration, data and sdagd version)", file=sys.stderr, flush=True)
 
     def finish(record):
         # A failure outside the run (its data, the executor) is returned but not saved: a rerun
