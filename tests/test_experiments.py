@@ -312,23 +312,29 @@ def test_a_checkpoint_that_cannot_be_written_does_not_stop_the_run(data, tmp_pat
     assert without_times(record) == without_times(run_job(config, data))
 
 
-def test_a_run_cut_off_after_its_last_epoch_resumes_with_nothing_left_to_train(data, tmp_path, monkeypatch):
-    config = sweep(**small(data, depths=(1,), activations=("relu",), seeds=(0,), epochs=2,
+def test_a_run_cut_off_in_its_final_evaluation_goes_on_from_the_epoch_before(data, tmp_path, monkeypatch):
+    """No checkpoint after the last epoch (the record follows within seconds): a run cut off
+    after it trains that epoch again."""
+    config = sweep(**small(data, depths=(1,), activations=("relu",), seeds=(0,), epochs=3,
                            optimizers={"SDAGD": OPTIMIZERS["SDAGD"]}))[0]["config"]
     with monkeypatch.context() as m:
-        cut_off_after_epoch(m, 2)
+        cut_off_after_epoch(m, 3)
         with pytest.raises(KeyboardInterrupt):
             run_job(config, data, tmp_path)
+    assert json.loads(open(paper.jobs.checkpoint_paths(tmp_path, config)[1]).read())["epochs"] == 2
     resumed = run_job(config, data, tmp_path)
-    assert resumed["resumed_at_epoch"] == 2 and resumed["history"]["epoch"] == [1, 2]
+    assert resumed["resumed_at_epoch"] == 2 and resumed["history"]["epoch"] == [1, 2, 3]
     assert without_times(resumed) == without_times(run_job(config, data))
+    one_epoch = dict(config, epochs=1)  # the quick protocol's runs: nothing written at all
+    assert run_job(one_epoch, data, tmp_path / "quick")["status"] == "ok"
+    assert not (tmp_path / "quick").exists()
 
 
 def test_checkpoints_that_cannot_be_removed_do_not_stop_the_sweep(data, tmp_path):
     """A file where the checkpoint folder would go: no checkpoints, and every run still recorded."""
     out = tmp_path / "runs.jsonl"
     (tmp_path / "runs.jsonl.partial").write_text("in the way")
-    records = sweep(**small(data, depths=(1,), activations=("relu",), epochs=1, out=out))
+    records = sweep(**small(data, depths=(1,), activations=("relu",), epochs=2, out=out))
     assert len(records) == len(load_records(out)) == 4
     assert all(r["status"] == "ok" and "not written" in r["checkpoint_error"] for r in records)
 
@@ -337,7 +343,7 @@ def test_a_recorded_runs_leftover_checkpoint_is_removed(data, tmp_path, monkeypa
     """A sweep stopped between writing a record and removing its checkpoint leaves one behind:
     the next sweep on that file removes it (and then the empty folder)."""
     out = tmp_path / "runs.jsonl"
-    kw = small(data, depths=(1,), activations=("relu",), seeds=(0,), epochs=1, out=out)
+    kw = small(data, depths=(1,), activations=("relu",), seeds=(0,), epochs=2, out=out)
     with monkeypatch.context() as m:
         m.setattr(paper.sweeps, "_remove_checkpoint", lambda folder, config: None)
         m.setattr(paper.sweeps, "_remove_if_empty", lambda folder: None)

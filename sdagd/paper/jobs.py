@@ -127,7 +127,7 @@ def run_job(config: dict, data=None, checkpoint_dir=None) -> dict:
     it again.
 
     With ``checkpoint_dir`` the run saves its network, optimizer state and history there after
-    every epoch (:func:`checkpoint_paths`), and a run that finds its own checkpoint there goes
+    every epoch but the last (:func:`checkpoint_paths`), and a run that finds its own checkpoint there goes
     on from it instead of starting again: with the same numbers as a run never cut off (each
     epoch's order comes from the seed and the epoch's number), ``wall_time`` the sum of its
     parts and ``resumed_at_epoch`` in the record. A checkpoint that cannot be read, or belongs to
@@ -241,17 +241,20 @@ def _plausible(history) -> bool:
 
 
 class _EpochCheckpoint:
-    """fit's callback that writes the run's checkpoint after each epoch (network first, then
-    the state file that vouches for it); after a failed write it stops trying and says why."""
+    """fit's callback that writes the run's checkpoint after each epoch but the last (network
+    first, then the state file that vouches for it); after a failed write it stops trying and
+    says why. After the last epoch only the evaluation is left, and the record follows within
+    seconds: a checkpoint there would be written to be deleted (in the quick protocol, of one
+    epoch per run, every checkpoint would)."""
 
     def __init__(self, config, checkpoint_dir, fingerprint, done, spent_before, start):
-        self.key, self.fingerprint = run_key(config), fingerprint
+        self.key, self.fingerprint, self.last_epoch = run_key(config), fingerprint, config["epochs"]
         self.done, self.spent_before, self.start = done, spent_before, start
         self.network_path, self.state_path = checkpoint_paths(checkpoint_dir, config)
         self.checkpoint_dir, self.error = checkpoint_dir, None
 
     def __call__(self, net, record, optimizer):
-        if self.error is not None:
+        if self.error is not None or record["epoch"] >= self.last_epoch:
             return False
         try:
             os.makedirs(self.checkpoint_dir, exist_ok=True)
