@@ -171,17 +171,16 @@ def test_deep_answer_reads_its_numbers_off_the_records():
                 grads[0, 0] = 1e-9 if (label, activation) == ("SGD", "sigmoid") else 4e-4 + 1e-4 * seed
                 records.append(_deep_record(label, depth, activation, seed, error, grads, np.zeros(2)))
     text = writeup.deep_answer(records)
-    assert text.startswith("- **Deeper than the paper, at hl-8 and hl-10** (the same protocol; below): ")
-    assert ("With sigmoid units SGD ends at 89.10 and 88.65 % (6 of 6 seeds at 50 % or more; the first layer's "
-            "gradient RMS 1.0e-06 and 1.0e-06 times the output layer's after epoch 1); per-layer SDAGD ends at "
-            "2.50 and 23.00 % (1 of 6 seeds at 50 % or more; the first layer's gradient RMS 5.0e-01 and 5.0e-01 "
-            "times the output layer's after epoch 1).") in text
-    assert "With ReLU units SGD ends at 2.33 and 2.17 % (0 of 6 seeds" in text
+    assert text == ("- **Deeper than the paper, at hl-8 and hl-10** (below; per optimizer: the test MCR at each "
+                    "depth, the seeds that fail to train (ending at 50 % or more, or diverged) of all seeds, and the "
+                    "first layer's gradient RMS over the output layer's after epoch 1): with sigmoid units SGD 89.10 "
+                    "and 88.65 % (6 of 6; 1.0e-06 and 1.0e-06), per-layer SDAGD 2.50 and 23.00 % (1 of 6; 5.0e-01 "
+                    "and 5.0e-01); with ReLU units SGD 2.33 and 2.17 % (0 of 6; 5.0e-01 and 5.0e-01), per-layer "
+                    "SDAGD 2.33 and 2.00 % (0 of 6; 5.0e-01 and 5.0e-01).")
     diverged = _deep_record("SDAGD-layer", 10, "relu", 3, None, np.ones((2, 11)), np.ones(2), status="diverged")
-    assert ("per-layer SDAGD ends at 2.33 and 2.00 % (1 of 7 seeds at 50 % or more or diverged;"
-            in writeup.deep_answer(records + [diverged]))
+    assert "per-layer SDAGD 2.33 and 2.00 % (1 of 7; " in writeup.deep_answer(records + [diverged])
     unfinished = [r for r in records if not (r["config"]["optimizer"] == "SGD" and r["config"]["depth"] == 10)]
-    assert "With sigmoid units SGD lacks a finished run at hl-10; per-layer SDAGD ends" in writeup.deep_answer(unfinished)
+    assert "with sigmoid units SGD lacks a finished run at hl-10, per-layer SDAGD 2.50" in writeup.deep_answer(unfinished)
 
 
 def test_deep_table_names_a_cell_without_a_finished_run():

@@ -473,12 +473,12 @@ def deep_answer(records) -> str:
             ratios = [gradient_ratio([r for r in records if r["status"] == "ok" and r["config"]["optimizer"] == label
                                       and r["config"]["depth"] == d and r["config"]["activation"] == activation], 1)
                       for d in depths]
-            clauses.append(f"{_DEEP_NAMES[label]} ends at {' and '.join(f'{np.mean(c):.2f}' for c in mcr)} % "
-                           f"({failed} of {sum(map(len, mcr)) + n_lost} seeds at 50 % or more"
-                           f"{f' or diverged' if n_lost else ''}; the first layer's gradient "
-                           f"RMS {' and '.join(_exp(x) for x in ratios)} times the output layer's after epoch 1)")
-        sentences.append(f"With {'ReLU' if activation == 'relu' else activation} units " + "; ".join(clauses) + ".")
-    return f"- **Deeper than the paper, at {where}** (the same protocol; below): " + " ".join(sentences)
+            clauses.append(f"{_DEEP_NAMES[label]} {' and '.join(f'{np.mean(c):.2f}' for c in mcr)} % "
+                           f"({failed} of {sum(map(len, mcr)) + n_lost}; {' and '.join(_exp(x) for x in ratios)})")
+        sentences.append(f"with {'ReLU' if activation == 'relu' else activation} units " + ", ".join(clauses))
+    return (f"- **Deeper than the paper, at {where}** (below; per optimizer: the test MCR at each depth, the seeds "
+            f"that fail to train (ending at 50 % or more, or diverged) of all seeds, and the first layer's gradient "
+            f"RMS over the output layer's after epoch 1): " + "; ".join(sentences) + ".")
 
 
 #: How the answer names the deep protocol's optimizers.
