@@ -127,13 +127,14 @@ def run_job(config: dict, data=None, checkpoint_dir=None) -> dict:
     it again.
 
     With ``checkpoint_dir`` the run saves its network, optimizer state and history there after
-    every epoch but the last (:func:`checkpoint_paths`), and a run that finds its own checkpoint there goes
-    on from it instead of starting again: with the same numbers as a run never cut off (each
-    epoch's order comes from the seed and the epoch's number), ``wall_time`` the sum of its
-    parts and ``resumed_at_epoch`` in the record. A checkpoint that cannot be read, or belongs to
-    another configuration, other data or another sdagd version, is ignored; one that cannot be written stops the checkpoints, not the
-    run (``checkpoint_error`` in the record says why). The caller removes the files once the
-    record is safe (:func:`sdagd.paper.sweep` does, after appending it to its results file).
+    every epoch but the last (:func:`checkpoint_paths`), and a run that finds its own checkpoint
+    there goes on from it instead of starting again: with the same numbers as a run never cut
+    off (each epoch's order comes from the seed and the epoch's number), ``wall_time`` the sum
+    of its parts and ``resumed_at_epoch`` in the record. A checkpoint that cannot be read, or
+    belongs to another configuration, other data or another sdagd version, is ignored; one that
+    cannot be written stops the checkpoints, not the run (``checkpoint_error`` in the record
+    says why). The caller removes the files once the record is safe (:func:`sdagd.paper.sweep`
+    does, after appending it to its results file).
     """
     record = failed_record(config)
     start = time.perf_counter()
