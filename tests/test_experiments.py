@@ -356,6 +356,42 @@ def test_a_recorded_runs_leftover_checkpoint_is_removed(data, tmp_path, monkeypa
     assert not (tmp_path / "runs.jsonl.partial").exists()
 
 
+def test_checkpoints_with_a_custom_executor_a_folder_of_ones_choice_or_none(data, tmp_path, monkeypatch):
+    """checkpoints=True: a custom executor's runs (here run in this process, as on a shared file
+    system) checkpoint beside the results file; a path: there; False: nowhere."""
+    kw = small(data, depths=(2,), activations=("sigmoid",), seeds=(0,), epochs=3)
+    whole = sweep(**kw)
+    out = tmp_path / "runs.jsonl"
+    for checkpoints, folder in ((True, "runs.jsonl.partial"), (tmp_path / "elsewhere", "elsewhere")):
+        out.unlink(missing_ok=True)
+        with monkeypatch.context() as m:
+            cut_off_after_epoch(m, 2)
+            with pytest.raises(KeyboardInterrupt):
+                sweep(**dict(kw, out=out, executor=CountingExecutor(), checkpoints=checkpoints))
+        assert [p.parent.name for p in tmp_path.glob("*/*.npz")] == [folder], checkpoints
+        resumed = sweep(**dict(kw, out=out, executor=CountingExecutor(), checkpoints=checkpoints))
+        assert [r.get("resumed_at_epoch") for r in resumed] == [2, None], checkpoints
+        assert [without_times(r) for r in resumed] == [without_times(r) for r in whole]
+        assert not list(tmp_path.glob("*/*.npz"))  # removed with their records
+    out.unlink()
+    written = []
+    monkeypatch.setattr(sdagd.MLP, "save", lambda self, path, optimizer=None: written.append(path))
+    sweep(**dict(kw, out=out, checkpoints=False))  # in this process, where the default would save
+    assert written == []
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(checkpoints=True, grouped=True), ValueError, "grouped runs"),
+    (dict(checkpoints=True), ValueError, "give out="),
+    (dict(checkpoints=3), TypeError, "checkpoints must be"),
+])
+def test_bad_checkpoints_are_refused_before_any_run(data, kwargs, exc, match):
+    ex = CountingExecutor()
+    with pytest.raises(exc, match=match):
+        sweep(**small(data, executor=ex, **kwargs))
+    assert ex.submitted == []
+
+
 @pytest.mark.parametrize("workers", [0, 1])
 def test_a_sweep_cut_off_mid_run_resumes_that_run_and_cleans_up(data, tmp_path, monkeypatch, workers, capsys):
     out = tmp_path / "runs.jsonl"

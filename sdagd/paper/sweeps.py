@@ -102,7 +102,7 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
           data=None, train_limit: int | None = None, evaluate_on: str = "test", n_val: int = 10000,
           executor: cf.Executor | None = None, workers: int | None = None, out=None,
           retry_failed: bool = False, progress: bool = True, device: str = "cpu",
-          grouped: bool | None = None) -> list:
+          grouped: bool | None = None, checkpoints=None) -> list:
     """Run every combination of depth x activation x optimizer x seed; one record per run.
 
     Parameters
@@ -131,12 +131,8 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
         on the CPU; n processes share the cores' threads); 0 runs the jobs in this process.
     out : path, optional
         JSON-lines file: records are appended as runs finish; runs already in it are skipped
-        (failed ones too, unless ``retry_failed``), so an interrupted sweep resumes. Runs
-        trained one by one here or in the default pool also save a checkpoint after every epoch
-        in the folder ``<out>.partial`` (removed when the sweep ends with nothing left in it),
-        so that a run the interruption cut off goes on from its last finished epoch, with the
-        numbers it would have had (:func:`sdagd.paper.run_job`). A custom executor's workers may
-        not see this machine's files, and grouped runs (the GPU) are short: neither saves one.
+        (failed ones too, unless ``retry_failed``), so an interrupted sweep resumes; see
+        ``checkpoints`` for the runs it was in the middle of.
     progress : bool
         A progress bar (tqdm if installed) or one line per finished run, on stderr.
     device : {"cpu", "cuda"}, default "cpu"
@@ -147,6 +143,16 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
         :func:`sdagd.fit_many` (see :func:`sdagd.paper.grid.group_key`), each group one job. Default: on a GPU,
         where one run uses a small slice of the device; off on the CPU. Each run still gets
         exactly what it would get alone, and its record is the same.
+    checkpoints : None, bool or path
+        Where runs save a checkpoint after every epoch but the last, so that a run an
+        interruption (a kill, a reboot, a preempted cluster job) cut off goes on from its last
+        finished epoch when the sweep is started again, with the numbers it would have had
+        (:func:`sdagd.paper.run_job`); each is removed once its record is in ``out``, and the
+        folder when the sweep ends with nothing left in it. None (default): the folder
+        ``<out>.partial`` when there is an ``out`` and the runs train on this machine (here or in
+        the default pool). True: that folder with a custom executor too, whose workers must then
+        see it (a shared file system). A path: that folder. False: no checkpoints. Grouped runs
+        (the GPU's default, each a few minutes) take none.
 
     Notes
     -----
@@ -187,9 +193,30 @@ def sweep(depths: Iterable[int] = (1, 2, 3, 4, 5), activations: Iterable[str] = 
         # (A custom executor's workers read data folders themselves, maybe elsewhere.)
         check_data(data, evaluate_on, n_val, keep=executor is None and workers == 0)
 
+    partial = _checkpoint_folder(checkpoints, out, executor, grouped)
+
     # One writer per results file: a second sweep into it stops here, naming the first.
     with (output_lock(lock_path(out), f"the results file {out}") if out else contextlib.nullcontext()):
-        return _sweep_locked(configs, out, retry_failed, progress, grouped, executor, workers, device, data)
+        return _sweep_locked(configs, out, retry_failed, progress, grouped, executor, workers, device, data, partial)
+
+
+def _checkpoint_folder(checkpoints, out, executor, grouped):
+    """The folder of the runs' checkpoints that sweep's ``checkpoints`` asks for, or None."""
+    if checkpoints is None:
+        return checkpoint_dir(out) if out and executor is None and not grouped else None
+    if checkpoints is False:
+        return None
+    if grouped:
+        raise ValueError("checkpoints: grouped runs (fit_many, the GPU's default) save none; pass grouped=False "
+                         "to train the runs one by one with checkpoints, or leave checkpoints unset")
+    if checkpoints is True:
+        if not out:
+            raise ValueError("checkpoints=True keeps them beside the results file: give out=..., or a folder as "
+                             "checkpoints=...")
+        return checkpoint_dir(out)
+    if isinstance(checkpoints, (str, os.PathLike)):
+        return os.fspath(checkpoints)
+    raise TypeError(f"checkpoints must be None, True, False or a folder's path, got {checkpoints!r}")
 
 
 def _check_protocol(optimizers, evaluate_on, **counts):
@@ -218,9 +245,9 @@ def _check_device(device):
             raise DeviceError(f"device={device!r} cannot be used: {why}")
 
 
-def _sweep_locked(configs, out, retry_failed, progress, grouped, executor, workers, device, data):
-    """sweep's runs, once its arguments are checked and its output is locked."""
-    partial = checkpoint_dir(out) if out and executor is None and not grouped else None
+def _sweep_locked(configs, out, retry_failed, progress, grouped, executor, workers, device, data, partial):
+    """sweep's runs, once its arguments are checked and its output is locked; ``partial``: the
+    checkpoints' folder or None."""
     done = _recorded(out, retry_failed)
     todo = [c for c in configs if run_key(c) not in done]
     bar = _Progress(len(todo), progress, "sweep")
