@@ -325,7 +325,8 @@ def test_a_run_cut_off_in_its_final_evaluation_goes_on_from_the_epoch_before(dat
     resumed = run_job(config, data, tmp_path)
     assert resumed["resumed_at_epoch"] == 2 and resumed["history"]["epoch"] == [1, 2, 3]
     assert without_times(resumed) == without_times(run_job(config, data))
-    one_epoch = dict(config, epochs=1)  # the quick protocol's runs: nothing written at all
+    one_epoch = dict(config, epochs=1)  # the quick protocol's runs: nothing written, the data not even hashed
+    monkeypatch.setattr(paper.jobs, "data_fingerprint", lambda *arrays: pytest.fail("hashed the data"))
     assert run_job(one_epoch, data, tmp_path / "quick")["status"] == "ok"
     assert not (tmp_path / "quick").exists()
 

@@ -8,6 +8,7 @@ pool, a Dask cluster) can run them in another process.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -142,7 +143,9 @@ def run_job(config: dict, data=None, checkpoint_dir=None) -> dict:
     training = False
     try:
         X_train, y_train, X_eval, y_eval = _split(data, config)
-        fingerprint = data_fingerprint(X_train, y_train, X_eval, y_eval) if checkpoint_dir is not None else None
+        # Hashing the data takes a fraction of a second per run: only where a checkpoint is read
+        # or written (never in one-epoch runs, which write none).
+        fingerprint = functools.cache(lambda: data_fingerprint(X_train, y_train, X_eval, y_eval))
         resumed = _resume(config, checkpoint_dir, fingerprint) if checkpoint_dir is not None else None
         if resumed is not None:
             net, optimizer, done, spent_before = resumed
@@ -194,9 +197,9 @@ def data_fingerprint(*arrays) -> str:
 
 def _resume(config, checkpoint_dir, fingerprint):
     """``(net, optimizer, History of the epochs done, seconds spent)`` from the run's checkpoint,
-    or None when there is none, or it is damaged, another run's (configuration, data or sdagd
-    version), or not from before the end. The files are untrusted: anything wrong in them means
-    starting again, never a failed run."""
+    or None when there is none, or it is damaged, another run's (configuration, data as
+    ``fingerprint()`` hashes it, or sdagd version), or not from before the end. The files are
+    untrusted: anything wrong in them means starting again, never a failed run."""
     network_path, state_path = checkpoint_paths(checkpoint_dir, config)
     if not (os.path.isfile(network_path) and os.path.isfile(state_path)):
         return None
@@ -205,7 +208,7 @@ def _resume(config, checkpoint_dir, fingerprint):
             return None
         with open(state_path, encoding="utf-8") as f:
             state = json.load(f)
-        if (state.get("key") != run_key(config) or state.get("data") != fingerprint
+        if (state.get("key") != run_key(config) or state.get("data") != fingerprint()
                 or state.get("sdagd_version") != _version.__version__):
             return None
         seconds, done = state["seconds"], History.from_dict(state["history"])
@@ -261,7 +264,7 @@ class _EpochCheckpoint:
             os.makedirs(self.checkpoint_dir, exist_ok=True)
             net.save(self.network_path, optimizer)
             history = History(self.done.records() + net.history.records())
-            state = {"key": self.key, "data": self.fingerprint, "sdagd_version": _version.__version__,
+            state = {"key": self.key, "data": self.fingerprint(), "sdagd_version": _version.__version__,
                      "epochs": net.epochs_trained, "history": history.as_dict(),
                      "seconds": self.spent_before + time.perf_counter() - self.start}
             atomic_write_text(self.state_path, json.dumps(state, allow_nan=True))
