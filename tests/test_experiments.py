@@ -381,6 +381,24 @@ def test_checkpoints_with_a_custom_executor_a_folder_of_ones_choice_or_none(data
     assert written == []
 
 
+def test_the_checkpoint_folder_goes_when_only_ours_is_left_in_it(tmp_path):
+    from sdagd.paper.sweeps import _remove_if_empty
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    leftover = folder / f".{'a' * 24}.npz.{'0' * 12}.tmp"  # a write cut off
+    leftover.write_bytes(b"")
+    (folder / "notes.txt").write_text("the user's own")  # a folder they chose: theirs stays, and it
+    _remove_if_empty(folder)
+    assert leftover.exists() and (folder / "notes.txt").exists()
+    (folder / "notes.txt").unlink()
+    (folder / f"{'b' * 24}.json").write_text("{}")  # a checkpoint still waiting for its run
+    _remove_if_empty(folder)
+    assert folder.exists()
+    (folder / f"{'b' * 24}.json").unlink()
+    _remove_if_empty(folder)
+    assert not folder.exists()
+
+
 @pytest.mark.parametrize("kwargs, exc, match", [
     (dict(checkpoints=True, grouped=True), ValueError, "grouped runs"),
     (dict(checkpoints=True), ValueError, "give out="),

@@ -25,7 +25,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import os
-import shutil
+import re
 import sys
 import time
 from typing import Iterable, Mapping
@@ -305,15 +305,25 @@ def _remove_checkpoint(folder, config):
             os.remove(path)
 
 
+#: The files checkpoints leave: <hash>.npz / .json, and the temporary files of a write cut off.
+_CHECKPOINT_FILE = re.compile(r"(?P<tmp>\.)?[0-9a-f]{24}\.(npz|json)(?(tmp)\.[0-9a-f]{12}\.tmp)")
+
+
 def _remove_if_empty(folder):
-    """Remove the checkpoint folder once no checkpoint is left in it (the temporary files of
-    an interrupted write are not work worth keeping)."""
+    """Remove the checkpoint folder once no checkpoint is left in it: the temporary files of an
+    interrupted write go with it (not work worth keeping), anything else in it keeps it (the
+    folder may be one the caller chose, holding their own files)."""
     try:
         entries = os.listdir(folder)
     except OSError:  # never made, or not a folder: nothing of ours to remove
         return
-    if not any(name.endswith((".npz", ".json")) for name in entries):
-        shutil.rmtree(folder, ignore_errors=True)
+    ours = [name for name in entries if _CHECKPOINT_FILE.fullmatch(name)]
+    if len(ours) < len(entries) or any(not name.endswith(".tmp") for name in ours):
+        return
+    with contextlib.suppress(OSError):
+        for name in ours:
+            os.remove(os.path.join(folder, name))
+        os.rmdir(folder)
 
 
 def _recorded(out, retry_failed) -> dict:
