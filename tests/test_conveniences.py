@@ -452,6 +452,8 @@ def test_sweep_progress_uses_tqdm_only_on_a_terminal(monkeypatch):
     monkeypatch.setattr(sys, "stderr", log)
     progress = _Progress(total=2, enabled=True, desc="sweep")
     assert progress.bar is None and log.getvalue() == "sweep: 2 runs\n"
+    _Progress(total=1, enabled=True, desc="sweep")
+    assert log.getvalue().endswith("sweep: 1 run\n")
     monkeypatch.setattr(sys, "stderr", FakeTerminal())
     progress = _Progress(total=2, enabled=True, desc="sweep")
     assert progress.bar is not None

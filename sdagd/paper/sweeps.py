@@ -75,7 +75,7 @@ class _Progress:
 
             self.bar = tqdm_bar(total, desc, "run")
             if self.bar is None:
-                print(f"{desc}: {total} runs", file=sys.stderr, flush=True)
+                print(f"{desc}: {total} run{'' if total == 1 else 's'}", file=sys.stderr, flush=True)
 
     def update(self, record):
         self.done += 1
