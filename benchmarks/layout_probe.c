@@ -31,26 +31,12 @@
 #include <string.h>
 #include <time.h>
 
-void scipy_cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
-                       float *, int);
-void scipy_openblas_set_num_threads(int);
-enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+#include "probe_common.h"
+
 
 enum { BATCH = 100, WIDTH = 700, INPUTS = 784, MATRICES = 5, REPEATS = 20, ROUNDS = 3 };
 enum { MR = 6, NR = 16 };
 static int KC_FORWARD = 784, KC_BACKWARD = 256;
-
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static float *random_matrix(size_t n) {
-    float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
-    for (size_t i = 0; i < n; i++) p[i] = (float)rand() / RAND_MAX - 0.5f;
-    return p;
-}
 
 /* C[r][0..n) = alpha sum_k A(r, k) B[k][0..n) for r < mr (<= MR), n <= NR, where
  * A(r, k) = a[r ars + k aks]: the broadcast operand, wherever it lies; B's rows contiguous. */
@@ -217,21 +203,6 @@ static double gflops(int which, int own) {
         best = dt < best ? dt : best;
     }
     return 2.0 * BATCH * WIDTH * INPUTS * MATRICES / best / 1e9;
-}
-
-__attribute__((target("avx2,fma"))) static double fma_peak(void) {
-    enum { CHAINS = 10, ITERATIONS = 20000000 };
-    __m256 acc[CHAINS], m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
-    for (int i = 0; i < CHAINS; i++) acc[i] = _mm256_set1_ps((float)i);
-    double t0 = seconds();
-    for (int it = 0; it < ITERATIONS; it++)
-#pragma GCC unroll 10
-        for (int i = 0; i < CHAINS; i++) acc[i] = _mm256_fmadd_ps(acc[i], m, a);
-    double dt = seconds() - t0;
-    float sink = 0;
-    for (int i = 0; i < CHAINS; i++) sink += acc[i][0];
-    if (sink == 12345.0f) puts(""); /* keeps the loop */
-    return 2.0 * 8 * CHAINS * (double)ITERATIONS / dt / 1e9;
 }
 
 int main(int argc, char **argv) {
