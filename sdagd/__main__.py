@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "20 epochs, tuned on a validation split")
     mode.add_argument("--deep", action="store_true",
                       help="deeper than the paper: hl-8 and hl-10, SGD and SDAGD (per-layer norm), tuned and "
-                           "trained as --full does (about 6 hours on 2 cores; --device cuda for a GPU)")
+                           "trained as --full does (about 6.5 hours on 2 cores; --device cuda for a GPU)")
     rep.add_argument("--epochs", type=_count(0), default=None, help="epochs per run (quick: 1, full and deep: 20)")
     rep.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                      help="where to train (cuda: the networks of each shape train together on the GPU)")
